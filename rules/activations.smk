@@ -1,0 +1,18 @@
+rule dump_activations:
+    input:
+        model=f"results/models/{MODEL}/model.pt",
+        full="results/data/{dataset}/full.npz",
+        lib=library("data.py", "models.py", "train.py", "activations.py"),
+    output:
+        directory(f"results/activations/{MODEL}/acts.zarr"),
+    log:
+        f"results/logs/activations/{MODEL}.log",
+    params:
+        probe_size=config["probe_size"],
+        batch_size=config["activations"]["batch_size"],
+        device=config["device"],
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    script:
+        "../scripts/dump_activations.py"

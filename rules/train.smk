@@ -1,0 +1,21 @@
+rule train_model:
+    input:
+        subset=lambda w: f"results/data/{w.dataset}/train-n{w.n}-s{config['subset_seed']}.npz",
+        full="results/data/{dataset}/full.npz",
+        lib=library("data.py", "models.py", "train.py"),
+    output:
+        model=f"results/models/{MODEL}/model.pt",
+        metrics=f"results/models/{MODEL}/metrics.json",
+    log:
+        f"results/models/{MODEL}/train.log",
+    params:
+        train=config["train"],
+        model_options=lambda w: {"activation": config["model"]["mlp_activation"]} if w.arch == "mlp" else {},
+        device=config["device"],
+    resources:
+        gpu=lambda w: 0 if config["device"] == "cpu" else 1,
+    conda:
+        "../envs/torch.yaml"
+    threads: config["threads"]["train"]
+    script:
+        "../scripts/train_model.py"

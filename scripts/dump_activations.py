@@ -1,0 +1,15 @@
+import sys
+
+from repatlas.activations import dump_from_checkpoint
+
+sys.stderr = open(snakemake.log[0], "w")
+layers = dump_from_checkpoint(
+    snakemake.input.model,
+    snakemake.input.full,
+    snakemake.output[0],
+    probe_size=snakemake.params.probe_size,
+    batch_size=snakemake.params.batch_size,
+    device=snakemake.params.device,
+    threads=snakemake.threads,
+)
+print(f"stored layers: {layers}", file=sys.stderr)

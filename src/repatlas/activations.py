@@ -1,0 +1,189 @@
+"""Capture named layers' outputs and store them as a chunked, compressed zarr store.
+
+Store layout (`acts.zarr`, zarr v3, readable with plain `xarray.open_zarr(path)`):
+  one float32 array per layer, dims ("example", "unit_<layer>"), chunked along examples with all
+  units of a layer in one chunk (the access pattern of streaming CKA); `example` (index of each
+  probe example in the dataset's test split) and `label` arrays; group attrs record the layer
+  order, model, config and the dataset checksum. Each layer has its own unit dimension because
+  layers differ in width and an xarray Dataset needs one size per dimension name.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from repatlas.data import standardise
+from repatlas.io import atomic_path
+
+
+def unit_dim(layer: str) -> str:
+    return f"unit_{layer}"
+
+
+class LayerCapture:
+    """Forward hooks that record every call of the named modules, flattened to (batch, units).
+
+    A module called k > 1 times in one forward pass yields k representations named
+    `name`, `name@1`, ..., `name@{k-1}` instead of silently keeping only the last call.
+    """
+
+    def __init__(self, model: nn.Module, layers: list[str]):
+        modules = dict(model.named_modules())
+        missing = [name for name in layers if name not in modules]
+        if missing:
+            known = [n for n in modules if n]
+            raise KeyError(f"unknown layer(s) {missing}; the model has modules {known}")
+        self._outputs: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+        self._handles = [
+            modules[name].register_forward_hook(self._hook(name)) for name in layers
+        ]
+
+    def _hook(self, name):
+        def hook(module, args, output):
+            if not isinstance(output, torch.Tensor):
+                raise TypeError(f"layer {name!r} returned {type(output).__name__}, not a tensor")
+            self._outputs[name].append(output.detach().flatten(1))
+
+        return hook
+
+    def pop(self) -> "OrderedDict[str, torch.Tensor]":
+        """The representations captured since the last pop, in layer order."""
+        out: OrderedDict[str, torch.Tensor] = OrderedDict()
+        for name, calls in self._outputs.items():
+            for k, t in enumerate(calls):
+                out[name if k == 0 else f"{name}@{k}"] = t
+            calls.clear()
+        return out
+
+    def close(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@torch.no_grad()
+def iter_activations(model, x: torch.Tensor, layers: list[str], batch_size: int):
+    """Yield (start, {layer: float32 numpy (b, units)}) for consecutive batches of `x`."""
+    model.eval()
+    with LayerCapture(model, layers) as cap:
+        for i in range(0, len(x), batch_size):
+            model(x[i : i + batch_size])
+            yield i, {k: v.float().cpu().numpy() for k, v in cap.pop().items()}
+
+
+def _compressor():
+    from zarr.codecs import BloscCodec
+
+    return BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
+
+
+def dump_activations(
+    model: nn.Module,
+    images,
+    labels,
+    example_index,
+    path,
+    *,
+    mean,
+    std,
+    layers: list[str],
+    batch_size: int = 256,
+    attrs: dict | None = None,
+    device: str = "cpu",
+) -> list[str]:
+    """Run `model` on uint8 `images` and write every layer's output to a zarr store at `path`.
+
+    Chunks hold `batch_size` examples × all units. Written to a temporary sibling and renamed,
+    so `path` either does not exist or is complete. Returns the stored layer names in order.
+    """
+    import zarr
+
+    dev = torch.device(device)
+    model = model.to(dev)
+    x = standardise(torch.as_tensor(images).to(dev), mean, std)
+    n = len(x)
+    with atomic_path(path) as tmp:
+        group = zarr.open_group(store=str(tmp), mode="w", zarr_format=3)
+        arrays: dict[str, zarr.Array] = {}
+        for start, acts in iter_activations(model, x, layers, batch_size):
+            for name, a in acts.items():
+                if name not in arrays:
+                    arrays[name] = group.create_array(
+                        name,
+                        shape=(n, a.shape[1]),
+                        chunks=(batch_size, a.shape[1]),
+                        dtype="float32",
+                        compressors=[_compressor()],
+                        dimension_names=["example", unit_dim(name)],
+                    )
+                arrays[name][start : start + len(a)] = a
+        for name, values in (("example", example_index), ("label", labels)):
+            arr = group.create_array(
+                name, shape=(n,), chunks=(n,), dtype="int64", dimension_names=["example"]
+            )
+            arr[:] = np.asarray(values, dtype=np.int64)
+        group.attrs.update(
+            {"layers": list(arrays), "n_examples": n, **json.loads(json.dumps(attrs or {}))}
+        )
+        with warnings.catch_warnings():
+            # consolidated metadata is outside the v3 spec, but it lets plain
+            # `xarray.open_zarr(path)` open the store without a fallback warning
+            warnings.simplefilter("ignore", UserWarning)
+            zarr.consolidate_metadata(str(tmp))
+    return list(arrays)
+
+
+def open_layers(path) -> tuple[list[str], dict]:
+    """Layer names (in model order) and attrs of an activation store, without reading data."""
+    import zarr
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such activation store")
+    group = zarr.open_group(store=str(path), mode="r")
+    attrs = dict(group.attrs)
+    if "layers" not in attrs:
+        raise ValueError(f"{path}: not a repatlas activation store (no 'layers' attribute)")
+    return list(attrs["layers"]), attrs
+
+
+def layer_arrays(path) -> dict:
+    """{layer: zarr.Array} of an activation store, in model order (lazy, nothing is read)."""
+    import zarr
+
+    layers, _ = open_layers(path)
+    group = zarr.open_group(store=str(path), mode="r")
+    return {name: group[name] for name in layers}
+
+
+def dump_from_checkpoint(model_path, full_path, store_path, *, probe_size: int,
+                         batch_size: int = 256, device: str = "cpu", threads: int = 1) -> list[str]:
+    """The activation step of the pipeline: checkpoint + probe set in, `acts.zarr` out."""
+    from repatlas.data import load_npz, probe_set
+    from repatlas.models import representation_layers
+    from repatlas.train import load_checkpoint, resolve_device
+
+    torch.set_num_threads(threads)
+    model, spec, meta = load_checkpoint(model_path)
+    full, full_meta = load_npz(full_path)
+    images, labels, index = probe_set(full, probe_size)
+    return dump_activations(
+        model, images, labels, index, store_path,
+        mean=full_meta["mean"], std=full_meta["std"], layers=representation_layers(model),
+        batch_size=batch_size, device=str(resolve_device(device)),
+        attrs={"model": spec, "checkpoint": str(model_path), "dataset": full_meta["dataset"],
+               "dataset_checksum": full_meta["checksum"], "probe_size": probe_size,
+               "probe": "class-balanced prefix of the test split (repatlas.data.probe_set)"},
+    )

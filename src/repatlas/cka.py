@@ -1,0 +1,373 @@
+"""Centered kernel alignment (Kornblith et al. 2019) and minibatch CKA (Nguyen et al. 2021).
+
+Full-data estimators (`linear_cka`, `rbf_cka`) work in float64 on centred features.
+`MinibatchCKA` accumulates the unbiased HSIC of Song et al. (2012) over minibatches through
+U-centred Gram matrices: per batch, ⟨K_u, L_u⟩ = n(n−3)·HSIC₁(K, L), and
+CKA_ij = Σ⟨K_u,L_u⟩ / √(Σ⟨K_u,K_u⟩ · Σ⟨L_u,L_u⟩). Features are centred per batch before the
+Gram product (U-centred HSIC is unchanged by a shift of the features), so float32 activations
+with a large offset do not cancel catastrophically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Sequence
+
+import numpy as np
+import torch
+
+MIN_BATCH = 4  # U-centring divides by n − 2 and the HSIC₁ normaliser by n − 3
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _as_matrix(x, name: str) -> np.ndarray:
+    """numpy/torch → float64 (n, p), extra axes flattened after the first."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim < 2:
+        raise ValueError(f"{name} must have shape (examples, features...); got shape {x.shape}")
+    x = x.reshape(len(x), -1)
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or Inf")
+    return x
+
+
+def _check_pair(x, y):
+    x, y = _as_matrix(x, "x"), _as_matrix(y, "y")
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same number of examples; got {len(x)} and {len(y)}")
+    return x, y
+
+
+def ucentre(k):
+    """U-centre a Gram matrix (Székely & Rizzo 2014): ⟨K_u, L_u⟩ = n(n−3)·HSIC₁(K, L).
+
+    Works on numpy arrays and torch tensors; does not modify its input.
+    """
+    n = k.shape[0]
+    if n < MIN_BATCH:
+        raise ValueError(f"U-centring needs at least {MIN_BATCH} examples; got {n}")
+    if isinstance(k, torch.Tensor):
+        k = k.clone()
+        k.fill_diagonal_(0)
+        m = k.sum(0) / (n - 2)
+        m = m - m.sum() / (2 * (n - 1))
+        k = k - m[:, None] - m[None, :]
+        k.fill_diagonal_(0)
+        return k
+    k = np.array(k, dtype=np.float64)
+    np.fill_diagonal(k, 0)
+    m = k.sum(0) / (n - 2)
+    m -= m.sum() / (2 * (n - 1))
+    k -= m[:, None] + m[None, :]
+    np.fill_diagonal(k, 0)
+    return k
+
+
+def _cka_from_grams(k: np.ndarray, l: np.ndarray, debiased: bool) -> float:
+    if debiased:
+        k, l = ucentre(k), ucentre(l)
+    else:
+        n = len(k)
+        h = np.eye(n) - 1.0 / n
+        k, l = h @ k @ h, h @ l @ h
+    kl, kk, ll = (k * l).sum(), (k * k).sum(), (l * l).sum()
+    return float(kl / np.sqrt(kk * ll))
+
+
+# ----------------------------------------------------------------------------- full-data CKA
+
+
+def linear_cka(x, y, *, debiased: bool = False) -> float:
+    """Linear CKA of x (n, p1) and y (n, p2); numpy or torch; float64 throughout.
+
+    Biased: ‖YᵀX‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F) on column-centred X, Y (Kornblith et al. 2019).
+    Debiased: the same ratio with HSIC₁ (U-centred Grams); may be slightly negative.
+    """
+    x, y = _check_pair(x, y)
+    x = x - x.mean(0)
+    y = y - y.mean(0)
+    if debiased:
+        return _cka_from_grams(x @ x.T, y @ y.T, debiased=True)
+    n = len(x)
+    if x.shape[1] + y.shape[1] > n:  # Gram form is cheaper for wide features
+        return _cka_from_grams(x @ x.T, y @ y.T, debiased=False)
+    xy = np.linalg.norm(y.T @ x) ** 2
+    return float(xy / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)))
+
+
+def _rbf_gram(x: np.ndarray, sigma_frac: float) -> np.ndarray:
+    sq = (x * x).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0)
+    median = np.median(d2)  # over all n² entries, as in Kornblith et al.'s code
+    if median <= 0:
+        raise ValueError("RBF bandwidth is zero: more than half of all pairwise distances are 0")
+    return np.exp(-d2 / (2 * sigma_frac**2 * median))
+
+
+def rbf_cka(x, y, *, sigma_frac: float = 0.5, debiased: bool = False) -> float:
+    """CKA with RBF kernels exp(−D²/(2·t²·median(D²))), t = `sigma_frac` (Kornblith's threshold)."""
+    if sigma_frac <= 0:
+        raise ValueError(f"sigma_frac must be > 0; got {sigma_frac}")
+    x, y = _check_pair(x, y)
+    return _cka_from_grams(_rbf_gram(x, sigma_frac), _rbf_gram(y, sigma_frac), debiased)
+
+
+# ----------------------------------------------------------------------------- minibatch CKA
+
+
+def ucentred_grams(acts: Sequence, names: Sequence[str] | None = None) -> torch.Tensor:
+    """Stack of U-centred linear Gram matrices of one minibatch: float64 (layers, b·b).
+
+    Each layer is centred per feature (mean in float64) and multiplied in its own precision,
+    so float32 activations keep float32 GEMM speed without cancellation.
+    """
+    names = list(names) if names is not None else [str(i) for i in range(len(acts))]
+    b = None
+    grams = []
+    for name, a in zip(names, acts):
+        a = torch.as_tensor(a)
+        a = a.flatten(1) if a.ndim > 1 else a[:, None]
+        if b is None:
+            b = len(a)
+        if len(a) != b:
+            raise ValueError(f"layer {name!r} has {len(a)} examples in this batch; others have {b}")
+        if b < MIN_BATCH:
+            raise ValueError(f"minibatch CKA needs batches of at least {MIN_BATCH} examples; got {b}")
+        if not a.is_floating_point():
+            a = a.float()
+        if not torch.isfinite(a).all():
+            raise ValueError(f"layer {name!r} contains NaN or Inf")
+        centred = a - a.mean(0, keepdim=True, dtype=torch.float64).to(a.dtype)
+        grams.append(ucentre((centred @ centred.T).double()).reshape(-1))
+    return torch.stack(grams)
+
+
+class MinibatchCKA:
+    """Accumulate unbiased (U-centred) linear CKA over minibatches.
+
+    Within one model: `MinibatchCKA(n)`, `.update(acts)`; across two: `MinibatchCKA(n_a, n_b)`,
+    `.update(acts_a, acts_b)`. `acts` are lists of (b, ...) tensors or arrays, one per layer, for
+    the same b examples. `.compute()` returns the (n_a, n_b) CKA matrix. Self-HSIC accumulators
+    are kept per model, so cross-model CKA equals the cross block of a joint accumulation.
+    """
+
+    def __init__(self, n_a: int, n_b: int | None = None, *, names_a=None, names_b=None):
+        self.n_a, self.n_b = n_a, n_b
+        self.names_a = list(names_a) if names_a is not None else [f"a{i}" for i in range(n_a)]
+        self.names_b = list(names_b) if names_b is not None else [f"b{i}" for i in range(n_b or 0)]
+        self.cross = torch.zeros(n_a, n_b if n_b is not None else n_a, dtype=torch.float64)
+        self.self_a = torch.zeros(n_a, dtype=torch.float64)
+        self.self_b = torch.zeros(n_b or 0, dtype=torch.float64)
+        self.batches = 0
+
+    def _check(self, acts, n, which):
+        if len(acts) != n:
+            raise ValueError(f"expected {n} layers for model {which}; got {len(acts)}")
+
+    def update(self, acts_a, acts_b=None) -> None:
+        self._check(acts_a, self.n_a, "a")
+        ga = ucentred_grams(acts_a, self.names_a)
+        if self.n_b is None:
+            if acts_b is not None:
+                raise ValueError("acts_b given to a within-model MinibatchCKA (n_b=None)")
+            self.add(ga @ ga.T, ga.pow(2).sum(1))
+            return
+        if acts_b is None:
+            raise ValueError("acts_b is required for a cross-model MinibatchCKA")
+        self._check(acts_b, self.n_b, "b")
+        gb = ucentred_grams(acts_b, self.names_b)
+        if ga.shape[1] != gb.shape[1]:
+            raise ValueError(
+                f"models a and b saw different batch sizes ({int(ga.shape[1] ** 0.5)} vs "
+                f"{int(gb.shape[1] ** 0.5)}); both must see the same examples"
+            )
+        self.add(ga @ gb.T, ga.pow(2).sum(1), gb.pow(2).sum(1))
+
+    def add(self, cross, self_a, self_b=None) -> None:
+        """Add precomputed accumulator terms (used by the streaming and parallel paths)."""
+        self.cross += torch.as_tensor(cross, dtype=torch.float64)
+        self.self_a += torch.as_tensor(self_a, dtype=torch.float64)
+        if self_b is not None:
+            self.self_b += torch.as_tensor(self_b, dtype=torch.float64)
+        self.batches += 1
+
+    def compute(self) -> np.ndarray:
+        if self.batches == 0:
+            raise ValueError("MinibatchCKA.compute() before any update()")
+        self_b = self.self_a if self.n_b is None else self.self_b
+        names_b = self.names_a if self.n_b is None else self.names_b
+        for names, s in ((self.names_a, self.self_a), (names_b, self_b)):
+            dead = [names[i] for i in torch.nonzero(s <= 0).flatten().tolist()]
+            if dead:
+                raise ValueError(f"layer(s) {dead} are constant over the data: CKA is undefined")
+        return (self.cross / torch.sqrt(self.self_a[:, None] * self_b[None, :])).numpy()
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def as_dataarray(matrix: np.ndarray, layers_a, layers_b, **attrs):
+    """A CKA matrix as an xarray.DataArray with dims (layer_a, layer_b) and layer-name coords."""
+    import xarray as xr
+
+    return xr.DataArray(
+        np.asarray(matrix, dtype=np.float64),
+        dims=("layer_a", "layer_b"),
+        coords={"layer_a": list(layers_a), "layer_b": list(layers_b)},
+        name="cka",
+        attrs={k: v for k, v in attrs.items() if v is not None},
+    )
+
+
+def write_dataarray(da, path) -> None:
+    """Write a DataArray to netCDF atomically."""
+    from repatlas.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        da.to_netcdf(tmp)
+
+
+# ----------------------------------------------------------------------------- streaming from zarr
+
+
+@contextlib.contextmanager
+def pinned_threads(n: int):
+    """Limit BLAS and torch intra-op threads to n (restored afterwards)."""
+    from threadpoolctl import threadpool_limits
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def batch_plan(n: int, batch_size: int, chunk: int, *, shuffle: bool, rng, window: int):
+    """Windows of batches covering all n examples once.
+
+    Without shuffling, batches are consecutive. With shuffling, chunk order is permuted, chunks
+    are grouped into windows of `window` chunks, and examples are permuted within each window,
+    so each window is read once and memory stays bounded by the window, not by n. A trailing
+    batch smaller than MIN_BATCH is merged into the previous batch of its window.
+    """
+    chunks = [np.arange(s, min(s + chunk, n)) for s in range(0, n, chunk)]
+    if shuffle:
+        chunks = [chunks[i] for i in rng.permutation(len(chunks))]
+    plan = []
+    for w in range(0, len(chunks), window):
+        idx = np.concatenate(chunks[w : w + window])
+        if shuffle:
+            idx = idx[rng.permutation(len(idx))]
+        batches = [idx[s : s + batch_size] for s in range(0, len(idx), batch_size)]
+        if len(batches) > 1 and len(batches[-1]) < MIN_BATCH:
+            batches[-2] = np.concatenate(batches[-2:])
+            batches.pop()
+        plan.append(batches)
+    return plan
+
+
+def _window_terms(arrays_a, arrays_b, batches, names_a, names_b):
+    """Accumulator terms of one window: read the window once, then each batch's Gram stacks."""
+    lo = min(int(b.min()) for b in batches)
+    hi = max(int(b.max()) for b in batches) + 1
+    data_a = [np.asarray(a[lo:hi]) for a in arrays_a]
+    data_b = [np.asarray(a[lo:hi]) for a in arrays_b] if arrays_b is not None else None
+    acc = MinibatchCKA(len(names_a), None if arrays_b is None else len(names_b),
+                       names_a=names_a, names_b=names_b)
+    for batch in batches:
+        rel = batch - lo
+        ga = ucentred_grams([torch.from_numpy(d[rel]) for d in data_a], names_a)
+        if data_b is None:
+            acc.add(ga @ ga.T, ga.pow(2).sum(1))
+        else:
+            gb = ucentred_grams([torch.from_numpy(d[rel]) for d in data_b], names_b)
+            acc.add(ga @ gb.T, ga.pow(2).sum(1), gb.pow(2).sum(1))
+    return acc.cross, acc.self_a, acc.self_b, acc.batches
+
+
+def cka_from_stores(
+    path_a,
+    path_b=None,
+    *,
+    layers_a=None,
+    layers_b=None,
+    batch_size: int = 256,
+    epochs: int = 1,
+    shuffle: bool | None = None,
+    seed: int = 0,
+    threads: int = 1,
+    window: int = 8,
+):
+    """Minibatch CKA between the layers of one or two activation stores, streamed from zarr.
+
+    Reads windows of `window` storage chunks at a time (never a whole store), computes their
+    batches' U-centred Gram stacks in parallel with `threads` Dask threads (BLAS and torch pinned
+    to one thread each), and accumulates. `epochs` passes; shuffled when `shuffle` (default: when
+    epochs > 1), each epoch with its own permutation drawn from `seed`.
+    Returns an xarray.DataArray (layer_a, layer_b).
+    """
+    import dask
+
+    from repatlas.activations import layer_arrays
+
+    if batch_size < MIN_BATCH:
+        raise ValueError(f"batch_size must be >= {MIN_BATCH}; got {batch_size}")
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1; got {epochs}")
+    shuffle = epochs > 1 if shuffle is None else shuffle
+
+    def select(path, layers):
+        arrays = layer_arrays(path)
+        layers = list(arrays) if layers is None else list(layers)
+        unknown = [n for n in layers if n not in arrays]
+        if unknown:
+            raise KeyError(f"{path}: unknown layer(s) {unknown}; the store has {list(arrays)}")
+        return layers, [arrays[n] for n in layers]
+
+    names_a, arrays_a = select(path_a, layers_a)
+    names_b, arrays_b = (names_a, None) if path_b is None else select(path_b, layers_b)
+    n = arrays_a[0].shape[0]
+    for path, arrays in ((path_a, arrays_a), (path_b, arrays_b)):
+        for name, arr in zip(names_a if path == path_a else names_b, arrays or []):
+            if arr.shape[0] != n:
+                raise ValueError(f"{path}: layer {name!r} has {arr.shape[0]} examples; expected {n}")
+    chunk = arrays_a[0].chunks[0]
+
+    rng = np.random.default_rng(seed)
+    tasks = []
+    for _ in range(epochs):
+        for batches in batch_plan(n, batch_size, chunk, shuffle=shuffle, rng=rng, window=window):
+            tasks.append(
+                dask.delayed(_window_terms)(arrays_a, arrays_b, batches, names_a,
+                                            None if path_b is None else names_b)
+            )
+    with pinned_threads(1):
+        results = dask.compute(*tasks, scheduler="threads", num_workers=max(1, threads))
+    acc = MinibatchCKA(len(names_a), None if path_b is None else len(names_b),
+                       names_a=names_a, names_b=None if path_b is None else names_b)
+    for cross, self_a, self_b, count in results:
+        acc.add(cross, self_a, self_b if path_b is not None else None)
+        acc.batches += count - 1
+    return as_dataarray(
+        acc.compute(),
+        names_a,
+        names_b,
+        estimator="minibatch linear CKA, unbiased HSIC (U-centred)",
+        batch_size=batch_size,
+        epochs=epochs,
+        shuffle=int(shuffle),
+        seed=seed,
+        source_a=str(path_a),
+        source_b=str(path_b) if path_b is not None else None,
+    )
+
+
+def cka_stores_to_file(path_a, out_path, path_b=None, **options) -> None:
+    """The CKA step of the pipeline: one or two activation stores in, a `.nc` DataArray out."""
+    write_dataarray(cka_from_stores(path_a, path_b, **options), out_path)

@@ -1,0 +1,73 @@
+"""Study configuration checks: one clear message naming the key, before any job runs.
+
+The JSON schema (workflow/schemas/config.schema.yaml) says what each key may be; `check_schema`
+reports the first violation as `config key 'a.b': <what is wrong>; expected <what is allowed>`.
+`check_semantics` adds the rules a schema cannot express (ResNet depths of the form 6n+2,
+subsets no larger than the dataset).
+"""
+
+from __future__ import annotations
+
+import jsonschema
+
+from repatlas.data import DATASET_SIZES
+from repatlas.models import resnet_blocks_per_stage
+
+
+class ConfigError(ValueError):
+    """The study configuration is invalid."""
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _expected(error: jsonschema.ValidationError) -> str:
+    s = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "additionalProperties":
+        return "one of " + ", ".join(sorted(s.get("properties", {}))) if s.get("properties") else "no keys"
+    if error.validator == "enum":
+        return "one of " + ", ".join(map(repr, error.validator_value))
+    if error.validator == "type":
+        return f"type {error.validator_value}"
+    if "description" in s:
+        return s["description"]
+    return f"{error.validator} {error.validator_value!r}"
+
+
+def check_schema(config: dict, schema: dict) -> None:
+    """Raise ConfigError for the first schema violation (most specific one), naming its key."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (-len(e.absolute_path), str(e.message)))
+    if not errors:
+        return
+    err = jsonschema.exceptions.best_match(errors) or errors[0]
+    path = list(err.absolute_path)
+    if err.validator == "additionalProperties":
+        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        path = path + [extra[0]] if extra else path
+        raise ConfigError(f"config key {_key(path)!r} is not a known key; expected {_expected(err)}")
+    raise ConfigError(f"config key {_key(path)!r}: {err.message}; expected {_expected(err)}")
+
+
+def check_semantics(config: dict) -> None:
+    """Checks beyond the schema; `config` must already have its defaults filled in."""
+    grid = config["grid"]
+    if grid["arch"] == "resnet":
+        for depth in grid["depth"]:
+            try:
+                resnet_blocks_per_stage(depth)
+            except ValueError as exc:
+                raise ConfigError(f"config key 'grid.depth': {exc}") from None
+    n_train, n_test = DATASET_SIZES[config["dataset"]]
+    too_big = [n for n in grid["n"] if n > n_train]
+    if too_big:
+        raise ConfigError(
+            f"config key 'grid.n': subset size(s) {too_big} exceed the {config['dataset']} "
+            f"training pool of {n_train} examples; expected values between 1 and {n_train}"
+        )
+    if config["probe_size"] > n_test:
+        raise ConfigError(
+            f"config key 'probe_size': {config['probe_size']} exceeds the {config['dataset']} test "
+            f"split of {n_test} examples; expected a value between 4 and {n_test}"
+        )

@@ -1,0 +1,151 @@
+"""Datasets as canonical arrays, and deterministic class-balanced subsets.
+
+Every dataset is turned into the same canonical form: uint8 images (N, C, H, W) in [0, 255] and
+int64 labels, split into a training pool and a held-out test split. The first `probe_size`
+examples of a fixed class-balanced ordering of the test split form the probe set on which
+activations and CKA are computed, so every model of a study is probed on the same examples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from repatlas.io import atomic_path
+
+DATASETS = ("digits",)
+# (training pool, test split) sizes, known without reading any file, for config checks.
+DATASET_SIZES = {"digits": (1437, 360)}
+
+# Digits has no official split: a fixed, class-balanced 20 % is held out as the test split.
+DIGITS_TEST_PER_CLASS = 36
+SPLIT_SEED = 0
+
+
+class DataError(ValueError):
+    """A dataset file is missing, corrupt or asked for something it cannot give."""
+
+
+def checksum(*arrays: np.ndarray) -> str:
+    """SHA-256 over the arrays' bytes, shapes and dtypes: identifies a dataset's content."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def balanced_order(labels: np.ndarray, seed: int) -> np.ndarray:
+    """A permutation of example indices that cycles through the classes.
+
+    Each class is shuffled with `seed`, then the classes are interleaved, so every prefix of the
+    result is as class-balanced as possible (counts differ by at most one while all classes have
+    examples left). Deterministic for a given (labels, seed).
+    """
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
+    longest = max(len(p) for p in per_class)
+    rounds = [p[r] for r in range(longest) for p in per_class if r < len(p)]
+    return np.asarray(rounds, dtype=np.int64)
+
+
+def _digits() -> dict[str, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    # Pixel values are integers 0..16; map them to 0..255 so all datasets share one range.
+    x = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None, :, :]
+    y = bunch.target.astype(np.int64)
+    n_classes = int(y.max()) + 1
+    test = balanced_order(y, SPLIT_SEED)[: DIGITS_TEST_PER_CLASS * n_classes]
+    is_test = np.zeros(len(y), dtype=bool)
+    is_test[test] = True
+    return {"x_train": x[~is_test], "y_train": y[~is_test], "x_test": x[test], "y_test": y[test]}
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+    """Canonical arrays of a named dataset: x_train, y_train, x_test, y_test (+ nothing else)."""
+    if name == "digits":
+        return _digits()
+    raise DataError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+
+
+def write_full(name: str, path: str | os.PathLike, data_dir=None) -> dict:
+    """Write `full.npz` for a dataset: canonical arrays plus checksum and metadata."""
+    arrays = load_dataset(name, data_dir)
+    meta = {
+        "dataset": name,
+        "checksum": checksum(*(arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))),
+        "n_train": int(len(arrays["y_train"])),
+        "n_test": int(len(arrays["y_test"])),
+        "n_classes": int(max(arrays["y_train"].max(), arrays["y_test"].max()) + 1),
+        "shape": list(arrays["x_train"].shape[1:]),
+        # Per-channel statistics of the training pool, used to standardise inputs.
+        "mean": (arrays["x_train"].mean(axis=(0, 2, 3)) / 255.0).tolist(),
+        "std": (arrays["x_train"].std(axis=(0, 2, 3)) / 255.0).tolist(),
+    }
+    save_npz(path, meta, **arrays)
+    return meta
+
+
+def save_npz(path, meta: dict, **arrays: np.ndarray) -> None:
+    """Save arrays and a JSON `meta` record into one .npz, atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+
+
+def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
+    """Arrays and metadata of an .npz written by `save_npz`; a clear error if unreadable."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as exc:  # zipfile/format errors differ by corruption kind
+        raise DataError(f"{path}: not a readable .npz file ({exc})") from exc
+    meta = json.loads(str(arrays.pop("meta"))) if "meta" in arrays else {}
+    return arrays, meta
+
+
+def subset_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of a deterministic, class-balanced subset of size n (sorted)."""
+    if not 0 < n <= len(labels):
+        raise DataError(f"subset size n={n} must be between 1 and the training pool size {len(labels)}")
+    return np.sort(balanced_order(labels, seed)[:n])
+
+
+def write_subset(full_path, path, n: int, seed: int) -> dict:
+    """Write `train-n{n}-s{seed}.npz`: the subset's arrays, its indices into the pool, and meta."""
+    arrays, meta = load_npz(full_path)
+    idx = subset_indices(arrays["y_train"], n, seed)
+    sub_meta = {**meta, "n": n, "seed": seed, "subset_of": meta.get("checksum")}
+    sub_meta["checksum"] = checksum(idx, arrays["x_train"][idx], arrays["y_train"][idx])
+    save_npz(path, sub_meta, x=arrays["x_train"][idx], y=arrays["y_train"][idx], index=idx)
+    return sub_meta
+
+
+def probe_set(full: dict[str, np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fixed probe examples: (x, y, index into the test split), class-balanced, `size` of them."""
+    y = full["y_test"]
+    if not 0 < size <= len(y):
+        raise DataError(f"probe_size={size} must be between 1 and the test split size {len(y)}")
+    idx = balanced_order(y, SPLIT_SEED)[:size]
+    return full["x_test"][idx], y[idx], idx
+
+
+def standardise(x_uint8, mean, std):
+    """uint8 images → float32 standardised per channel (works for numpy arrays and torch tensors)."""
+    import torch
+
+    x = torch.as_tensor(x_uint8).float().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    return (x - m) / s

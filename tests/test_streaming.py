@@ -1,0 +1,101 @@
+"""Activation stores and CKA streamed from them, against in-memory computation."""
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from repatlas import activations, cka, models
+
+
+@pytest.fixture
+def store(tmp_path):
+    torch.manual_seed(0)
+    model = models.resnet(8, 1, in_channels=1, n_classes=10)
+    images = np.random.default_rng(0).integers(0, 256, size=(50, 1, 8, 8), dtype=np.uint8)
+    path = tmp_path / "acts.zarr"
+    layers = activations.dump_activations(
+        model, images, np.arange(50) % 10, np.arange(50), path, mean=[0.5], std=[0.25],
+        layers=models.representation_layers(model), batch_size=10, attrs={"model": "test"},
+    )
+    return path, model, images, layers
+
+
+def test_store_is_plain_xarray_and_matches_forward(store):
+    path, model, images, layers = store
+    assert layers == ["stem", "block1", "block2", "block3", "pool"]
+    ds = xr.open_zarr(path)
+    assert ds.attrs["layers"] == layers and ds.attrs["model"] == "test"
+    assert ds["pool"].dims == ("example", "unit_pool") and ds["pool"].shape == (50, 64)
+    assert ds["stem"].shape == (50, 16 * 8 * 8)
+    assert ds["block1"].encoding["chunks"] == (10, 16 * 8 * 8)
+    x = (torch.as_tensor(images).float() / 255 - 0.5) / 0.25
+    with torch.no_grad():
+        expected = model[:-1](x).numpy()  # everything up to the classifier = pool output
+    np.testing.assert_allclose(ds["pool"].values, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_streamed_cka_equals_in_memory_minibatch(store):
+    path, *_ = store
+    arrays = activations.layer_arrays(path)
+    data = {k: np.asarray(v[:]) for k, v in arrays.items()}
+    mb = cka.MinibatchCKA(len(data))
+    for s in range(0, 50, 10):
+        mb.update([v[s : s + 10] for v in data.values()])
+    for threads, window in ((1, 1), (2, 2), (2, 8)):
+        da = cka.cka_from_stores(path, batch_size=10, threads=threads, window=window)
+        assert list(da.layer_a.values) == list(data)
+        np.testing.assert_allclose(da.values, mb.compute(), rtol=1e-10)
+
+
+def test_streamed_cross_store_and_shuffled_epochs(store, tmp_path):
+    path, *_ = store
+    da = cka.cka_from_stores(path, path, layers_a=["stem", "pool"], layers_b=["block2"], batch_size=10)
+    full = cka.cka_from_stores(path, batch_size=10)
+    np.testing.assert_allclose(da.values, full.sel(layer_a=["stem", "pool"], layer_b=["block2"]).values)
+    shuffled = cka.cka_from_stores(path, batch_size=10, epochs=3, seed=1, window=3)
+    again = cka.cka_from_stores(path, batch_size=10, epochs=3, seed=1, window=3)
+    np.testing.assert_array_equal(shuffled.values, again.values)
+    assert not np.allclose(shuffled.values, full.values)  # other batch compositions
+    assert np.abs(shuffled.values - full.values).max() < 0.2  # estimating the same quantity
+
+
+def test_streaming_bad_input(store):
+    path, *_ = store
+    with pytest.raises(KeyError, match="unknown layer"):
+        cka.cka_from_stores(path, layers_a=["nope"])
+    with pytest.raises(ValueError, match="batch_size"):
+        cka.cka_from_stores(path, batch_size=3)
+    with pytest.raises(FileNotFoundError, match="no such activation store"):
+        cka.cka_from_stores(path.with_name("missing.zarr"))
+
+
+def test_batch_plan_covers_every_example_once():
+    rng = np.random.default_rng(0)
+    for shuffle in (False, True):
+        plan = cka.batch_plan(103, 10, 20, shuffle=shuffle, rng=rng, window=2)
+        seen = np.concatenate([b for window in plan for b in window])
+        assert sorted(seen.tolist()) == list(range(103))
+        assert min(len(b) for window in plan for b in window) >= cka.MIN_BATCH
+
+
+def test_hooks_keep_repeated_calls():
+    shared = torch.nn.Linear(3, 3)
+    model = torch.nn.Sequential()
+    model.add_module("f", shared)
+
+    class Twice(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.f = shared
+
+        def forward(self, x):
+            return self.f(self.f(x))
+
+    net = Twice()
+    with activations.LayerCapture(net, ["f"]) as cap:
+        net(torch.randn(5, 3))
+        out = cap.pop()
+    assert list(out) == ["f", "f@1"]
+    with pytest.raises(KeyError, match="unknown layer"):
+        activations.LayerCapture(net, ["g"])
