@@ -7,9 +7,27 @@ rule cka_within:
     log:
         f"results/logs/cka/within/{MODEL}.log",
     params:
-        cka=config["cka"],
+        cka=CKA_ESTIMATOR,
     conda:
         "../envs/analysis.yaml"
     threads: config["threads"]["cka"]
     script:
         "../scripts/cka_within.py"
+
+
+rule cka_across:
+    input:
+        a=lambda w: f"results/activations/{model_path_of(w.a)}/acts.zarr",
+        b=lambda w: f"results/activations/{model_path_of(w.b)}/acts.zarr",
+        lib=library("activations.py", "cka.py"),
+    output:
+        "results/cka/across/{a}__{b}.nc",
+    log:
+        "results/logs/cka/across/{a}__{b}.log",
+    params:
+        cka=CKA_ESTIMATOR,
+    conda:
+        "../envs/analysis.yaml"
+    threads: config["threads"]["cka"]
+    script:
+        "../scripts/cka_across.py"

@@ -1,5 +1,6 @@
 # Shared by every stage: config validation, wildcard constraints, target lists, input functions.
 import itertools
+import re
 from pathlib import Path
 
 import yaml
@@ -13,7 +14,15 @@ validate(config, schema=str(SCHEMA))  # fills in the schema's defaults
 check_semantics(config)
 
 GRID = config["grid"]
+# Options that change a CKA result (params of the CKA rules; pairing options are not among them).
+CKA_ESTIMATOR = {k: config["cka"][k] for k in ("batch_size", "epochs", "window")}
 LIB = Path(workflow.basedir) / "src" / "repatlas"
+
+
+MODEL = "{dataset}-n{n}/{arch}-d{depth}-w{width}/s{seed}"
+# Flat model id used in cross-model file names: results/cka/across/<A>__<B>.nc
+MODEL_ID = "{dataset}-n{n}-{arch}-d{depth}-w{width}-s{seed}"
+MODEL_ID_REGEX = r"[a-z0-9_]+-n\d+-(?:resnet|mlp)-d\d+-w\d+-s\d+"
 
 
 wildcard_constraints:
@@ -23,9 +32,8 @@ wildcard_constraints:
     depth=r"\d+",
     width=r"\d+",
     seed=r"\d+",
-
-
-MODEL = "{dataset}-n{n}/{arch}-d{depth}-w{width}/s{seed}"
+    a=MODEL_ID_REGEX,
+    b=MODEL_ID_REGEX,
 
 
 def library(*modules):
@@ -48,9 +56,68 @@ def models(**fixed):
     return [MODEL.format(**dict(zip(keys, values))) for values in itertools.product(*axes.values())]
 
 
+def model_path_of(model_id):
+    """results/models-style path of a flat model id."""
+    dataset, n, arch, depth, width, seed = re.fullmatch(
+        r"([a-z0-9_]+)-n(\d+)-(resnet|mlp)-d(\d+)-w(\d+)-s(\d+)", model_id
+    ).groups()
+    return MODEL.format(dataset=dataset, n=n, arch=arch, depth=depth, width=width, seed=seed)
+
+
+def model_id(n, depth, width, seed):
+    return MODEL_ID.format(dataset=config["dataset"], n=n, arch=GRID["arch"], depth=depth, width=width, seed=seed)
+
+
+def across_seed_pairs():
+    """Every seed pair of every architecture and training-set size."""
+    if not config["cka"]["across_seeds"]:
+        return []
+    seeds = sorted(GRID["seed"])
+    return [
+        (model_id(n, d, w, s1), model_id(n, d, w, s2))
+        for n in GRID["n"]
+        for d in GRID["depth"]
+        for w in GRID["width"]
+        for i, s1 in enumerate(seeds)
+        for s2 in seeds[i + 1 :]
+    ]
+
+
+def across_arch_pairs():
+    """Configured architecture pairs, else deepest-narrowest vs shallowest-widest, per n and seed."""
+    pairs = [tuple(p) for p in config["cka"]["across_archs"]]
+    if not pairs and len(GRID["depth"]) > 1 and len(GRID["width"]) > 1:
+        pairs = [(f"d{max(GRID['depth'])}-w{min(GRID['width'])}", f"d{min(GRID['depth'])}-w{max(GRID['width'])}")]
+    out = []
+    for arch_a, arch_b in pairs:
+        (da, wa), (db, wb) = (map(int, re.fullmatch(r"d(\d+)-w(\d+)", x).groups()) for x in (arch_a, arch_b))
+        out += [(model_id(n, da, wa, s), model_id(n, db, wb, s)) for n in GRID["n"] for s in GRID["seed"]]
+    return out
+
+
+def across_file(pair):
+    return f"results/cka/across/{pair[0]}__{pair[1]}.nc"
+
+
 def cka_within_grid_cells():
     """(depth, width) facets of the within-model CKA figure: the grid at the first n and seed."""
     return [{"depth": d, "width": w} for d in GRID["depth"] for w in GRID["width"]]
+
+
+def parse_id(model_id):
+    """{depth, width, seed} of a flat model id."""
+    d, w, s = re.search(r"-d(\d+)-w(\d+)-s(\d+)$", model_id).groups()
+    return {"depth": int(d), "width": int(w), "seed": int(s)}
+
+
+def across_seeds_cells():
+    return [{k: parse_id(a)[k] for k in ("depth", "width")} for a, _ in across_seeds_figure_pairs()]
+
+
+def across_archs_cells():
+    arch = lambda m: "d{depth}-w{width}".format(**parse_id(m))
+    return [{"seed": parse_id(a)["seed"], "models": f"{arch(a)} (A) vs {arch(b)} (B)"}
+            for a, b in across_archs_figure_pairs()]
 
 
 def cka_within_grid_inputs():
@@ -58,11 +125,33 @@ def cka_within_grid_inputs():
     return [f"results/cka/within/{models(**first, **c)[0]}.nc" for c in cka_within_grid_cells()]
 
 
-FIGURES = ["results/figures/cka_within_grid.png", "results/figures/cka_within_grid.pdf"]
+def across_seeds_figure_pairs():
+    """The cross-seed figure: first two seeds at the first n, one facet per architecture."""
+    return [p for p in across_seed_pairs() if f"-n{GRID['n'][0]}-" in p[0]
+            and p[0].endswith(f"-s{sorted(GRID['seed'])[0]}") and p[1].endswith(f"-s{sorted(GRID['seed'])[1]}")]
+
+
+def across_archs_figure_pairs():
+    """The cross-architecture figure: every pair at the first n and seed."""
+    first = f"-n{GRID['n'][0]}-"
+    return [p for p in across_arch_pairs() if first in p[0] and p[0].endswith(f"-s{GRID['seed'][0]}")]
+
+
+def figure_files(name):
+    return [f"results/figures/{name}.png", f"results/figures/{name}.pdf"]
+
+
+FIGURES = figure_files("cka_within_grid")
+if across_seeds_figure_pairs():
+    FIGURES += figure_files("cka_across_seeds")
+if across_archs_figure_pairs():
+    FIGURES += figure_files("cka_across_archs")
 
 
 def default_study_outputs():
-    return [f"results/models/{m}/metrics.json" for m in models()] + FIGURES
+    across = [across_file(p) for p in across_seed_pairs() + across_arch_pairs()]
+    within = [f"results/cka/within/{m}.nc" for m in models()]
+    return [f"results/models/{m}/metrics.json" for m in models()] + within + across + FIGURES
 
 
 def print_outputs():

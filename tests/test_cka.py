@@ -213,3 +213,61 @@ def test_bad_inputs_name_the_problem():
     const.update([rng.normal(size=(10, 3)), np.ones((10, 3))])
     with pytest.raises(ValueError, match="'dead'.*constant"):
         const.compute()
+
+
+def test_cka_heatmap_equals_independent_full_batch_debiased():
+    from repatlas import models
+
+    torch.manual_seed(0)
+    model = models.resnet(8, 1, in_channels=1, n_classes=10)
+    x = torch.randn(64, 1, 8, 8)
+    da = cka.cka_heatmap(model, x, batch_size=64)  # one batch: minibatch CKA = debiased CKA
+    assert da.dims == ("layer_a", "layer_b")
+    assert list(da.layer_a.values) == ["stem", "block1", "block2", "block3", "pool"]
+    model.eval()
+    with torch.no_grad():
+        stem = model.stem(x)
+        b1 = model.block1(stem)
+        pool = model.pool(model.block3(model.block2(b1)))
+    expected = textbook_cka(stem.double().flatten(1).numpy(), pool.double().numpy(), hsic1)
+    assert float(da.sel(layer_a="stem", layer_b="pool")) == pytest.approx(expected, rel=1e-6)
+
+
+def test_cka_heatmap_two_models_and_epochs():
+    from repatlas import models
+
+    torch.manual_seed(1)
+    a = models.mlp(2, 16, in_features=10, n_classes=3)
+    b = models.mlp(1, 8, in_features=10, n_classes=3)
+    x = torch.randn(90, 10)
+    cross = cka.cka_heatmap(a, x, model_b=b, batch_size=30, epochs=2, seed=5)
+    assert cross.shape == (2, 1) and list(cross.layer_b.values) == ["layer1"]
+    # independent: the same shuffled batches through MinibatchCKA on captured activations
+    gen = torch.Generator().manual_seed(5)
+    mb = cka.MinibatchCKA(2, 1)
+    with torch.no_grad():
+        for _ in range(2):
+            order = torch.randperm(90, generator=gen)
+            for s in range(0, 90, 30):
+                xb = x[order[s : s + 30]]
+                h1 = a.layer1(a.flatten(xb))
+                mb.update([h1, a.layer2(h1)], [b.layer1(b.flatten(xb))])
+    np.testing.assert_allclose(cross.values, mb.compute(), rtol=1e-6)
+    assert a.training and b.training  # modes restored
+
+
+def test_cka_heatmap_keeps_repeated_calls_and_rejects_unknown_layers():
+    class Twice(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.f = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.f(torch.tanh(self.f(x)))
+
+    da = cka.cka_heatmap(Twice(), torch.randn(20, 4), layers_a=["f"], batch_size=10)
+    assert list(da.layer_a.values) == ["f", "f@1"]
+    with pytest.raises(KeyError, match="unknown layer"):
+        cka.cka_heatmap(Twice(), torch.randn(20, 4), layers_a=["g"])
+    with pytest.raises(ValueError, match="batch_size"):
+        cka.cka_heatmap(Twice(), torch.randn(20, 4), layers_a=["f"], batch_size=2)

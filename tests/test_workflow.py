@@ -51,7 +51,7 @@ def test_every_artifact_exists_and_is_sound(tiny_run):
     assert (res / "data/digits/full.npz").is_file()
     assert (res / "data/digits/train-n100-s0.npz").is_file()
     for depth in config["grid"]["depth"]:
-        model = f"digits-n100/resnet-d{depth}-w1/s0"
+        model = f"digits-n100/resnet-d{depth}-w1/s1"
         metrics = json.loads((res / "models" / model / "metrics.json").read_text())
         assert len(metrics["epochs"]) == config["train"]["epochs"]
         assert (res / "models" / model / "model.pt").is_file()
@@ -64,8 +64,15 @@ def test_every_artifact_exists_and_is_sound(tiny_run):
         assert cka.dims == ("layer_a", "layer_b") and cka.shape == (n_blocks + 2,) * 2
         assert np.allclose(np.diag(cka), 1.0) and np.allclose(cka, cka.T)
         assert np.isfinite(cka).all()
-    for ext in ("png", "pdf"):
-        assert (res / "figures" / f"cka_within_grid.{ext}").stat().st_size > 1000
+    across = sorted(p.name for p in (res / "cka" / "across").glob("*.nc"))
+    # every seed pair of each of the 4 architectures, plus deepest-narrow vs shallowest-wide per seed
+    assert len(across) == 4 + 2
+    assert "digits-n100-resnet-d14-w1-s0__digits-n100-resnet-d8-w2-s0.nc" in across
+    cross = xr.open_dataarray(res / "cka" / "across" / "digits-n100-resnet-d14-w1-s0__digits-n100-resnet-d8-w2-s0.nc")
+    assert cross.shape == (8, 5) and np.isfinite(cross).all() and (cross <= 1 + 1e-9).all()
+    for name in ("cka_within_grid", "cka_across_seeds", "cka_across_archs"):
+        for ext in ("png", "pdf"):
+            assert (res / "figures" / f"{name}.{ext}").stat().st_size > 1000
     assert "figure written to" in result.stdout + result.stderr
     assert not list(res.rglob(".*.tmp-*"))  # no temporaries left behind
 

@@ -371,3 +371,123 @@ def cka_from_stores(
 def cka_stores_to_file(path_a, out_path, path_b=None, **options) -> None:
     """The CKA step of the pipeline: one or two activation stores in, a `.nc` DataArray out."""
     write_dataarray(cka_from_stores(path_a, path_b, **options), out_path)
+
+
+# ----------------------------------------------------------------------------- models in memory
+
+
+class _GramHooks:
+    """Forward hooks that turn each named module's output into its U-centred Gram at once.
+
+    Only the (b × b) Grams are kept, never the activations, so memory does not grow with width.
+    A module called k > 1 times per forward yields k entries (`name`, `name@1`, ...): repeated
+    calls are never silently dropped.
+    """
+
+    def __init__(self, model, layers):
+        modules = dict(model.named_modules())
+        unknown = [n for n in layers if n not in modules]
+        if unknown:
+            raise KeyError(f"unknown layer(s) {unknown}; the model has modules {[n for n in modules if n]}")
+        self.calls: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
+        self.handles = [modules[n].register_forward_hook(self._hook(n)) for n in layers]
+
+    def _hook(self, name):
+        def hook(module, args, output):
+            if not isinstance(output, torch.Tensor):
+                raise TypeError(f"layer {name!r} returned {type(output).__name__}, not a tensor")
+            self.calls[name].append(ucentred_grams([output.detach()], [name])[0])
+
+        return hook
+
+    def pop(self) -> tuple[list[str], torch.Tensor]:
+        names, grams = [], []
+        for name, calls in self.calls.items():
+            for k, g in enumerate(calls):
+                names.append(name if k == 0 else f"{name}@{k}")
+                grams.append(g)
+            calls.clear()
+        return names, torch.stack(grams)
+
+    def close(self):
+        for h in self.handles:
+            h.remove()
+
+
+def _default_layers(model) -> list[str]:
+    from repatlas.models import representation_layers
+
+    layers = representation_layers(model)
+    if not layers:
+        raise ValueError("the model has no child modules to compare; pass layers=[...] explicitly")
+    return layers
+
+
+@torch.no_grad()
+def cka_heatmap(
+    model_a,
+    inputs,
+    *,
+    model_b=None,
+    layers_a=None,
+    layers_b=None,
+    batch_size: int = 256,
+    epochs: int = 1,
+    seed: int = 0,
+):
+    """Minibatch CKA between named modules of one model (or two) on `inputs`.
+
+    `inputs` is a tensor/array of examples (N, ...) already on the models' device or movable to it.
+    Each epoch visits the examples in a fresh random order drawn from `seed` (Nguyen et al.'s
+    reshuffled passes); a last batch smaller than 4 examples is skipped. Layers default to the
+    top-level children (for repatlas models: the representation layers). Returns an
+    xarray.DataArray (layer_a, layer_b) with layer names as coordinates.
+    """
+    if batch_size < MIN_BATCH:
+        raise ValueError(f"batch_size must be >= {MIN_BATCH}; got {batch_size}")
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1; got {epochs}")
+    x = torch.as_tensor(inputs)
+    if len(x) < MIN_BATCH:
+        raise ValueError(f"inputs must hold at least {MIN_BATCH} examples; got {len(x)}")
+    device = next(iter(model_a.parameters()), torch.empty(0)).device
+    x = x.to(device)
+    hooks_a = _GramHooks(model_a, list(layers_a) if layers_a else _default_layers(model_a))
+    hooks_b = None
+    if model_b is not None:
+        hooks_b = _GramHooks(model_b, list(layers_b) if layers_b else _default_layers(model_b))
+    was_training = [m.training for m in (model_a, model_b) if m is not None]
+    model_a.eval()
+    if model_b is not None:
+        model_b.eval()
+    gen = torch.Generator().manual_seed(seed)
+    acc = None
+    try:
+        for _ in range(epochs):
+            order = torch.randperm(len(x), generator=gen).to(device)
+            for s in range(0, len(x), batch_size):
+                idx = order[s : s + batch_size]
+                if len(idx) < MIN_BATCH:
+                    continue
+                model_a(x[idx])
+                names_a, ga = hooks_a.pop()
+                if hooks_b is not None:
+                    model_b(x[idx])
+                    names_b, gb = hooks_b.pop()
+                if acc is None:
+                    acc = MinibatchCKA(len(names_a), None if hooks_b is None else len(names_b),
+                                       names_a=names_a, names_b=None if hooks_b is None else names_b)
+                if hooks_b is None:
+                    acc.add(ga @ ga.T, ga.pow(2).sum(1))
+                else:
+                    acc.add(ga @ gb.T, ga.pow(2).sum(1), gb.pow(2).sum(1))
+    finally:
+        hooks_a.close()
+        if hooks_b is not None:
+            hooks_b.close()
+        for m, mode in zip((model_a, model_b), was_training):
+            m.train(mode)
+    names_b = acc.names_a if hooks_b is None else acc.names_b
+    return as_dataarray(acc.compute().copy(), acc.names_a, names_b, batch_size=batch_size,
+                        epochs=epochs, seed=seed,
+                        estimator="minibatch linear CKA, unbiased HSIC (U-centred)")

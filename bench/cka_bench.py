@@ -1,0 +1,158 @@
+"""CKA speed and memory, as ratios against baselines measured in the same run.
+
+1. `cka_heatmap` on a CIFAR-shaped ResNet-20 (random 3×32×32 inputs, stem + 9 blocks + pool =
+   11 layers, batch 256, one epoch) against
+   (a) torch-cka 0.21 from PyPI on the same model and inputs (`pip install torch-cka==0.21`,
+       or `pip install -e .[bench]`), and
+   (b) the floor: the forward passes plus the per-batch float32 Gram GEMMs, timed alone.
+   Targets: <= 1.15x the floor, >= 4x faster than torch-cka.
+2. The zarr-streaming stage (`cka_from_stores`): achieved GFLOP/s of its Gram GEMMs against this
+   machine's float32 GEMM rate measured on the same shapes (target >= 60 %), and its peak RSS at
+   two example counts (must not grow with the number of examples).
+
+Usage: python bench/cka_bench.py [--examples 2048] [--threads 2] [--skip-torch-cka]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from repatlas import activations, cka, models
+
+LAYERS = ["stem"] + [f"block{i}" for i in range(1, 10)] + ["pool"]
+
+
+def timed(fn, repeat=1):
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+@torch.no_grad()
+def floor(model, x, batch_size):
+    """Forward passes + one float32 Gram GEMM per layer and batch: work any exact method must do."""
+    captured = []
+    hooks = [getattr(model, n).register_forward_hook(lambda m, i, o: captured.append(o.flatten(1)))
+             for n in LAYERS]
+    try:
+        for s in range(0, len(x), batch_size):
+            captured.clear()
+            model(x[s : s + batch_size])
+            for a in captured:
+                a @ a.T
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def run_torch_cka(model, x, batch_size):
+    from torch.utils.data import DataLoader, TensorDataset
+    from torch_cka import CKA
+
+    loader = DataLoader(TensorDataset(x, torch.zeros(len(x))), batch_size=batch_size, shuffle=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        engine = CKA(model, model, "a", "b", model1_layers=LAYERS, model2_layers=LAYERS, device="cpu")
+        engine.compare(loader)
+    return engine.hsic_matrix.numpy()
+
+
+def gemm_rate(shapes, threads, repeat=3):
+    """float32 GFLOP/s of x @ x.T on the given (b, p) shapes, `threads` BLAS/torch threads."""
+    torch.set_num_threads(threads)
+    mats = [torch.randn(*s) for s in shapes]
+    for m in mats:
+        m @ m.T  # warm up
+    t, _ = timed(lambda: [m @ m.T for m in mats], repeat)
+    flops = sum(2 * b * b * p for b, p in shapes)
+    return flops / t / 1e9
+
+
+def streaming_child(store, batch_size, threads):
+    """Run in a subprocess: stream CKA from a store, report seconds and peak RSS."""
+    import resource
+
+    t0 = time.perf_counter()
+    cka.cka_from_stores(store, batch_size=batch_size, threads=threads, window=1)
+    seconds = time.perf_counter() - t0
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "rss_mb": rss_mb}))
+
+
+def streaming(model, n, batch_size, threads, tmp):
+    x = np.random.default_rng(1).integers(0, 256, size=(n, 3, 32, 32), dtype=np.uint8)
+    store = Path(tmp) / f"acts-{n}.zarr"
+    activations.dump_activations(model, x, np.zeros(n), np.arange(n), store, mean=[0.5] * 3,
+                                 std=[0.25] * 3, layers=LAYERS, batch_size=batch_size)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(store), "--batch-size", str(batch_size),
+         "--threads", str(threads)], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    widths = [a.shape[1] for a in activations.layer_arrays(store).values()]
+    result["gflop"] = sum(2 * batch_size * batch_size * p for p in widths) * (n // batch_size) / 1e9
+    result["widths"] = widths
+    return result
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--examples", type=int, default=2048)
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-torch-cka", action="store_true")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return streaming_child(args.child, args.batch_size, args.threads)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = models.resnet(20, 1, in_channels=3, n_classes=10).eval()
+    x = torch.randn(args.examples, 3, 32, 32)
+    print(f"ResNet-20 1x, {args.examples} CIFAR-shaped inputs, batch {args.batch_size}, "
+          f"{len(LAYERS)} layers, {args.threads} threads")
+
+    t_floor, _ = timed(lambda: floor(model, x, args.batch_size), repeat=2)
+    t_ours, da = timed(lambda: cka.cka_heatmap(model, x, batch_size=args.batch_size), repeat=2)
+    print(f"floor (forward + Gram GEMMs)  {t_floor:8.2f} s")
+    print(f"repatlas cka_heatmap          {t_ours:8.2f} s   ratio to floor {t_ours / t_floor:.3f}  (target <= 1.15)")
+    if not args.skip_torch_cka:
+        try:
+            t_tc, tc = timed(lambda: run_torch_cka(model, x, args.batch_size))
+            print(f"torch-cka 0.21                {t_tc:8.2f} s   speed-up {t_tc / t_ours:.1f}x  (target >= 4)")
+            print(f"  max |repatlas - torch-cka| = {np.nanmax(np.abs(tc - da.values)):.2e} "
+                  f"(torch-cka averages per-batch HSIC without centring features)")
+        except ImportError:
+            print("torch-cka not installed: pip install torch-cka==0.21 (skipped)")
+        except AssertionError as exc:  # torch-cka asserts on NaN results
+            print(f"torch-cka failed: {exc}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        small = streaming(model, args.examples // 2, args.batch_size, args.threads, tmp)
+        large = streaming(model, args.examples * 2, args.batch_size, args.threads, tmp)
+    shapes = [(args.batch_size, p) for p in large["widths"]]
+    rate = gemm_rate(shapes, args.threads)
+    achieved = large["gflop"] / large["seconds"]
+    print(f"machine float32 GEMM rate on the Gram shapes: {rate:.1f} GFLOP/s")
+    print(f"zarr-streaming CKA ({args.examples * 2} examples): {large['seconds']:.2f} s, "
+          f"{achieved:.1f} GFLOP/s = {achieved / rate:.0%} of GEMM rate  (target >= 60 %)")
+    print(f"peak RSS streaming {args.examples // 2} examples: {small['rss_mb']:.0f} MB; "
+          f"{args.examples * 2} examples: {large['rss_mb']:.0f} MB; ratio {large['rss_mb'] / small['rss_mb']:.2f} "
+          f"(4x the examples; target ~1)")
+
+
+if __name__ == "__main__":
+    main()
