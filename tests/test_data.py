@@ -70,3 +70,27 @@ def test_bad_files_give_clear_errors(tmp_path):
         data.load_npz(bad)
     with pytest.raises(data.DataError, match="unknown dataset 'cifar11'"):
         data.load_dataset("cifar11")
+
+
+def _write_idx(path, array):
+    import gzip
+    import struct
+
+    magic = 0x0803 if array.ndim == 3 else 0x0801
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_from_idx_files(tmp_path):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 50), ("t10k", 20)):
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    full = data.load_dataset("fashion_mnist", tmp_path)
+    assert full["x_train"].shape == (50, 1, 28, 28) and full["y_test"].tolist() == list(np.arange(20) % 10)
+    meta = data.write_full("fashion_mnist", tmp_path / "full.npz", tmp_path)
+    assert meta["shape"] == [1, 28, 28] and meta["n_classes"] == 10
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(data.DataError, match="t10k-labels"):
+        data.load_dataset("fashion_mnist", tmp_path)

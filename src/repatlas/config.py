@@ -8,6 +8,8 @@ subsets no larger than the dataset).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jsonschema
 
 from repatlas.data import DATASET_SIZES
@@ -59,6 +61,15 @@ def check_semantics(config: dict) -> None:
                 resnet_blocks_per_stage(depth)
             except ValueError as exc:
                 raise ConfigError(f"config key 'grid.depth': {exc}") from None
+    if config["dataset"] != "digits":
+        from repatlas.formats import default_data_dir
+
+        data_dir = config["data_dir"] or default_data_dir(config["dataset"])
+        if data_dir is None or not Path(data_dir).is_dir():
+            raise ConfigError(
+                f"config key 'data_dir': dataset {config['dataset']!r} needs the dataset's files; "
+                f"expected an existing directory holding them, got {data_dir!r}"
+            )
     n_train, n_test = DATASET_SIZES[config["dataset"]]
     too_big = [n for n in grid["n"] if n > n_train]
     if too_big:

@@ -17,9 +17,16 @@ import numpy as np
 
 from repatlas.io import atomic_path
 
-DATASETS = ("digits",)
-# (training pool, test split) sizes, known without reading any file, for config checks.
-DATASET_SIZES = {"digits": (1437, 360)}
+DATASETS = ("digits", "fashion_mnist", "mnist", "cifar10", "cifar100")
+# (training pool, test split) sizes of the standard files, known without reading any file, for
+# config checks before any job runs.
+DATASET_SIZES = {
+    "digits": (1437, 360),
+    "fashion_mnist": (60000, 10000),
+    "mnist": (60000, 10000),
+    "cifar10": (50000, 10000),
+    "cifar100": (50000, 10000),
+}
 
 # Digits has no official split: a fixed, class-balanced 20 % is held out as the test split.
 DIGITS_TEST_PER_CLASS = 36
@@ -70,9 +77,25 @@ def _digits() -> dict[str, np.ndarray]:
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
-    """Canonical arrays of a named dataset: x_train, y_train, x_test, y_test (+ nothing else)."""
+    """Canonical arrays of a named dataset: x_train, y_train, x_test, y_test.
+
+    digits comes with scikit-learn; the others are read from standard files in `data_dir`
+    (Fashion-MNIST defaults to where Debian's `dataset-fashion-mnist` installs it). Missing or
+    corrupt files raise one error naming the path and how to obtain the data.
+    """
+    from repatlas import formats
+
     if name == "digits":
         return _digits()
+    try:
+        if name in formats.MNIST_LIKE:
+            return formats.load_mnist_like(data_dir, name=name)
+        if name in formats.CIFAR:
+            if data_dir is None:
+                raise DataError(f"dataset {name!r} needs data_dir: the folder holding the CIFAR batches")
+            return formats.load_cifar(data_dir, name=name)
+    except formats.FormatError as exc:
+        raise DataError(str(exc)) from None
     raise DataError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
 
 
