@@ -16,6 +16,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/activations.smk"
 include: "rules/cka.smk"
+include: "rules/complexity.smk"
 include: "rules/figures.smk"
 
 

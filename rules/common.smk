@@ -17,6 +17,7 @@ GRID = config["grid"]
 # Options that change a CKA result (params of the CKA rules; pairing options are not among them).
 CKA_ESTIMATOR = {k: config["cka"][k] for k in ("batch_size", "epochs", "window")}
 LIB = Path(workflow.basedir) / "src" / "repatlas"
+REDSHIFT = config["redshift"]
 
 
 MODEL = "{dataset}-n{n}/{arch}-d{depth}-w{width}/s{seed}"
@@ -141,17 +142,57 @@ def figure_files(name):
     return [f"results/figures/{name}.png", f"results/figures/{name}.pdf"]
 
 
-FIGURES = figure_files("cka_within_grid")
-if across_seeds_figure_pairs():
-    FIGURES += figure_files("cka_across_seeds")
-if across_archs_figure_pairs():
-    FIGURES += figure_files("cka_across_archs")
+def redshift_line_figures():
+    """Line figures of the Neural Redshift study, each drawn from one named sweep."""
+    sweeps = REDSHIFT["sweeps"]
+    fixed = {"width": 64, "variant": "plain"}
+    figures = {}
+    if "scale" in sweeps:
+        figures["scale"] = dict(sweep="scale", x="scale", hue="activation", logx=True,
+                                select={**fixed, "depth": REDSHIFT["figure_depth"]},
+                                title=f"complexity vs weight magnitude, depth {REDSHIFT['figure_depth']}")
+        figures["depth"] = dict(sweep="scale", x="depth", hue="activation", logx=False,
+                                select={**fixed, "scale": REDSHIFT["figure_scale"]},
+                                title=f"complexity vs depth, A ≈ {REDSHIFT['figure_scale']:g}")
+    if "width" in sweeps:
+        figures["width"] = dict(sweep="width", x="width", hue="activation", logx=True,
+                                select={"variant": "plain", "depth": sweeps["width"]["depth"][0],
+                                        "scale": max(sweeps["width"]["scale"])},
+                                title=f"complexity vs width, A = {max(sweeps['width']['scale']):g}")
+    if "variant" in sweeps:
+        figures["variant"] = dict(sweep="variant", x="scale", hue="variant", logx=True,
+                                  select={"width": sweeps["variant"]["width"][0],
+                                          "depth": sweeps["variant"]["depth"][0]},
+                                  title="residual, LayerNorm and gating vs plain MLPs")
+    return figures
+
+
+REDSHIFT_LINES = redshift_line_figures()
+
+
+def study_figures(study):
+    if study == "wide_deep":
+        names = ["cka_within_grid"]
+        names += ["cka_across_seeds"] if across_seeds_figure_pairs() else []
+        names += ["cka_across_archs"] if across_archs_figure_pairs() else []
+    elif study == "redshift":
+        names = [f"redshift_{f}" for f in REDSHIFT_LINES] + ["redshift_functions", "redshift_summod"]
+    return [f for name in names for f in figure_files(name)]
+
+
+FIGURES = [f for study in config["studies"] for f in study_figures(study)]
 
 
 def default_study_outputs():
-    across = [across_file(p) for p in across_seed_pairs() + across_arch_pairs()]
-    within = [f"results/cka/within/{m}.nc" for m in models()]
-    return [f"results/models/{m}/metrics.json" for m in models()] + within + across + FIGURES
+    """What `snakemake` (rule all) builds: every configured study's artifacts and figures."""
+    outputs = []
+    if "wide_deep" in config["studies"]:
+        within = [f"results/cka/within/{m}.nc" for m in models()]
+        across = [across_file(p) for p in across_seed_pairs() + across_arch_pairs()]
+        outputs += [f"results/models/{m}/metrics.json" for m in models()] + within + across
+    if "redshift" in config["studies"]:
+        outputs += [f"results/complexity/{s}.nc" for s in REDSHIFT["sweeps"]] + ["results/complexity/summod.nc"]
+    return outputs + FIGURES
 
 
 def print_outputs():

@@ -77,3 +77,83 @@ rule figure_cka_across_archs:
     threads: 1
     script:
         "../scripts/figure_cka_grid.py"
+
+
+# ----------------------------------------------------------------------------- Neural Redshift
+# Complexity figures are normalised by the unbiased (white-noise) model, so unbiased = 1.
+
+
+rule figure_redshift_lines:
+    input:
+        sweep=lambda w: f"results/complexity/{REDSHIFT_LINES[w.figure]['sweep']}.nc",
+        lib=library("plots.py", "complexity.py", "redshift.py"),
+    output:
+        png=report(
+            "results/figures/redshift_{figure}.png",
+            caption="../workflow/report/redshift_lines.rst",
+            category="Neural Redshift",
+            subcategory="{figure}",
+        ),
+        pdf="results/figures/redshift_{figure}.pdf",
+    log:
+        "results/logs/figures/redshift_{figure}.log",
+    params:
+        x=lambda w: REDSHIFT_LINES[w.figure]["x"],
+        hue=lambda w: REDSHIFT_LINES[w.figure]["hue"],
+        select=lambda w: REDSHIFT_LINES[w.figure]["select"],
+        logx=lambda w: REDSHIFT_LINES[w.figure]["logx"],
+        title=lambda w: REDSHIFT_LINES[w.figure]["title"],
+    wildcard_constraints:
+        figure="|".join(REDSHIFT_LINES) or "none",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/figure_complexity_lines.py"
+
+
+rule figure_redshift_functions:
+    input:
+        lib=library("plots.py", "complexity.py", "redshift.py"),
+    output:
+        png=report(
+            "results/figures/redshift_functions.png",
+            caption="../workflow/report/redshift_functions.rst",
+            category="Neural Redshift",
+        ),
+        pdf="results/figures/redshift_functions.pdf",
+    log:
+        "results/logs/figures/redshift_functions.log",
+    params:
+        grid_size=REDSHIFT["grid_size"],
+        activations=["relu", "tanh", "sin", "gaussian"],
+        scales=[1.0, 5.0, 25.0],
+        depth=REDSHIFT["figure_depth"],
+        title="random MLPs on [-1, 1]², rows: activation, columns: weight magnitude A",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/figure_redshift_functions.py"
+
+
+rule figure_summod:
+    input:
+        summod="results/complexity/summod.nc",
+        lib=library("plots.py"),
+    output:
+        png=report(
+            "results/figures/redshift_summod.png",
+            caption="../workflow/report/redshift_summod.rst",
+            category="Neural Redshift",
+        ),
+        pdf="results/figures/redshift_summod.pdf",
+    log:
+        "results/logs/figures/redshift_summod.log",
+    params:
+        title="sum-mod-M: generalisation vs complexity at initialisation",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/figure_summod.py"

@@ -138,3 +138,18 @@ def test_bad_config_stops_before_any_job(tmp_path, change, message):
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
     assert not (workdir / "results").exists()
+
+
+def test_redshift_artifacts(tiny_run):
+    workdir, _ = tiny_run
+    res = workdir / "results"
+    scale = xr.open_dataset(res / "complexity" / "scale.nc")
+    assert set(scale.data_vars) >= {"fourier", "chebyshev", "lz"}
+    assert dict(scale.sizes) == {"activation": 2, "scale": 2, "depth": 2, "width": 1, "variant": 1, "seed": 2}
+    # sin networks become more complex with weight magnitude (the Neural Redshift claim)
+    sin = scale["fourier"].sel(activation="sin")
+    assert (sin.sel(scale=10.0) > sin.sel(scale=1.0)).all()
+    summod = xr.open_dataset(res / "complexity" / "summod.nc")
+    assert ((summod["test_accuracy"] >= 0) & (summod["test_accuracy"] <= 1)).all()
+    for name in ("scale", "depth", "width", "variant", "functions", "summod"):
+        assert (res / "figures" / f"redshift_{name}.png").stat().st_size > 1000

@@ -223,12 +223,6 @@ def as_dataarray(matrix: np.ndarray, layers_a, layers_b, **attrs):
     )
 
 
-def write_dataarray(da, path) -> None:
-    """Write a DataArray to netCDF atomically."""
-    from repatlas.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        da.to_netcdf(tmp)
 
 
 # ----------------------------------------------------------------------------- streaming from zarr
@@ -370,7 +364,9 @@ def cka_from_stores(
 
 def cka_stores_to_file(path_a, out_path, path_b=None, **options) -> None:
     """The CKA step of the pipeline: one or two activation stores in, a `.nc` DataArray out."""
-    write_dataarray(cka_from_stores(path_a, path_b, **options), out_path)
+    from repatlas.io import write_netcdf
+
+    write_netcdf(cka_from_stores(path_a, path_b, **options), out_path)
 
 
 # ----------------------------------------------------------------------------- models in memory

@@ -44,3 +44,9 @@ def atomic_path(path: str | os.PathLike):
     finally:
         if tmp.exists() or tmp.is_symlink():
             _remove(tmp)
+
+
+def write_netcdf(obj, path) -> None:
+    """Write an xarray Dataset or DataArray to netCDF atomically."""
+    with atomic_path(path) as tmp:
+        obj.to_netcdf(tmp)

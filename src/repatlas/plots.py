@@ -64,3 +64,79 @@ def save_figure(fig, *paths) -> None:
             fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1], bbox_inches="tight", dpi=150)
     plt.close(fig)
 
+
+
+# ----------------------------------------------------------------------------- Neural Redshift
+
+
+def _select(ds, select: dict | None):
+    """Select coordinates: exact for strings, nearest for numbers (configs name rounded values)."""
+    for dim, value in (select or {}).items():
+        ds = ds.sel({dim: value}) if isinstance(value, str) else ds.sel({dim: value}, method="nearest")
+    return ds
+
+
+def complexity_lines(ds, *, x: str, hue: str, select: dict | None = None, col: str = "measure",
+                     logx: bool = False, title: str | None = None):
+    """Mean ± sd over seeds of each complexity measure against `x`, one line per `hue` value.
+
+    `ds` is a (normalised) sweep from repatlas.redshift.complexity_sweep; every dimension other
+    than x, hue, seed and (optionally) `col` must be fixed by `select` or have length 1.
+    A dotted line at 1 marks the unbiased (white-noise) reference when the sweep is normalised.
+    """
+    ds = _select(ds, select)
+    measures = [m for m in ("fourier", "chebyshev", "lz") if m in ds.data_vars]
+    long = (
+        ds[measures].to_dataframe().reset_index()
+        .melt(id_vars=[d for d in ds[measures[0]].dims], value_vars=measures, var_name="measure",
+              value_name="complexity")
+    )
+    extra = [d for d in ds[measures[0]].dims if d not in (x, hue, "seed", col) and ds.sizes[d] > 1]
+    if extra:
+        raise ValueError(f"dimensions {extra} vary; fix them with select={{...}}")
+    grid = sns.relplot(data=long, x=x, y="complexity", hue=hue, col=col, kind="line",
+                       errorbar="sd", marker="o", markersize=4, height=3.0, aspect=1.1,
+                       facet_kws={"sharey": False})
+    if logx:
+        grid.set(xscale="log")
+    if ds.attrs.get("normalised"):
+        grid.refline(y=1.0, linestyle=":", color="grey")
+        grid.set_ylabels("complexity / unbiased")
+    if title:
+        grid.figure.suptitle(title, y=1.03)
+    return grid.figure
+
+
+def function_panel(values, *, title: str | None = None):
+    """Images of 2-D functions: `values` is a DataArray (row, col, x, y) → one image per cell."""
+    rows, cols = values.dims[:2]
+    fig, axes = plt.subplots(values.sizes[rows], values.sizes[cols], squeeze=False,
+                             figsize=(1.6 * values.sizes[cols], 1.6 * values.sizes[rows]))
+    for i, r in enumerate(values[rows].values):
+        for j, c in enumerate(values[cols].values):
+            ax = axes[i, j]
+            # values[i, j] = f(x_i, y_j): x runs along the image's horizontal axis
+            ax.imshow(np.asarray(values.sel({rows: r, cols: c})).T, origin="lower", cmap="viridis",
+                      extent=(-1, 1, -1, 1))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"{cols} {c:g}" if isinstance(c, (float, np.floating)) else f"{c}", fontsize=8)
+            if j == 0:
+                ax.set_ylabel(str(r), fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def summod_scatter(ds, *, title: str | None = None):
+    """Sum-mod-M: test accuracy against Fourier complexity at initialisation, one panel per M."""
+    df = ds[["test_accuracy", "init_fourier_complexity"]].to_dataframe().reset_index()
+    grid = sns.relplot(data=df, x="init_fourier_complexity", y="test_accuracy", hue="activation",
+                       size="alpha", col="M", height=3.0, aspect=1.0)
+    grid.set_axis_labels("Fourier complexity at initialisation", "test accuracy")
+    grid.refline(y=0.5, linestyle=":", color="grey")
+    if title:
+        grid.figure.suptitle(title, y=1.03)
+    return grid.figure

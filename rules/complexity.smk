@@ -1,0 +1,38 @@
+# Neural Redshift: complexity of random networks, and the sum-mod-M experiment.
+
+
+rule complexity_sweep:
+    input:
+        lib=library("complexity.py", "redshift.py"),
+    output:
+        "results/complexity/{sweep}.nc",
+    log:
+        "results/logs/complexity/{sweep}.log",
+    params:
+        sweep=lambda w: REDSHIFT["sweeps"][w.sweep],
+        grid_size=REDSHIFT["grid_size"],
+        measures=REDSHIFT["measures"],
+    conda:
+        "../envs/analysis.yaml"
+    wildcard_constraints:
+        sweep="|".join(REDSHIFT["sweeps"]),
+    threads: REDSHIFT["jobs"]
+    script:
+        "../scripts/complexity_sweep.py"
+
+
+rule summod:
+    input:
+        lib=library("complexity.py", "redshift.py"),
+    output:
+        "results/complexity/summod.nc",
+    log:
+        "results/logs/complexity/summod.log",
+    params:
+        summod=REDSHIFT["summod"],
+        grid_size=REDSHIFT["grid_size"],
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    script:
+        "../scripts/summod.py"

@@ -1,0 +1,14 @@
+import sys
+
+from repatlas.io import write_netcdf
+from repatlas.redshift import complexity_sweep
+
+sys.stderr = open(snakemake.log[0], "w")
+s = snakemake.params.sweep
+ds = complexity_sweep(
+    activations=s["activation"], scales=s["scale"], depths=s["depth"], widths=s["width"],
+    variants=s["variant"], seeds=s["seed"], R=snakemake.params.grid_size,
+    measures=snakemake.params.measures, n_jobs=snakemake.threads,
+)
+print(ds, file=sys.stderr)
+write_netcdf(ds, snakemake.output[0])
