@@ -148,19 +148,19 @@ def redshift_line_figures():
     fixed = {"width": 64, "variant": "plain"}
     figures = {}
     if "scale" in sweeps:
-        figures["scale"] = dict(sweep="scale", x="scale", hue="activation", logx=True,
+        figures["scale"] = dict(col="measure", sweep="scale", x="scale", hue="activation", logx=True,
                                 select={**fixed, "depth": REDSHIFT["figure_depth"]},
                                 title=f"complexity vs weight magnitude, depth {REDSHIFT['figure_depth']}")
-        figures["depth"] = dict(sweep="scale", x="depth", hue="activation", logx=False,
+        figures["depth"] = dict(col="measure", sweep="scale", x="depth", hue="activation", logx=False,
                                 select={**fixed, "scale": REDSHIFT["figure_scale"]},
                                 title=f"complexity vs depth, A ≈ {REDSHIFT['figure_scale']:g}")
     if "width" in sweeps:
-        figures["width"] = dict(sweep="width", x="width", hue="activation", logx=True,
+        figures["width"] = dict(col="measure", sweep="width", x="width", hue="activation", logx=True,
                                 select={"variant": "plain", "depth": sweeps["width"]["depth"][0],
                                         "scale": max(sweeps["width"]["scale"])},
                                 title=f"complexity vs width, A = {max(sweeps['width']['scale']):g}")
     if "variant" in sweeps:
-        figures["variant"] = dict(sweep="variant", x="scale", hue="variant", logx=True,
+        figures["variant"] = dict(sweep="variant", x="scale", hue="variant", col="activation", logx=True,
                                   select={"width": sweeps["variant"]["width"][0],
                                           "depth": sweeps["variant"]["depth"][0]},
                                   title="residual, LayerNorm and gating vs plain MLPs")

@@ -100,6 +100,7 @@ rule figure_redshift_lines:
     params:
         x=lambda w: REDSHIFT_LINES[w.figure]["x"],
         hue=lambda w: REDSHIFT_LINES[w.figure]["hue"],
+        col=lambda w: REDSHIFT_LINES[w.figure]["col"],
         select=lambda w: REDSHIFT_LINES[w.figure]["select"],
         logx=lambda w: REDSHIFT_LINES[w.figure]["logx"],
         title=lambda w: REDSHIFT_LINES[w.figure]["title"],

@@ -80,6 +80,8 @@ def complexity_lines(ds, *, x: str, hue: str, select: dict | None = None, col: s
                      logx: bool = False, title: str | None = None):
     """Mean ± sd over seeds of each complexity measure against `x`, one line per `hue` value.
 
+    Panels: one per measure; with `col` set to a dimension (e.g. "activation"), one column per
+    value of it and one row per measure.
     `ds` is a (normalised) sweep from repatlas.redshift.complexity_sweep; every dimension other
     than x, hue, seed and (optionally) `col` must be fixed by `select` or have length 1.
     A dotted line at 1 marks the unbiased (white-noise) reference when the sweep is normalised.
@@ -94,7 +96,8 @@ def complexity_lines(ds, *, x: str, hue: str, select: dict | None = None, col: s
     extra = [d for d in ds[measures[0]].dims if d not in (x, hue, "seed", col) and ds.sizes[d] > 1]
     if extra:
         raise ValueError(f"dimensions {extra} vary; fix them with select={{...}}")
-    grid = sns.relplot(data=long, x=x, y="complexity", hue=hue, col=col, kind="line",
+    row = None if col == "measure" else "measure"  # measures go in rows when columns are taken
+    grid = sns.relplot(data=long, x=x, y="complexity", hue=hue, col=col, row=row, kind="line",
                        errorbar="sd", marker="o", markersize=4, height=3.0, aspect=1.1,
                        facet_kws={"sharey": False})
     if logx:
