@@ -17,6 +17,7 @@ include: "rules/train.smk"
 include: "rules/activations.smk"
 include: "rules/cka.smk"
 include: "rules/complexity.smk"
+include: "rules/infinite.smk"
 include: "rules/figures.smk"
 
 

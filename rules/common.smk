@@ -18,6 +18,7 @@ GRID = config["grid"]
 CKA_ESTIMATOR = {k: config["cka"][k] for k in ("batch_size", "epochs", "window")}
 LIB = Path(workflow.basedir) / "src" / "repatlas"
 REDSHIFT = config["redshift"]
+INFINITE = config["infinite"]
 
 
 MODEL = "{dataset}-n{n}/{arch}-d{depth}-w{width}/s{seed}"
@@ -170,6 +171,25 @@ def redshift_line_figures():
 REDSHIFT_LINES = redshift_line_figures()
 
 
+def infinite_figures():
+    """Figures of the infinite-width study: name → data file, drawing function, title."""
+    c, reg = INFINITE["cookbook"], INFINITE["regression"]
+    figures = {
+        f"cookbook_{a}": dict(data=f"results/infinite/cookbook-{a}.nc", figure="cookbook_figure",
+                              title=f"{a}, width {c['width']}, {c['activation']}: finite ensemble vs infinite width")
+        for a in INFINITE["architectures"]
+    }
+    figures["ntk_convergence"] = dict(data="results/infinite/ntk_convergence.nc", figure="ntk_convergence_figure",
+                                      title=f"empirical NTK → analytic NTK ({INFINITE['ntk']['activation']}, depth {INFINITE['ntk']['depth']})")
+    figures["regression"] = dict(data=f"results/infinite/regression-{config['dataset']}-n{reg['n_train']}.nc",
+                                 figure="regression_figure",
+                                 title=f"{config['dataset']}, n = {reg['n_train']}: kernel regression vs finite networks")
+    return figures
+
+
+INFINITE_FIGURES = infinite_figures()
+
+
 def study_figures(study):
     if study == "wide_deep":
         names = ["cka_within_grid"]
@@ -177,6 +197,8 @@ def study_figures(study):
         names += ["cka_across_archs"] if across_archs_figure_pairs() else []
     elif study == "redshift":
         names = [f"redshift_{f}" for f in REDSHIFT_LINES] + ["redshift_functions", "redshift_summod"]
+    elif study == "infinite":
+        names = [f"infinite_{f}" for f in INFINITE_FIGURES]
     return [f for name in names for f in figure_files(name)]
 
 
@@ -192,6 +214,8 @@ def default_study_outputs():
         outputs += [f"results/models/{m}/metrics.json" for m in models()] + within + across
     if "redshift" in config["studies"]:
         outputs += [f"results/complexity/{s}.nc" for s in REDSHIFT["sweeps"]] + ["results/complexity/summod.nc"]
+    if "infinite" in config["studies"]:
+        outputs += [f["data"] for f in INFINITE_FIGURES.values()]
     return outputs + FIGURES
 
 

@@ -158,3 +158,32 @@ rule figure_summod:
     threads: 1
     script:
         "../scripts/figure_summod.py"
+
+
+# ----------------------------------------------------------------------------- infinite width
+
+
+rule figure_infinite:
+    input:
+        data=lambda w: INFINITE_FIGURES[w.name]["data"],
+        lib=library("plots.py"),
+    output:
+        png=report(
+            "results/figures/infinite_{name}.png",
+            caption="../workflow/report/infinite.rst",
+            category="Infinite width",
+            subcategory="{name}",
+        ),
+        pdf="results/figures/infinite_{name}.pdf",
+    log:
+        "results/logs/figures/infinite_{name}.log",
+    params:
+        figure=lambda w: INFINITE_FIGURES[w.name]["figure"],
+        title=lambda w: INFINITE_FIGURES[w.name]["title"],
+    wildcard_constraints:
+        name="|".join(INFINITE_FIGURES),
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/figure_infinite.py"

@@ -153,3 +153,20 @@ def test_redshift_artifacts(tiny_run):
     assert ((summod["test_accuracy"] >= 0) & (summod["test_accuracy"] <= 1)).all()
     for name in ("scale", "depth", "width", "variant", "functions", "summod"):
         assert (res / "figures" / f"redshift_{name}.png").stat().st_size > 1000
+
+
+def test_infinite_artifacts(tiny_run):
+    workdir, _ = tiny_run
+    res = workdir / "results" / "infinite"
+    for arch in ("mlp", "resnet"):
+        ds = xr.open_dataset(res / f"cookbook-{arch}.nc")
+        assert ds["f_test"].dims == ("t", "member", "x") and ds.sizes["member"] == 4
+        assert (ds["ntk_sd"] >= 0).all() and np.isfinite(ds["ntk_mean"]).all()
+        # training lowers the ensemble's training loss, as the NTK predicts
+        assert float(ds["train_loss"].mean("member")[-1]) < float(ds["train_loss"].mean("member")[0])
+    ntk = xr.open_dataset(res / "ntk_convergence.nc")
+    assert ntk["relative_error"].dims == ("width", "seed")
+    reg = xr.open_dataset(res / "regression-digits-n100.nc")
+    assert 0 <= float(reg["nngp_inf"]) <= 1 and reg["finite_accuracy"].shape == (2, 2, 1)
+    for name in ("cookbook_mlp", "cookbook_resnet", "ntk_convergence", "regression"):
+        assert (workdir / "results" / "figures" / f"infinite_{name}.png").stat().st_size > 1000

@@ -143,3 +143,70 @@ def summod_scatter(ds, *, title: str | None = None):
     if title:
         grid.figure.suptitle(title, y=1.03)
     return grid.figure
+
+
+# ----------------------------------------------------------------------------- infinite width
+
+
+def cookbook_figure(ds, *, title: str | None = None):
+    """Finite GD-trained ensemble vs the infinite-width NTK: predictions at the last t, losses over t."""
+    fig, (ax_f, ax_l) = plt.subplots(1, 2, figsize=(10, 3.6))
+    last = ds.isel(t=-1)
+    x = ds["x"].values
+    ens_mean = last["f_test"].mean("member").values
+    ens_sd = last["f_test"].std("member").values
+    ax_f.fill_between(x, last["ntk_mean"] - 2 * last["ntk_sd"], last["ntk_mean"] + 2 * last["ntk_sd"],
+                      color="C0", alpha=0.25, label="NTK mean ± 2σ")
+    ax_f.plot(x, last["ntk_mean"], color="C0")
+    ax_f.plot(x, ens_mean, color="C3", ls="--", label=f"ensemble of {ds.sizes['member']} (mean)")
+    ax_f.plot(x, ens_mean - 2 * ens_sd, color="C3", ls=":", lw=1)
+    ax_f.plot(x, ens_mean + 2 * ens_sd, color="C3", ls=":", lw=1, label="ensemble ± 2σ")
+    ax_f.plot(x, ds["y_test"], color="grey", lw=0.8, label="sin x")
+    ax_f.scatter(ds["x_train"], ds["y_train"], color="k", zorder=5, label="training points")
+    ax_f.set(xlabel="x", ylabel="f(x)", title=f"t = {float(last['t']):g}")
+    ax_f.legend(fontsize=7, loc="lower right")
+    t = ds["t"].values[1:]  # log axis: skip t = 0
+    for name, color in (("train", "C2"), ("test", "C1")):
+        ax_l.plot(t, ds[f"{name}_loss"].mean("member").values[1:], color=color, ls="--",
+                  label=f"{name}, ensemble")
+        ax_l.plot(t, ds[f"predicted_{name}_loss"].values[1:], color=color, label=f"{name}, NTK")
+    ax_l.set(xscale="log", yscale="log", xlabel="t (step × lr)", ylabel="loss 0.5 (f − y)²")
+    ax_l.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def ntk_convergence_figure(ds, *, title: str | None = None):
+    """‖Θ_emp − Θ‖/‖Θ‖ against width (mean ± sd over seeds) with a c/√width guide."""
+    df = ds["relative_error"].to_dataframe().reset_index()
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    sns.lineplot(data=df, x="width", y="relative_error", errorbar="sd", marker="o", ax=ax,
+                 label="empirical vs analytic NTK")
+    widths = ds["width"].values.astype(float)
+    c = float(ds["relative_error"].mean("seed")[0]) * np.sqrt(widths[0])
+    ax.plot(widths, c / np.sqrt(widths), ls=":", color="grey", label="∝ 1/√width")
+    ax.set(xscale="log", yscale="log", xlabel="width", ylabel="relative Frobenius error")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def regression_figure(ds, *, title: str | None = None):
+    """Test accuracy of finite networks vs width (raw and centred) against NTK/NNGP predictions."""
+    df = ds["finite_accuracy"].to_dataframe().reset_index()
+    df["network"] = df["centred"].map({0: "finite", 1: "finite, centred (f − f₀)"})
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    sns.lineplot(data=df, x="width", y="finite_accuracy", hue="network", errorbar="sd", marker="o", ax=ax)
+    for key, style, label in (("ntk_t", "-", f"NTK at t = {ds.attrs['steps'] * ds.attrs['lr']:g}"),
+                              ("ntk_inf", "--", "NTK, t = ∞"), ("nngp_inf", ":", "NNGP, t = ∞")):
+        ax.axhline(float(ds[key]), color="k", ls=style, lw=1, label=label)
+    ax.set(xscale="log", xlabel="width", ylabel="test accuracy")
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig

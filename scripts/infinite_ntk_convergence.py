@@ -1,0 +1,12 @@
+import sys
+
+import torch
+
+from repatlas.infinite import ntk_convergence
+from repatlas.io import write_netcdf
+
+sys.stderr = open(snakemake.log[0], "w")
+torch.set_num_threads(snakemake.threads)
+ds = ntk_convergence(**snakemake.params.ntk)
+print(ds, file=sys.stderr)
+write_netcdf(ds, snakemake.output[0])
