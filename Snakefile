@@ -18,6 +18,7 @@ include: "rules/activations.smk"
 include: "rules/cka.smk"
 include: "rules/complexity.smk"
 include: "rules/infinite.smk"
+include: "rules/mitosis.smk"
 include: "rules/figures.smk"
 
 

@@ -19,6 +19,7 @@ CKA_ESTIMATOR = {k: config["cka"][k] for k in ("batch_size", "epochs", "window")
 LIB = Path(workflow.basedir) / "src" / "repatlas"
 REDSHIFT = config["redshift"]
 INFINITE = config["infinite"]
+MITOSIS = config["mitosis"]
 
 
 MODEL = "{dataset}-n{n}/{arch}-d{depth}-w{width}/s{seed}"
@@ -189,6 +190,23 @@ def infinite_figures():
 
 INFINITE_FIGURES = infinite_figures()
 
+MITOSIS_MODEL = "{dataset}-n{n}/mlp-d{depth}-w{width}/{regime}/s{seed}"
+
+
+def mitosis_models(regimes=("converged", "early"), widths=None, seeds=None):
+    return [
+        MITOSIS_MODEL.format(dataset=config["dataset"], n=MITOSIS["n"], depth=MITOSIS["depth"], width=w,
+                             regime=r, seed=s)
+        for r in regimes
+        for w in (widths or MITOSIS["widths"])
+        for s in (seeds or MITOSIS["seeds"])
+    ]
+
+
+def mitosis_ensemble_members():
+    e = MITOSIS["ensemble"]
+    return mitosis_models(("converged",), [e["width"]], list(range(e["members"])))
+
 
 def study_figures(study):
     if study == "wide_deep":
@@ -199,6 +217,8 @@ def study_figures(study):
         names = [f"redshift_{f}" for f in REDSHIFT_LINES] + ["redshift_functions", "redshift_summod"]
     elif study == "infinite":
         names = [f"infinite_{f}" for f in INFINITE_FIGURES]
+    elif study == "mitosis":
+        names = ["mitosis_chunks", "mitosis_clones", "mitosis_ensemble"]
     return [f for name in names for f in figure_files(name)]
 
 
@@ -216,6 +236,8 @@ def default_study_outputs():
         outputs += [f"results/complexity/{s}.nc" for s in REDSHIFT["sweeps"]] + ["results/complexity/summod.nc"]
     if "infinite" in config["studies"]:
         outputs += [f["data"] for f in INFINITE_FIGURES.values()]
+    if "mitosis" in config["studies"]:
+        outputs += [f"results/mitosis/chunks/{m}.nc" for m in mitosis_models()]
     return outputs + FIGURES
 
 

@@ -187,3 +187,59 @@ rule figure_infinite:
     threads: 1
     script:
         "../scripts/figure_infinite.py"
+
+
+# ----------------------------------------------------------------------------- representation mitosis
+
+
+rule figure_mitosis:
+    input:
+        chunks=[f"results/mitosis/chunks/{m}.nc" for m in mitosis_models()],
+        lib=library("plots.py"),
+    output:
+        png=report(
+            "results/figures/mitosis_{name}.png",
+            caption="../workflow/report/mitosis.rst",
+            category="Representation mitosis",
+            subcategory="{name}",
+        ),
+        pdf="results/figures/mitosis_{name}.pdf",
+    log:
+        "results/logs/figures/mitosis_{name}.log",
+    params:
+        figure=lambda w: f"mitosis_{w.name}_figure",
+        cells=[{"regime": r, "width": wd, "seed": s}
+               for r in ("converged", "early") for wd in MITOSIS["widths"] for s in MITOSIS["seeds"]],
+        title=f"{config['dataset']}, MLP depth {MITOSIS['depth']}, n = {MITOSIS['n']}, test split",
+    wildcard_constraints:
+        name="chunks|clones",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/figure_mitosis.py"
+
+
+rule figure_mitosis_ensemble:
+    input:
+        wide=f"results/mitosis/features/{mitosis_models(('converged',), [max(MITOSIS['widths'])], [MITOSIS['seeds'][0]])[0]}.npz",
+        members=[f"results/mitosis/features/{m}.npz" for m in mitosis_ensemble_members()],
+        lib=library("plots.py", "mitosis.py"),
+    output:
+        png=report(
+            "results/figures/mitosis_ensemble.png",
+            caption="../workflow/report/mitosis.rst",
+            category="Representation mitosis",
+        ),
+        pdf="results/figures/mitosis_ensemble.pdf",
+    log:
+        "results/logs/figures/mitosis_ensemble.log",
+    params:
+        wide_width=max(MITOSIS["widths"]),
+        narrow_width=MITOSIS["ensemble"]["width"],
+        title="widest network vs an ensemble of narrow networks",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/figure_mitosis_ensemble.py"

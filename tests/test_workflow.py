@@ -170,3 +170,15 @@ def test_infinite_artifacts(tiny_run):
     assert 0 <= float(reg["nngp_inf"]) <= 1 and reg["finite_accuracy"].shape == (2, 2, 1)
     for name in ("cookbook_mlp", "cookbook_resnet", "ntk_convergence", "regression"):
         assert (workdir / "results" / "figures" / f"infinite_{name}.png").stat().st_size > 1000
+
+
+def test_mitosis_artifacts(tiny_run):
+    workdir, _ = tiny_run
+    res = workdir / "results"
+    for regime in ("converged", "early"):
+        ds = xr.open_dataset(res / "mitosis" / "chunks" / f"digits-n100/mlp-d2-w32/{regime}/s0.nc")
+        assert list(ds["chunk_size"].values) == [1, 2, 4, 8, 16, 32]
+        assert np.isclose(float(ds["r2_mean"].sel(chunk_size=32)), 1.0, atol=1e-6)
+        assert ds.attrs["width"] == 32 and ds.attrs["clones"] > 0
+    for name in ("chunks", "clones", "ensemble"):
+        assert (res / "figures" / f"mitosis_{name}.png").stat().st_size > 1000

@@ -210,3 +210,68 @@ def regression_figure(ds, *, title: str | None = None):
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------- representation mitosis
+
+
+def _chunk_frame(datasets, cells) -> pd.DataFrame:
+    frames = []
+    for ds, cell in zip(datasets, cells, strict=True):
+        df = ds[["error_mean", "r2_mean", "residual_corr_mean"]].to_dataframe().reset_index()
+        df["error_gap"] = df["error_mean"] - (1 - float(ds.attrs["test_accuracy"]))
+        frames.append(df.assign(**cell))
+    return pd.concat(frames, ignore_index=True)
+
+
+def mitosis_chunks_figure(datasets, cells, *, title: str | None = None):
+    """Per chunk size: error(chunk) − error(full layer), R² and residual correlation, per width."""
+    df = _chunk_frame(datasets, cells)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    palette = sns.color_palette("viridis", df["width"].nunique())
+    for ax, y, label in zip(axes, ("error_gap", "r2_mean", "residual_corr_mean"),
+                            ("error(chunk) − error(full)", "R² of the full layer from the chunk",
+                             "mean |residual correlation|")):
+        sns.lineplot(data=df, x="chunk_size", y=y, hue="width", style="regime", palette=palette,
+                     marker="o", markersize=3, ax=ax, legend=ax is axes[-1])
+        ax.set(xscale="log", xlabel="chunk size (neurons)", ylabel=label)
+    positive = df.loc[df["error_gap"] > 0, "chunk_size"]
+    if len(positive):
+        c = np.unique(df["chunk_size"])
+        axes[0].plot(c, 0.12 / np.sqrt(c), ls=":", color="grey", label="0.12 / √chunk")
+        axes[0].set_yscale("symlog", linthresh=1e-3)
+        axes[0].legend(fontsize=7)
+    axes[-1].legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def mitosis_clones_figure(datasets, cells, *, title: str | None = None):
+    """Estimated number of clones (width ÷ critical chunk size) against width, per regime."""
+    df = pd.DataFrame([{**cell, "clones": float(ds.attrs["clones"])} for ds, cell in zip(datasets, cells)])
+    fig, ax = plt.subplots(figsize=(4.8, 3.6))
+    sns.lineplot(data=df, x="width", y="clones", hue="regime", marker="o", errorbar="sd", ax=ax)
+    ax.set(xscale="log", yscale="log", xlabel="last hidden layer width", ylabel="clones (width / critical chunk)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def mitosis_ensemble_figure(accuracies: dict, *, title: str | None = None):
+    """Bars of test accuracy: {label: accuracy} (the widest model, narrow models, their ensemble)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    labels = list(accuracies)
+    ax.bar(labels, [accuracies[k] for k in labels], color=sns.color_palette("deep", len(labels)))
+    lo = min(accuracies.values())
+    ax.set_ylim(max(0.0, lo - 0.05), 1.0)
+    for i, k in enumerate(labels):
+        ax.text(i, accuracies[k] + 0.003, f"{accuracies[k]:.3f}", ha="center", fontsize=8)
+    ax.set_ylabel("test accuracy")
+    ax.tick_params(axis="x", labelsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig

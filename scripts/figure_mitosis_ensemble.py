@@ -1,0 +1,18 @@
+import sys
+
+from repatlas.data import load_npz
+from repatlas.mitosis import ensemble_accuracy
+from repatlas.plots import mitosis_ensemble_figure, save_figure
+
+sys.stderr = open(snakemake.log[0], "w")
+wide, _ = load_npz(snakemake.input.wide)
+members = [load_npz(path)[0] for path in snakemake.input.members]
+labels = wide["labels_test"]
+p = snakemake.params
+accuracies = {
+    f"width {p.wide_width}": ensemble_accuracy([wide["logits_test"]], labels),
+    f"width {p.narrow_width} (mean)": sum(ensemble_accuracy([m["logits_test"]], labels) for m in members) / len(members),
+    f"ensemble of {len(members)} × width {p.narrow_width}": ensemble_accuracy([m["logits_test"] for m in members], labels),
+}
+print(accuracies, file=sys.stderr)
+save_figure(mitosis_ensemble_figure(accuracies, title=p.title), *snakemake.output)

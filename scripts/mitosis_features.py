@@ -1,0 +1,7 @@
+import sys
+
+from repatlas.mitosis import features_to_file
+
+sys.stderr = open(snakemake.log[0], "w")
+print(features_to_file(snakemake.input.model, snakemake.input.full, snakemake.input.subset, snakemake.output[0]),
+      file=sys.stderr)

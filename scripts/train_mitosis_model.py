@@ -1,0 +1,16 @@
+from repatlas.train import TrainConfig, train_to_files
+
+w = snakemake.wildcards
+train_to_files(
+    snakemake.input.subset,
+    snakemake.input.full,
+    snakemake.output.model,
+    snakemake.output.metrics,
+    snakemake.log[0],
+    arch="mlp",
+    depth=int(w.depth),
+    width=int(w.width),
+    config=TrainConfig(**snakemake.params.train, seed=int(w.seed)),
+    device=snakemake.params.device,
+    threads=snakemake.threads,
+)
