@@ -5,6 +5,15 @@ import torch
 from repatlas import models, train
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """These models are tiny: on a busy 2-core machine a second intra-op thread only spins."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_data(n=60, seed=0):
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 3
@@ -80,3 +89,228 @@ def test_checkpoint_roundtrip(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="bad.pt: not a readable repatlas checkpoint"):
         train.load_checkpoint(tmp_path / "bad.pt")
+
+
+# ----------------------------------------------------------------------------- resumable training
+
+
+class Interrupted(Exception):
+    """Stands in for a kill: raised from the log callback while an epoch is being reported."""
+
+
+def resnet_run(tmp_path, *, epochs=4, stop_at=None, checkpoint="state.pt", seed=3, lines=None, **cfg):
+    """Train a small ResNet (BatchNorm buffers, crop + flip from the generator) on tiny data.
+
+    `stop_at=k` interrupts while epoch k is being logged, i.e. after the state of epoch k - 1 was saved.
+    """
+    torch.manual_seed(seed)
+    model = models.resnet(8, 1, in_channels=1, n_classes=3)
+    x, y = tiny_data()
+    cfg = {"batch_size": 16, "lr": 0.05, "crop_pad": 1, "flip": True, **cfg}
+    config = train.TrainConfig(epochs=epochs, seed=seed, **cfg)
+    lines = [] if lines is None else lines
+
+    def log(line):
+        lines.append(line)
+        if stop_at is not None and line.startswith(f"epoch {stop_at}/"):
+            raise Interrupted
+
+    hist = train.train(model, (x, y), (x, y), mean=[0.5], std=[0.3], config=config, device="cpu",
+                       progress=False, log=log, job={"test": "resnet_run"},
+                       checkpoint=None if checkpoint is None else tmp_path / checkpoint)
+    return model, hist, lines
+
+
+def without_time(hist):
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in hist]
+
+
+_REFERENCES = {}
+
+
+def reference_run(epochs=4, **cfg):
+    """An uninterrupted run without checkpoint (cached: several tests compare against it)."""
+    key = (epochs, tuple(sorted(cfg.items())))
+    if key not in _REFERENCES:
+        model, hist, _ = resnet_run(None, epochs=epochs, checkpoint=None, **cfg)
+        _REFERENCES[key] = model, without_time(hist)
+    return _REFERENCES[key]
+
+
+def assert_same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb)
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+def test_resumed_training_is_bit_identical(tmp_path):
+    reference, ref_hist = reference_run()
+    with pytest.raises(Interrupted):
+        resnet_run(tmp_path, stop_at=3)
+    state = train.load_training_state(tmp_path / "state.pt")
+    assert state["epoch"] == 2 and [h["epoch"] for h in state["history"]] == [1, 2]
+    resumed, hist, lines = resnet_run(tmp_path)
+    assert any("resuming from checkpoint" in line and "2 of 4 epochs done" in line for line in lines)
+    assert without_time(hist) == ref_hist
+    assert_same_weights(resumed, reference)
+
+
+def test_resume_needs_the_generator_state(tmp_path):
+    """The bit-identity above is not luck: resuming with the generator reset changes the result."""
+    _, ref_hist = reference_run()
+    with pytest.raises(Interrupted):
+        resnet_run(tmp_path, stop_at=3)
+    state = train.load_training_state(tmp_path / "state.pt")
+    state["generator"] = torch.Generator().manual_seed(3).get_state()
+    torch.save(state, tmp_path / "state.pt")
+    resumed, hist, lines = resnet_run(tmp_path)
+    assert any("resuming" in line for line in lines)
+    assert without_time(hist)[:2] == ref_hist[:2]
+    assert without_time(hist)[2:] != ref_hist[2:]
+
+
+def test_checkpoint_of_another_config_is_ignored(tmp_path):
+    with pytest.raises(Interrupted):
+        resnet_run(tmp_path, stop_at=3)
+    _, fresh_hist = reference_run(lr=0.02)
+    _, hist, lines = resnet_run(tmp_path, lr=0.02)
+    ignored = [line for line in lines if "ignoring checkpoint" in line]
+    assert ignored and "train_config.lr: 0.05 → 0.02" in ignored[0] and "starting fresh" in ignored[0]
+    assert not any("resuming" in line for line in lines)
+    assert without_time(hist) == fresh_hist
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+class _Code:  # torch.load(weights_only=True) must refuse to rebuild this
+    pass
+
+
+CORRUPTIONS = {
+    "garbage": lambda p: p.write_bytes(b"not a checkpoint"),
+    "empty": lambda p: p.write_bytes(b""),
+    "truncated": _truncate,
+    "code object": lambda p: torch.save({"format": 1, "x": _Code()}, p),
+    "other format": lambda p: torch.save({"format": 99}, p),
+    "missing keys": lambda p: torch.save({"format": 1, "epoch": 2}, p),
+}
+
+
+@pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
+def test_corrupt_checkpoint_is_reported_and_training_starts_fresh(tmp_path, corruption):
+    _, fresh_hist = reference_run(epochs=2)
+    with pytest.raises(Interrupted):
+        resnet_run(tmp_path, epochs=2, stop_at=2)
+    CORRUPTIONS[corruption](tmp_path / "state.pt")
+    with pytest.raises(ValueError, match="state.pt: "):
+        train.load_training_state(tmp_path / "state.pt")
+    _, hist, lines = resnet_run(tmp_path, epochs=2)
+    assert any(line.startswith("ignoring checkpoint:") and "state.pt" in line for line in lines), lines
+    assert not any("resuming" in line for line in lines)
+    assert without_time(hist) == fresh_hist
+    assert train.load_training_state(tmp_path / "state.pt")["epoch"] == 2  # replaced by a sound one
+
+
+@pytest.mark.parametrize("damage", ["history disagrees", "weights of another model"])
+def test_inconsistent_checkpoint_is_not_trusted(tmp_path, damage):
+    """A checkpoint with the right fingerprint but inconsistent content is ignored as a whole."""
+    _, fresh_hist = reference_run(epochs=3)
+    with pytest.raises(Interrupted):
+        resnet_run(tmp_path, epochs=3, stop_at=3)
+    state = train.load_training_state(tmp_path / "state.pt")
+    if damage == "history disagrees":
+        state["history"] = state["history"][:1]
+    else:
+        state["model"] = {k: v[..., :1] if v.ndim else v for k, v in state["model"].items()}
+    torch.save(state, tmp_path / "state.pt")
+    _, hist, lines = resnet_run(tmp_path, epochs=3)
+    assert any(line.startswith("ignoring checkpoint") for line in lines), lines
+    assert without_time(hist) == fresh_hist
+
+
+CHECKPOINT_DAMAGE = {
+    "garbage": lambda p: p.write_bytes(b"garbage"),
+    "empty": lambda p: p.write_bytes(b""),
+    "truncated": _truncate,
+    "code object": lambda p: torch.save({"spec": _Code(), "state_dict": {}}, p),
+    "no spec": lambda p: torch.save({"state_dict": {}}, p),
+    "wrong weights": lambda p: torch.save(
+        {"spec": {"arch": "mlp", "depth": 1, "width": 4, "input_shape": [1, 2, 2], "n_classes": 2},
+         "state_dict": {"layer1.0.weight": torch.zeros(3, 3)}}, p),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(CHECKPOINT_DAMAGE))
+def test_load_checkpoint_names_the_path(tmp_path, damage):
+    model = models.mlp(1, 4, in_features=4, n_classes=2)
+    spec = {"arch": "mlp", "depth": 1, "width": 4, "input_shape": [1, 2, 2], "n_classes": 2}
+    path = tmp_path / "model.pt"
+    train.save_checkpoint(path, model, spec)
+    CHECKPOINT_DAMAGE[damage](path)
+    with pytest.raises(ValueError, match=r"model\.pt: not a readable repatlas checkpoint") as info:
+        train.load_checkpoint(path)
+    assert "\n" not in str(info.value)  # one line, not torch's multi-paragraph weights_only advice
+    with pytest.raises(FileNotFoundError):
+        train.load_checkpoint(tmp_path / "missing.pt")
+
+
+# ----------------------------------------------------------------------------- train_to_files
+
+
+@pytest.fixture(scope="module")
+def digits_files(tmp_path_factory):
+    from repatlas import data
+
+    d = tmp_path_factory.mktemp("digits")
+    data.write_full("digits", d / "full.npz")
+    data.write_subset(d / "full.npz", d / "sub.npz", 100, 0)
+    return d / "sub.npz", d / "full.npz"
+
+
+def to_files(digits_files, out, depth=2, **cfg):
+    sub, full = digits_files
+    config = train.TrainConfig(**{"epochs": 3, "batch_size": 20, "lr": 0.05, "crop_pad": 1, **cfg})
+    return train.train_to_files(sub, full, out / "model.pt", out / "metrics.json", out / "train.log",
+                                arch="mlp", depth=depth, width=16, config=config, device="cpu",
+                                progress=False)
+
+
+def test_train_to_files_resumes_and_removes_its_state(tmp_path, digits_files, monkeypatch):
+    reference = to_files(digits_files, tmp_path / "a")
+    assert not train.resume_path(tmp_path / "a" / "model.pt").exists()  # deleted after success
+
+    save = train._save_state
+    def save_then_die(path, state):
+        save(path, state)
+        if state["epoch"] == 2:
+            raise Interrupted
+    monkeypatch.setattr(train, "_save_state", save_then_die)
+    with pytest.raises(Interrupted):
+        to_files(digits_files, tmp_path / "b")
+    monkeypatch.undo()
+    out = tmp_path / "b"
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "train.log"]
+    (out / ".model.pt.tmp-leftover").write_bytes(b"half a file")  # what a kill mid-write leaves
+    resumed = to_files(digits_files, out)
+    assert "resuming from checkpoint" in (out / "train.log").read_text()
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.pt", "train.log"]
+    assert without_time(resumed["epochs"]) == without_time(reference["epochs"])
+    a, _, _ = train.load_checkpoint(tmp_path / "a" / "model.pt")
+    b, _, _ = train.load_checkpoint(out / "model.pt")
+    assert_same_weights(a, b)
+
+
+def test_divergence_in_train_to_files_names_model_and_epoch(tmp_path, digits_files):
+    # lr 1e4 stays finite through epoch 1 (so a resumable state exists) and is NaN in epoch 2
+    with pytest.raises(train.TrainingDiverged) as info:
+        to_files(digits_files, tmp_path, depth=1, lr=1e4, crop_pad=0)
+    message = str(info.value)
+    assert "mlp-d1-w16 seed=0" in message and "at epoch 2" in message and "'arch': 'mlp'" in message
+    assert str(tmp_path / "model.pt") in message
+    assert message in (tmp_path / "train.log").read_text()
+    # no model, no metrics, and no resumable state (a rerun would diverge the same way)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.log"]

@@ -4,13 +4,26 @@ The whole (small) dataset lives on the device as one tensor; augmentation is a f
 on the batch, and batches come from a seeded `torch.randperm`, so a run is a pure function of
 (model init seed, data, config) on CPU. On CUDA the same loop adds bf16 autocast and
 channels_last.
+
+Training is resumable. Given a `checkpoint` path, `train` saves its whole state at the end of every
+epoch (weights, optimizer, schedule, the generator behind batch order and augmentation, the global
+RNG, the history so far) atomically, and when it starts again for the same job it continues from
+there. A resumed run on CPU ends with the same weights and metrics, bit for bit, as one that was
+never interrupted. `train_to_files` keeps that state in `checkpoint.pt` next to `model.pt` and
+deletes it once `model.pt` and `metrics.json` are written. docs/reliability.md lists what is
+guaranteed and which test shows it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
+import os
+import shutil
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -78,6 +91,29 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return loss / len(y), correct / len(y)
 
 
+def _optimiser(model: nn.Module, config: TrainConfig, total_steps: int):
+    """SGD with momentum and a per-step cosine schedule from `config.lr` to 0."""
+    opt = torch.optim.SGD(
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+        nesterov=False,
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps))
+    )
+    return opt, sched
+
+
+def _epoch_line(record: dict, epochs: int) -> str:
+    return (
+        f"epoch {record['epoch']}/{epochs} train_loss={record['train_loss']:.4f} "
+        f"train_acc={record['train_acc']:.4f} test_loss={record['test_loss']:.4f} "
+        f"test_acc={record['test_acc']:.4f}"
+    )
+
+
 def train(
     model: nn.Module,
     train_data: tuple,
@@ -89,11 +125,21 @@ def train(
     device: str = "auto",
     progress: bool = True,
     log: Callable[[str], None] = print,
+    checkpoint=None,
+    job: dict | None = None,
+    resume: bool = True,
 ) -> list[dict]:
     """Train `model` in place on uint8 images; return per-epoch metrics.
 
     `train_data` / `test_data` are (uint8 images (N, C, H, W), int labels (N,)).
     Raises TrainingDiverged naming the epoch if the loss stops being finite.
+
+    With `checkpoint` (a path), the full training state is written there atomically at the end of
+    every epoch. If the file exists when training starts (and `resume`), it is checked against
+    this run: the training config, device type, data, torch version, library code and `job` (any
+    JSON-like record identifying the job, e.g. the model spec and dataset checksums) must all
+    match. A match resumes after the last saved epoch; anything else (another job's checkpoint, an
+    unreadable or inconsistent file) is reported through `log` and training starts fresh.
     """
     dev = resolve_device(device)
     cuda = dev.type == "cuda"
@@ -111,23 +157,40 @@ def train(
     x_train = x_train.contiguous(memory_format=memory_format)
     x_test = x_test.contiguous(memory_format=memory_format)
 
-    gen = torch.Generator(device=dev).manual_seed(config.seed)
     steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
-    opt = torch.optim.SGD(
-        model.parameters(),
-        lr=config.lr,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-        nesterov=False,
-    )
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps))
-    )
+    opt, sched = _optimiser(model, config, total_steps)
+    # The only random stream of the loop: batch order and augmentation. (torch.manual_seed, the
+    # global stream, is used for initialisation; it is saved and restored too, for safety.)
+    gen = torch.Generator(device=dev).manual_seed(config.seed)
 
-    history = []
-    bar = tqdm(total=total_steps, disable=not progress, desc="train", unit="step", leave=False)
-    for epoch in range(1, config.epochs + 1):
+    history: list[dict] = []
+    done = 0
+    fingerprint = None
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        fingerprint = _fingerprint(config, dev, train_data, test_data, mean, std, job)
+        state = _matching_state(checkpoint, fingerprint, config, log) if resume else None
+        if state is not None:
+            fresh_weights = {k: v.clone() for k, v in model.state_dict().items()}
+            fresh_rng = torch.get_rng_state()
+            try:
+                done, history = _restore(state, model, opt, sched, gen, dev)
+            except Exception as exc:  # all or nothing: never train on a half-restored state
+                log(f"ignoring checkpoint {checkpoint}: cannot restore it ({exc}); starting fresh")
+                model.load_state_dict(fresh_weights)
+                torch.set_rng_state(fresh_rng)
+                opt, sched = _optimiser(model, config, total_steps)
+                gen = torch.Generator(device=dev).manual_seed(config.seed)
+                done, history = 0, []
+            else:
+                log(f"resuming from checkpoint {checkpoint}: {done} of {config.epochs} epochs done")
+                for record in history:
+                    log(_epoch_line(record, config.epochs) + " (restored)")
+
+    bar = tqdm(total=total_steps, initial=done * steps_per_epoch, disable=not progress,
+               desc="train", unit="step", leave=False)
+    for epoch in range(done + 1, config.epochs + 1):
         t0 = time.perf_counter()
         model.train()
         order = torch.randperm(len(y_train), generator=gen, device=dev)
@@ -162,13 +225,177 @@ def train(
             "seconds": time.perf_counter() - t0,
         }
         history.append(record)
-        log(
-            f"epoch {epoch}/{config.epochs} train_loss={train_loss:.4f} "
-            f"train_acc={record['train_acc']:.4f} test_loss={test_loss:.4f} test_acc={test_acc:.4f}"
-        )
+        log(_epoch_line(record, config.epochs))
+        if checkpoint is not None:
+            _save_state(checkpoint, _state(fingerprint, epoch, history, model, opt, sched, gen, dev))
     bar.close()
     model.to("cpu", memory_format=torch.contiguous_format)
     return history
+
+
+# ----------------------------------------------------------------------------- resumable state
+
+CHECKPOINT_FORMAT = 1
+_STATE_KEYS = ("format", "fingerprint", "epoch", "history", "model", "optimizer", "scheduler",
+               "generator", "torch_rng", "cuda_rng")
+
+
+def resume_path(model_path) -> Path:
+    """Where `train_to_files` keeps the resumable state of the job writing `model_path`.
+
+    A sibling `checkpoint.pt`, deliberately not a declared Snakemake output: Snakemake deletes a
+    job's declared outputs before rerunning it, so only an undeclared file survives a kill.
+    """
+    return Path(model_path).with_name("checkpoint.pt")
+
+
+def _code_version() -> str:
+    """Hash of the library sources that define a run (loop, models, preprocessing)."""
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in ("train.py", "models.py", "data.py"):
+        h.update((here / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _as_numpy(a):
+    import numpy as np
+
+    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
+def _fingerprint(config, dev, train_data, test_data, mean, std, job) -> dict:
+    """Everything a resumed run must share with the run that wrote the checkpoint (JSON-plain)."""
+    import numpy as np
+
+    from repatlas.data import checksum
+
+    record = {
+        "format": CHECKPOINT_FORMAT,
+        "job": job or {},
+        "train_config": dataclasses.asdict(config),
+        "device": dev.type,
+        "data": checksum(*(_as_numpy(a) for a in (*train_data[:2], *test_data[:2]))),
+        "mean": [float(v) for v in np.ravel(_as_numpy(mean))],
+        "std": [float(v) for v in np.ravel(_as_numpy(std))],
+        "torch": torch.__version__,
+        "code": _code_version(),
+    }
+    return json.loads(json.dumps(record))  # tuples → lists, so it compares equal after loading
+
+
+def _differences(old, new, prefix="") -> list[str]:
+    """Human-readable keys where two fingerprints differ (first few)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [f"{prefix[:-1]}: {old!r} → {new!r}"]
+
+
+def _to_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+def _state(fingerprint, epoch, history, model, opt, sched, gen, dev) -> dict:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "fingerprint": fingerprint,
+        "epoch": epoch,
+        "history": [dict(r) for r in history],
+        "model": _to_cpu(model.state_dict()),
+        "optimizer": _to_cpu(opt.state_dict()),
+        "scheduler": sched.state_dict(),
+        "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+    }
+
+
+def _save_state(path: Path, state: dict) -> None:
+    """Write a training state atomically (temporary sibling, fsync, rename)."""
+    from repatlas.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+def load_training_state(path) -> dict:
+    """The resumable training state saved by `train` at `path` (no code is executed).
+
+    Raises FileNotFoundError if there is none and ValueError naming the path if the file is not a
+    readable training checkpoint of this format.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable training checkpoint ({_first_line(exc)})") from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a repatlas training checkpoint of format {CHECKPOINT_FORMAT}")
+    missing = [k for k in _STATE_KEYS if k not in state]
+    if missing:
+        raise ValueError(f"{path}: training checkpoint lacks {missing}")
+    return state
+
+
+def _matching_state(path: Path, fingerprint: dict, config: TrainConfig, log) -> dict | None:
+    """The saved state at `path` if it belongs to this run; else None, with a log line saying why."""
+    if not path.exists():
+        return None
+    try:
+        state = load_training_state(path)
+    except (OSError, ValueError) as exc:
+        log(f"ignoring checkpoint: {exc}; starting fresh")
+        return None
+    if state["fingerprint"] != fingerprint:
+        diff = _differences(state["fingerprint"], fingerprint)
+        log(f"ignoring checkpoint {path}: written for another job ({'; '.join(diff[:4])}); starting fresh")
+        return None
+    epoch, history = state["epoch"], state["history"]
+    consistent = (
+        isinstance(epoch, int) and 0 <= epoch <= config.epochs and isinstance(history, list)
+        and [r.get("epoch") if isinstance(r, dict) else None for r in history] == list(range(1, epoch + 1))
+    )
+    if not consistent:
+        log(f"ignoring checkpoint {path}: its epoch count and history disagree; starting fresh")
+        return None
+    return state
+
+
+def _restore(state: dict, model, opt, sched, gen, dev) -> tuple[int, list[dict]]:
+    """Load a matching state into the live objects; raises if anything does not fit."""
+    own = model.state_dict()
+    weights = state["model"]
+    if not isinstance(weights, dict) or set(weights) != set(own):
+        raise ValueError("its weights are for another model")
+    for k, v in weights.items():
+        if not isinstance(v, torch.Tensor) or v.shape != own[k].shape or v.dtype != own[k].dtype:
+            raise ValueError(f"its weight {k!r} does not fit the model")
+    model.load_state_dict(weights)
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    gen.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    if dev.type == "cuda" and state["cuda_rng"] is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], dev)
+    return state["epoch"], [dict(r) for r in state["history"]]
 
 
 # ----------------------------------------------------------------------------- checkpoints and files
@@ -184,7 +411,11 @@ def save_checkpoint(path, model: nn.Module, spec: dict, meta: dict | None = None
 
 
 def load_checkpoint(path) -> tuple[nn.Module, dict, dict]:
-    """Rebuild a model from `model.pt` (weights_only loading: no code is executed)."""
+    """Rebuild a model from `model.pt` (weights_only loading: no code is executed).
+
+    Raises FileNotFoundError if there is no file and ValueError naming the path if it is not a
+    readable repatlas model checkpoint (truncated, corrupt, another format, code objects).
+    """
     from repatlas.models import build_model
 
     try:
@@ -195,9 +426,19 @@ def load_checkpoint(path) -> tuple[nn.Module, dict, dict]:
     except FileNotFoundError:
         raise
     except Exception as exc:
-        raise ValueError(f"{path}: not a readable repatlas checkpoint ({exc})") from exc
+        raise ValueError(f"{path}: not a readable repatlas checkpoint ({_first_line(exc)})") from exc
     model.eval()
     return model, spec, ckpt.get("meta", {})
+
+
+def _remove_stale_temporaries(folder: Path, names) -> None:
+    """Temporary siblings (`.<name>.tmp-*`) that a killed earlier attempt left behind."""
+    for name in names:
+        for stale in folder.glob(f".{name}.tmp-*"):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
 
 
 def train_to_files(
@@ -215,9 +456,17 @@ def train_to_files(
     device: str = "auto",
     threads: int = 1,
     progress: bool = True,
+    resume: bool = True,
 ) -> dict:
-    """The training step of the pipeline: subset + test split in, checkpoint + metrics out."""
-    import json
+    """The training step of the pipeline: subset + test split in, checkpoint + metrics out.
+
+    Resumable: the training state is saved after every epoch to `resume_path(model_path)` (a
+    sibling `checkpoint.pt`); a later call for the same job (same spec, config, data, device type,
+    torch and library code) continues from it, any other checkpoint there is ignored with a log
+    line. The state file is deleted once `model.pt` and `metrics.json` are written, and also when
+    training diverges (a deterministic rerun would diverge again). Divergence raises
+    TrainingDiverged naming the model and the epoch, and writes neither `model.pt` nor metrics.
+    """
     import platform
 
     from repatlas.data import load_npz
@@ -235,8 +484,13 @@ def train_to_files(
         "n_classes": full_meta["n_classes"],
         **(model_options or {}),
     }
+    model_path, metrics_path = Path(model_path), Path(metrics_path)
+    state_path = resume_path(model_path)
+    _remove_stale_temporaries(model_path.parent, (model_path.name, metrics_path.name, state_path.name))
+    job = {"spec": spec, "dataset_checksum": full_meta["checksum"], "subset_checksum": sub_meta["checksum"]}
     seed_everything(config.seed)
     model = build_model(**spec)
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log_file:
         def log(line: str) -> None:
             print(line, file=log_file, flush=True)
@@ -244,27 +498,36 @@ def train_to_files(
         log(f"model {spec} seed={config.seed} device={resolve_device(device)} threads={threads}")
         log(f"train {subset_path} ({len(sub['y'])} examples), test split of {full_path}")
         t0 = time.perf_counter()
-        history = train(
-            model, (sub["x"], sub["y"]), (full["x_test"], full["y_test"]),
-            mean=full_meta["mean"], std=full_meta["std"], config=config, device=device,
-            progress=progress, log=log,
-        )
+        try:
+            history = train(
+                model, (sub["x"], sub["y"]), (full["x_test"], full["y_test"]),
+                mean=full_meta["mean"], std=full_meta["std"], config=config, device=device,
+                progress=progress, log=log, checkpoint=state_path, job=job, resume=resume,
+            )
+        except TrainingDiverged as exc:
+            message = (f"{arch}-d{depth}-w{width} seed={config.seed} ({model_path}) diverged: {exc}; "
+                       f"model spec {spec}")
+            log(message)
+            state_path.unlink(missing_ok=True)
+            raise TrainingDiverged(message) from None
         seconds = time.perf_counter() - t0
         log(f"done in {seconds:.1f} s")
-    metrics = {
-        "model": spec,
-        "train_config": dataclasses.asdict(config),
-        "dataset": {"name": full_meta["dataset"], "checksum": full_meta["checksum"],
-                    "subset_checksum": sub_meta["checksum"], "n": len(sub["y"])},
-        "epochs": history,
-        "final": history[-1],
-        "seconds": seconds,
-        "n_params": sum(p.numel() for p in model.parameters()),
-        "device": str(resolve_device(device)),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-    save_checkpoint(model_path, model, spec, {"final": history[-1], "dataset": metrics["dataset"]})
-    with atomic_path(metrics_path) as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2))
+        metrics = {
+            "model": spec,
+            "train_config": dataclasses.asdict(config),
+            "dataset": {"name": full_meta["dataset"], "checksum": full_meta["checksum"],
+                        "subset_checksum": sub_meta["checksum"], "n": len(sub["y"])},
+            "epochs": history,
+            "final": history[-1],
+            "seconds": seconds,
+            "n_params": sum(p.numel() for p in model.parameters()),
+            "device": str(resolve_device(device)),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        }
+        save_checkpoint(model_path, model, spec, {"final": history[-1], "dataset": metrics["dataset"]})
+        with atomic_path(metrics_path) as tmp:
+            tmp.write_text(json.dumps(metrics, indent=2))
+        state_path.unlink(missing_ok=True)
+        log(f"wrote {model_path} and {metrics_path}; removed the resumable state {state_path}")
     return metrics
