@@ -19,6 +19,7 @@ include: "rules/cka.smk"
 include: "rules/complexity.smk"
 include: "rules/infinite.smk"
 include: "rules/mitosis.smk"
+include: "rules/ensembles.smk"
 include: "rules/figures.smk"
 
 

@@ -20,6 +20,7 @@ LIB = Path(workflow.basedir) / "src" / "repatlas"
 REDSHIFT = config["redshift"]
 INFINITE = config["infinite"]
 MITOSIS = config["mitosis"]
+ENSEMBLES = config["ensembles"]
 
 
 MODEL = "{dataset}-n{n}/{arch}-d{depth}-w{width}/s{seed}"
@@ -203,6 +204,16 @@ def mitosis_models(regimes=("converged", "early"), widths=None, seeds=None):
     ]
 
 
+def ensembles_data():
+    """Data names of the ensembles study: the study's dataset (by name) and/or 'multiview'."""
+    return [config["dataset"] if d == "dataset" else d for d in ENSEMBLES["data"]]
+
+
+def ensembles_files():
+    methods = [f"results/ensembles/{d}-{r}.nc" for d in ensembles_data() for r in ENSEMBLES["regimes"]]
+    return methods + [f"results/ensembles/{d}-dropping.nc" for d in ensembles_data()]
+
+
 def mitosis_ensemble_members():
     e = MITOSIS["ensemble"]
     return mitosis_models(("converged",), [e["width"]], list(range(e["members"])))
@@ -219,6 +230,8 @@ def study_figures(study):
         names = [f"infinite_{f}" for f in INFINITE_FIGURES]
     elif study == "mitosis":
         names = ["mitosis_chunks", "mitosis_clones", "mitosis_ensemble"]
+    elif study == "ensembles":
+        names = ["ensembles_methods", "ensembles_size", "ensembles_dropping"]
     return [f for name in names for f in figure_files(name)]
 
 
@@ -238,6 +251,8 @@ def default_study_outputs():
         outputs += [f["data"] for f in INFINITE_FIGURES.values()]
     if "mitosis" in config["studies"]:
         outputs += [f"results/mitosis/chunks/{m}.nc" for m in mitosis_models()]
+    if "ensembles" in config["studies"]:
+        outputs += ensembles_files() + ["results/ensembles/summary.csv"]
     return outputs + FIGURES
 
 

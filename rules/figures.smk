@@ -243,3 +243,42 @@ rule figure_mitosis_ensemble:
     threads: 1
     script:
         "../scripts/figure_mitosis_ensemble.py"
+
+
+# ----------------------------------------------------------------------------- ensembles and distillation
+
+
+rule figure_ensembles:
+    input:
+        summary="results/ensembles/summary.csv",
+        data=lambda w: (
+            [f"results/ensembles/{d}-dropping.nc" for d in ensembles_data()]
+            if w.name == "dropping"
+            else [f"results/ensembles/{d}-{r}.nc" for d in ensembles_data() for r in ENSEMBLES["regimes"]]
+        ),
+        lib=library("plots.py"),
+    output:
+        png=report(
+            "results/figures/ensembles_{name}.png",
+            caption="../workflow/report/ensembles.rst",
+            category="Ensembles and distillation",
+            subcategory="{name}",
+        ),
+        pdf="results/figures/ensembles_{name}.pdf",
+    log:
+        "results/logs/figures/ensembles_{name}.log",
+    params:
+        figure=lambda w: w.name,
+        labels=lambda w: (
+            ensembles_data()
+            if w.name == "dropping"
+            else [(d, r) for d in ensembles_data() for r in ENSEMBLES["regimes"]]
+        ),
+        title=f"MLP width {ENSEMBLES['width']}, {ENSEMBLES['seeds']} seeds",
+    wildcard_constraints:
+        name="methods|size|dropping",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/figure_ensembles.py"

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 import yaml
@@ -182,3 +183,17 @@ def test_mitosis_artifacts(tiny_run):
         assert ds.attrs["width"] == 32 and ds.attrs["clones"] > 0
     for name in ("chunks", "clones", "ensemble"):
         assert (res / "figures" / f"mitosis_{name}.png").stat().st_size > 1000
+
+
+def test_ensembles_artifacts(tiny_run):
+    workdir, _ = tiny_run
+    res = workdir / "results"
+    table = pd.read_csv(res / "ensembles" / "summary.csv")
+    assert set(table["data"]) == {"digits", "multiview"} and set(table["regime"]) == {"feature", "ntk"}
+    assert set(table["method"]) == {"single", "ensemble", "kd", "self_kd", "average"}
+    single = table[table["method"] == "single"]
+    assert (single["count"] == 2).all() and table["test_acc_mean"].between(0, 1).all()
+    drop = xr.open_dataset(res / "ensembles" / "multiview-dropping.nc")
+    assert drop["single"].dims == ("fraction", "member")
+    for name in ("methods", "size", "dropping"):
+        assert (res / "figures" / f"ensembles_{name}.png").stat().st_size > 1000

@@ -172,3 +172,13 @@ def standardise(x_uint8, mean, std):
     m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
     return (x - m) / s
+
+
+def load_classification(full_path, subset_path):
+    """(x_train, y_train, x_test, y_test): a training subset and the test split as standardised
+    float32 images (N, C, H, W) and int64 labels, for in-memory experiments."""
+    full, meta = load_npz(full_path)
+    sub, _ = load_npz(subset_path)
+    x_train = standardise(sub["x"], meta["mean"], meta["std"]).numpy()
+    x_test = standardise(full["x_test"], meta["mean"], meta["std"]).numpy()
+    return x_train, sub["y"], x_test, full["y_test"]

@@ -275,3 +275,60 @@ def mitosis_ensemble_figure(accuracies: dict, *, title: str | None = None):
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------- ensembles and distillation
+
+
+def ensembles_methods_figure(table: pd.DataFrame, *, title: str | None = None):
+    """Test accuracy (mean ± sd over members) per method, regime (hue) and data (columns)."""
+    grid = sns.catplot(data=table, x="method", y="test_acc_mean", hue="regime", col="data", kind="bar",
+                       height=3.2, aspect=1.2, sharey=False, errorbar=None)
+    for ax, (_, sub) in zip(grid.axes.flat, table.groupby("data", sort=False)):
+        # seaborn orders bars method-major, regime-minor: place error bars on the bar centres
+        for bar, (_, r) in zip(ax.patches, sub.sort_values(["regime", "method"], key=_order(sub)).iterrows()):
+            if np.isfinite(r["test_acc_std"]):
+                ax.errorbar(bar.get_x() + bar.get_width() / 2, r["test_acc_mean"], yerr=r["test_acc_std"],
+                            color="k", capsize=2, lw=1)
+        lo = sub["test_acc_mean"].min()
+        ax.set_ylim(max(0.0, lo - 0.05), min(1.0, sub["test_acc_mean"].max() + 0.02))
+    grid.set_axis_labels("", "test accuracy")
+    if title:
+        grid.figure.suptitle(title, y=1.03)
+    return grid.figure
+
+
+def _order(sub):
+    """Sort key reproducing seaborn's category order (first appearance) for regime and method."""
+    orders = {c: {v: i for i, v in enumerate(dict.fromkeys(sub[c]))} for c in ("regime", "method")}
+    return lambda col: col.map(orders[col.name])
+
+
+def ensembles_size_figure(datasets: dict, *, title: str | None = None):
+    """Test accuracy of an ensemble against its size, per data (columns) and regime (hue)."""
+    rows = [{"data": d, "regime": r, "size": int(s), "test_acc": float(a)}
+            for (d, r), ds in datasets.items()
+            for s, a in zip(ds["size"].values, ds["ensemble_curve"].values)]
+    grid = sns.relplot(data=pd.DataFrame(rows), x="size", y="test_acc", hue="regime", col="data",
+                       kind="line", marker="o", height=3.0, facet_kws={"sharey": False})
+    grid.set_axis_labels("ensemble size", "test accuracy")
+    if title:
+        grid.figure.suptitle(title, y=1.03)
+    return grid.figure
+
+
+def ensembles_dropping_figure(datasets: dict, *, title: str | None = None):
+    """Accuracy when a fraction of last-hidden-layer units is zeroed: members vs their ensemble."""
+    rows = []
+    for data, ds in datasets.items():
+        for f in ds["fraction"].values:
+            rows += [{"data": data, "fraction": float(f), "model": "single (each member)", "test_acc": float(a)}
+                     for a in ds["single"].sel(fraction=f).values]
+            rows.append({"data": data, "fraction": float(f), "model": "ensemble of the dropped members",
+                         "test_acc": float(ds["ensemble"].sel(fraction=f))})
+    grid = sns.relplot(data=pd.DataFrame(rows), x="fraction", y="test_acc", hue="model", col="data",
+                       kind="line", marker="o", errorbar="sd", height=3.0, facet_kws={"sharey": False})
+    grid.set_axis_labels("fraction of units dropped", "test accuracy")
+    if title:
+        grid.figure.suptitle(title, y=1.03)
+    return grid.figure

@@ -1,0 +1,73 @@
+# Ensembles, knowledge distillation and self-distillation (Allen-Zhu & Li 2023).
+
+
+def ensembles_inputs(wildcards):
+    """The study dataset's files, or nothing for the synthetic multi-view data."""
+    if wildcards.data == "multiview":
+        return {}
+    return {
+        "full": f"results/data/{wildcards.data}/full.npz",
+        "subset": f"results/data/{wildcards.data}/train-n{ENSEMBLES['n']}-s{config['subset_seed']}.npz",
+    }
+
+
+ENSEMBLE_TRAINING = {k: ENSEMBLES[k] for k in ("epochs", "batch_size", "lr", "weight_decay")}
+
+
+rule ensembles_methods:
+    input:
+        unpack(ensembles_inputs),
+        lib=library("data.py", "models.py", "ensembles.py"),
+    output:
+        "results/ensembles/{data}-{regime}.nc",
+    log:
+        "results/logs/ensembles/{data}-{regime}.log",
+    params:
+        options={**ENSEMBLE_TRAINING, **{k: ENSEMBLES[k] for k in ("width", "depth", "temperature", "alpha")},
+                 "n_seeds": ENSEMBLES["seeds"]},
+        multiview=ENSEMBLES["multiview"],
+    wildcard_constraints:
+        data="[a-z0-9_]+",
+        regime="feature|ntk",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    script:
+        "../scripts/ensembles_methods.py"
+
+
+rule ensembles_dropping:
+    input:
+        unpack(ensembles_inputs),
+        lib=library("data.py", "models.py", "ensembles.py"),
+    output:
+        "results/ensembles/{data}-dropping.nc",
+    log:
+        "results/logs/ensembles/{data}-dropping.log",
+    params:
+        options={**ENSEMBLE_TRAINING, **{k: ENSEMBLES[k] for k in ("width", "depth")},
+                 "n_seeds": ENSEMBLES["seeds"], "fractions": ENSEMBLES["drop_fractions"]},
+        multiview=ENSEMBLES["multiview"],
+    wildcard_constraints:
+        data="[a-z0-9_]+",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    script:
+        "../scripts/ensembles_dropping.py"
+
+
+rule ensembles_summary:
+    input:
+        [f for f in ensembles_files() if not f.endswith("-dropping.nc")],
+    output:
+        "results/ensembles/summary.csv",
+    log:
+        "results/logs/ensembles/summary.log",
+    params:
+        labels=[(d, r) for d in ensembles_data() for r in ENSEMBLES["regimes"]],
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/ensembles_summary.py"

@@ -1,0 +1,17 @@
+import sys
+
+import pandas as pd
+import xarray as xr
+
+from repatlas import plots
+
+sys.stderr = open(snakemake.log[0], "w")
+p = snakemake.params
+if p.figure == "methods":
+    fig = plots.ensembles_methods_figure(pd.read_csv(snakemake.input.summary), title=p.title)
+else:
+    keys = [tuple(k) if isinstance(k, list) else k for k in p.labels]
+    datasets = {key: xr.open_dataset(path).load() for key, path in zip(keys, snakemake.input.data)}
+    draw = plots.ensembles_size_figure if p.figure == "size" else plots.ensembles_dropping_figure
+    fig = draw(datasets, title=p.title)
+plots.save_figure(fig, *snakemake.output)
