@@ -11,6 +11,10 @@ rule dump_activations:
         probe_size=config["probe_size"],
         batch_size=config["activations"]["batch_size"],
         device=config["device"],
+    benchmark:
+        f"results/benchmarks/dump_activations/{MODEL}.tsv"
+    resources:
+        gpu=lambda w: 0 if config["device"] == "cpu" else 1,
     conda:
         "../envs/torch.yaml"
     threads: 1

@@ -8,6 +8,8 @@ rule cka_within:
         f"results/logs/cka/within/{MODEL}.log",
     params:
         cka=CKA_ESTIMATOR,
+    benchmark:
+        f"results/benchmarks/cka_within/{MODEL}.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: config["threads"]["cka"]
@@ -26,6 +28,8 @@ rule cka_across:
         "results/logs/cka/across/{a}__{b}.log",
     params:
         cka=CKA_ESTIMATOR,
+    benchmark:
+        "results/benchmarks/cka_across/{a}__{b}.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: config["threads"]["cka"]

@@ -214,6 +214,16 @@ def ensembles_files():
     return methods + [f"results/ensembles/{d}-dropping.nc" for d in ensembles_data()]
 
 
+def ensembles_inputs(wildcards):
+    """The study dataset's files, or nothing for the synthetic multi-view data."""
+    if wildcards.data == "multiview":
+        return {}
+    return {
+        "full": f"results/data/{wildcards.data}/full.npz",
+        "subset": f"results/data/{wildcards.data}/train-n{ENSEMBLES['n']}-s{config['subset_seed']}.npz",
+    }
+
+
 def mitosis_ensemble_members():
     e = MITOSIS["ensemble"]
     return mitosis_models(("converged",), [e["width"]], list(range(e["members"])))
@@ -239,7 +249,7 @@ FIGURES = [f for study in config["studies"] for f in study_figures(study)]
 
 
 def default_study_outputs():
-    """What `snakemake` (rule all) builds: every configured study's artifacts and figures."""
+    """What `snakemake` builds by default (the all target): every configured study's outputs."""
     outputs = []
     if "wide_deep" in config["studies"]:
         within = [f"results/cka/within/{m}.nc" for m in models()]
@@ -257,5 +267,7 @@ def default_study_outputs():
 
 
 def print_outputs():
+    """Where the figures are (only those that exist: a run may have built a subset of targets)."""
     for f in FIGURES:
-        print(f"repatlas: figure written to {Path(f).resolve()}")
+        if Path(f).exists():
+            print(f"repatlas: figure written to {Path(f).resolve()}")

@@ -1,16 +1,6 @@
 # Ensembles, knowledge distillation and self-distillation (Allen-Zhu & Li 2023).
 
 
-def ensembles_inputs(wildcards):
-    """The study dataset's files, or nothing for the synthetic multi-view data."""
-    if wildcards.data == "multiview":
-        return {}
-    return {
-        "full": f"results/data/{wildcards.data}/full.npz",
-        "subset": f"results/data/{wildcards.data}/train-n{ENSEMBLES['n']}-s{config['subset_seed']}.npz",
-    }
-
-
 ENSEMBLE_TRAINING = {k: ENSEMBLES[k] for k in ("epochs", "batch_size", "lr", "weight_decay")}
 
 

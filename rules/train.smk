@@ -12,6 +12,8 @@ rule train_model:
         train=config["train"],
         model_options=lambda w: {"activation": config["model"]["mlp_activation"]} if w.arch == "mlp" else {},
         device=config["device"],
+    benchmark:
+        f"results/benchmarks/train_model/{MODEL}.tsv"
     resources:
         gpu=lambda w: 0 if config["device"] == "cpu" else 1,
     conda:

@@ -25,9 +25,13 @@ def base():
     return yaml.safe_load((ROOT / "config.yaml").read_text())
 
 
-def test_shipped_configs_are_valid():
+def test_shipped_configs_are_valid(tmp_path):
     for path in [ROOT / "config.yaml", *sorted((ROOT / "configs").glob("*.yaml"))]:
-        checked(yaml.safe_load(path.read_text()))
+        config = yaml.safe_load(path.read_text())
+        needs_files = config.get("dataset", "digits") != "digits"
+        if needs_files and not Path(config.get("data_dir") or "/nonexistent").is_dir():
+            config["data_dir"] = str(tmp_path)  # data files are not part of the checkout
+        checked(config)
 
 
 def test_defaults_are_filled():

@@ -13,7 +13,6 @@ maps each guarantee to its test.
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import yaml
 
 from repatlas import activations, models
 from repatlas.train import load_checkpoint, load_training_state
+from workflow_copy import copy_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.workflow
@@ -51,18 +51,6 @@ CONFIG = {
 METRICS = f"results/models/{MODEL}/metrics.json"
 CKA = f"results/cka/within/{MODEL}.nc"
 REDSHIFT_FIGURE = "results/figures/redshift_depth.png"  # depends on redshift.figure_scale only via params
-WORKFLOW_FILES = ["Snakefile", "config.yaml", "rules", "scripts", "workflow", "envs", "configs", "src"]
-
-
-def copy_workflow(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in WORKFLOW_FILES:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(src, dest / name)
-    return dest
 
 
 def write_config(path: Path, **changes) -> Path:

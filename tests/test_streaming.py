@@ -99,3 +99,29 @@ def test_hooks_keep_repeated_calls():
     assert list(out) == ["f", "f@1"]
     with pytest.raises(KeyError, match="unknown layer"):
         activations.LayerCapture(net, ["g"])
+
+
+def test_shuffled_window_reads_only_its_chunks(store, monkeypatch):
+    """A window of non-adjacent chunks must not read the examples between them."""
+    path, *_ = store
+    arrays = activations.layer_arrays(path)
+    batches = [np.array([0, 1, 2, 3, 40, 41, 42]), np.array([4, 43, 44, 45, 46])]
+
+    class Recorder:
+        def __init__(self, arr):
+            self.arr, self.read = arr, 0
+
+        def __getitem__(self, key):
+            out = self.arr[key]
+            self.read += len(out)
+            return out
+
+    rec = [Recorder(a) for a in arrays.values()]
+    cross, self_a, _, count = cka._window_terms(rec, None, batches, list(arrays), None)
+    assert all(r.read == 12 for r in rec)  # 5 + 7 rows, not the 47-row span
+    data = {k: np.asarray(v[:]) for k, v in arrays.items()}
+    mb = cka.MinibatchCKA(len(data))
+    for b in batches:
+        mb.update([v[b] for v in data.values()])
+    np.testing.assert_allclose(cross.numpy(), mb.cross.numpy(), rtol=1e-12)
+    assert count == 2

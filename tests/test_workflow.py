@@ -1,7 +1,6 @@
 """The real workflow, run by snakemake on configs/ci-tiny.yaml in a temporary directory."""
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,25 +10,13 @@ import pandas as pd
 import pytest
 import xarray as xr
 import yaml
+from workflow_copy import copy_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "ci-tiny.yaml"
 pytestmark = pytest.mark.workflow
 
 
-WORKFLOW_FILES = ["Snakefile", "config.yaml", "rules", "scripts", "workflow", "envs", "configs", "src"]
-
-
-def copy_workflow(dest: Path) -> Path:
-    """A private copy of the workflow, so tests may edit its files (scripts still import the
-    installed repatlas; the copied src/ is what the rules track as inputs)."""
-    for name in WORKFLOW_FILES:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(src, dest / name)
-    return dest
 
 
 def snakemake(workdir, *args, configfile=TINY):

@@ -268,14 +268,21 @@ def batch_plan(n: int, batch_size: int, chunk: int, *, shuffle: bool, rng, windo
 
 def _window_terms(arrays_a, arrays_b, batches, names_a, names_b):
     """Accumulator terms of one window: read the window once, then each batch's Gram stacks."""
-    lo = min(int(b.min()) for b in batches)
-    hi = max(int(b.max()) for b in batches) + 1
-    data_a = [np.asarray(a[lo:hi]) for a in arrays_a]
-    data_b = [np.asarray(a[lo:hi]) for a in arrays_b] if arrays_b is not None else None
+    # A shuffled window holds non-adjacent chunks: read each contiguous run of its examples,
+    # never the span between them, so memory stays bounded by the window.
+    rows = np.unique(np.concatenate(batches))
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    runs = [(int(r[0]), int(r[-1]) + 1) for r in np.split(rows, breaks)]
+
+    def read(arrays):
+        return [np.concatenate([np.asarray(a[lo:hi]) for lo, hi in runs]) for a in arrays]
+
+    data_a = read(arrays_a)
+    data_b = read(arrays_b) if arrays_b is not None else None
     acc = MinibatchCKA(len(names_a), None if arrays_b is None else len(names_b),
                        names_a=names_a, names_b=names_b)
     for batch in batches:
-        rel = batch - lo
+        rel = np.searchsorted(rows, batch)
         ga = ucentred_grams([torch.from_numpy(d[rel]) for d in data_a], names_a)
         if data_b is None:
             acc.add(ga @ ga.T, ga.pow(2).sum(1))

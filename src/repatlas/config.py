@@ -13,7 +13,17 @@ from pathlib import Path
 import jsonschema
 
 from repatlas.data import DATASET_SIZES
-from repatlas.models import resnet_blocks_per_stage
+
+
+def resnet_blocks_per_stage(depth: int) -> int:
+    """n in ResNet depth = 6n + 2; raises for depths not of that form.
+
+    Lives here rather than in repatlas.models so that checking a config (at every Snakemake
+    start, and in every cluster job) does not import torch.
+    """
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 26, ...); got {depth}")
+    return (depth - 2) // 6
 
 
 class ConfigError(ValueError):

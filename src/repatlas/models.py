@@ -12,6 +12,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from repatlas.config import resnet_blocks_per_stage  # torch-free, so config checks stay fast
+
 ARCHS = ("resnet", "mlp")
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -21,13 +23,6 @@ ACTIVATIONS = {
     "silu": nn.SiLU,
     "selu": nn.SELU,
 }
-
-
-def resnet_blocks_per_stage(depth: int) -> int:
-    """n in depth = 6n + 2; raises for depths not of that form."""
-    if depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 26, ...); got {depth}")
-    return (depth - 2) // 6
 
 
 class BasicBlock(nn.Module):
