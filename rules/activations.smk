@@ -10,6 +10,7 @@ rule dump_activations:
     params:
         probe_size=config["probe_size"],
         batch_size=config["activations"]["batch_size"],
+        dtype=config["activations"]["dtype"],
         device=config["device"],
     benchmark:
         f"results/benchmarks/dump_activations/{MODEL}.tsv"

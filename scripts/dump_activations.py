@@ -9,6 +9,7 @@ layers = dump_from_checkpoint(
     snakemake.output[0],
     probe_size=snakemake.params.probe_size,
     batch_size=snakemake.params.batch_size,
+    dtype=snakemake.params.dtype,
     device=snakemake.params.device,
     threads=snakemake.threads,
 )

@@ -125,3 +125,22 @@ def test_shuffled_window_reads_only_its_chunks(store, monkeypatch):
         mb.update([v[b] for v in data.values()])
     np.testing.assert_allclose(cross.numpy(), mb.cross.numpy(), rtol=1e-12)
     assert count == 2
+
+
+def test_float16_store_halves_storage_and_keeps_cka(tmp_path):
+    torch.manual_seed(0)
+    model = models.resnet(8, 2, in_channels=1, n_classes=10)
+    images = np.random.default_rng(0).integers(0, 256, size=(60, 1, 8, 8), dtype=np.uint8)
+    kw = dict(mean=[0.5], std=[0.25], layers=models.representation_layers(model), batch_size=20)
+    full, half = tmp_path / "f32.zarr", tmp_path / "f16.zarr"
+    activations.dump_activations(model, images, np.zeros(60), np.arange(60), full, **kw)
+    activations.dump_activations(model, images, np.zeros(60), np.arange(60), half, dtype="float16", **kw)
+    assert xr.open_zarr(half)["block1"].dtype == np.float16
+    # half the raw bytes per layer (compressed sizes vary, so compare the arrays' nbytes)
+    assert xr.open_zarr(half)["block1"].nbytes * 2 == xr.open_zarr(full)["block1"].nbytes
+    a = cka.cka_from_stores(full, batch_size=20).values
+    b = cka.cka_from_stores(half, batch_size=20).values
+    assert np.abs(a - b).max() < 1e-3
+    with pytest.raises(ValueError, match="dtype"):
+        activations.dump_activations(model, images, np.zeros(60), np.arange(60), tmp_path / "x.zarr",
+                                     dtype="int8", **kw)

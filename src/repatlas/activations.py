@@ -102,12 +102,17 @@ def dump_activations(
     batch_size: int = 256,
     attrs: dict | None = None,
     device: str = "cpu",
+    dtype: str = "float32",
 ) -> list[str]:
     """Run `model` on uint8 `images` and write every layer's output to a zarr store at `path`.
 
-    Chunks hold `batch_size` examples × all units. Written to a temporary sibling and renamed,
-    so `path` either does not exist or is complete. Returns the stored layer names in order.
+    Chunks hold `batch_size` examples × all units. `dtype="float16"` halves the store (values
+    keep ~3 significant digits; CKA upcasts to float32 before the Gram products). Written to a
+    temporary sibling and renamed, so `path` either does not exist or is complete. Returns the
+    stored layer names in order.
     """
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"dtype must be 'float32' or 'float16'; got {dtype!r}")
     import zarr
 
     dev = torch.device(device)
@@ -124,11 +129,11 @@ def dump_activations(
                         name,
                         shape=(n, a.shape[1]),
                         chunks=(batch_size, a.shape[1]),
-                        dtype="float32",
+                        dtype=dtype,
                         compressors=[_compressor()],
                         dimension_names=["example", unit_dim(name)],
                     )
-                arrays[name][start : start + len(a)] = a
+                arrays[name][start : start + len(a)] = a.astype(dtype)
         for name, values in (("example", example_index), ("label", labels)):
             arr = group.create_array(
                 name, shape=(n,), chunks=(n,), dtype="int64", dimension_names=["example"]
@@ -169,7 +174,8 @@ def layer_arrays(path) -> dict:
 
 
 def dump_from_checkpoint(model_path, full_path, store_path, *, probe_size: int,
-                         batch_size: int = 256, device: str = "cpu", threads: int = 1) -> list[str]:
+                         batch_size: int = 256, device: str = "cpu", threads: int = 1,
+                         dtype: str = "float32") -> list[str]:
     """The activation step of the pipeline: checkpoint + probe set in, `acts.zarr` out."""
     from repatlas.data import load_npz, probe_set
     from repatlas.models import representation_layers
@@ -182,7 +188,7 @@ def dump_from_checkpoint(model_path, full_path, store_path, *, probe_size: int,
     return dump_activations(
         model, images, labels, index, store_path,
         mean=full_meta["mean"], std=full_meta["std"], layers=representation_layers(model),
-        batch_size=batch_size, device=str(resolve_device(device)),
+        batch_size=batch_size, device=str(resolve_device(device)), dtype=dtype,
         attrs={"model": spec, "checkpoint": str(model_path), "dataset": full_meta["dataset"],
                "dataset_checksum": full_meta["checksum"], "probe_size": probe_size,
                "probe": "class-balanced prefix of the test split (repatlas.data.probe_set)"},

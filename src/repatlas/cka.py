@@ -137,8 +137,8 @@ def ucentred_grams(acts: Sequence, names: Sequence[str] | None = None) -> torch.
             raise ValueError(f"layer {name!r} has {len(a)} examples in this batch; others have {b}")
         if b < MIN_BATCH:
             raise ValueError(f"minibatch CKA needs batches of at least {MIN_BATCH} examples; got {b}")
-        if not a.is_floating_point():
-            a = a.float()
+        if not a.is_floating_point() or a.dtype in (torch.float16, torch.bfloat16):
+            a = a.float()  # half-precision stores: multiply in float32
         if not torch.isfinite(a).all():
             raise ValueError(f"layer {name!r} contains NaN or Inf")
         centred = a - a.mean(0, keepdim=True, dtype=torch.float64).to(a.dtype)
