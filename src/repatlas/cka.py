@@ -139,10 +139,13 @@ def ucentred_grams(acts: Sequence, names: Sequence[str] | None = None) -> torch.
             raise ValueError(f"minibatch CKA needs batches of at least {MIN_BATCH} examples; got {b}")
         if not a.is_floating_point() or a.dtype in (torch.float16, torch.bfloat16):
             a = a.float()  # half-precision stores: multiply in float32
-        if not torch.isfinite(a).all():
-            raise ValueError(f"layer {name!r} contains NaN or Inf")
         centred = a - a.mean(0, keepdim=True, dtype=torch.float64).to(a.dtype)
-        grams.append(ucentre((centred @ centred.T).double()).reshape(-1))
+        gram = centred @ centred.T
+        # NaN/Inf in the activations reach the Gram; checking b×b entries instead of b×p
+        # saves a full pass over the activations
+        if not torch.isfinite(gram).all():
+            raise ValueError(f"layer {name!r} contains NaN or Inf (or values too large for {a.dtype})")
+        grams.append(ucentre(gram.double()).reshape(-1))
     return torch.stack(grams)
 
 
