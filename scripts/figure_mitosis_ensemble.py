@@ -1,7 +1,7 @@
 import sys
 
 from repatlas.data import load_npz
-from repatlas.mitosis import ensemble_accuracy
+from repatlas.ensembles import ensemble_accuracy
 from repatlas.plots import mitosis_ensemble_figure, save_figure
 
 sys.stderr = open(snakemake.log[0], "w")

@@ -177,7 +177,7 @@ class MinibatchCKA:
         if self.n_b is None:
             if acts_b is not None:
                 raise ValueError("acts_b given to a within-model MinibatchCKA (n_b=None)")
-            self.add(ga @ ga.T, ga.pow(2).sum(1))
+            self.add_grams(ga)
             return
         if acts_b is None:
             raise ValueError("acts_b is required for a cross-model MinibatchCKA")
@@ -188,7 +188,14 @@ class MinibatchCKA:
                 f"models a and b saw different batch sizes ({int(ga.shape[1] ** 0.5)} vs "
                 f"{int(gb.shape[1] ** 0.5)}); both must see the same examples"
             )
-        self.add(ga @ gb.T, ga.pow(2).sum(1), gb.pow(2).sum(1))
+        self.add_grams(ga, gb)
+
+    def add_grams(self, ga, gb=None) -> None:
+        """Add one batch given its U-centred Gram stacks (layers, b·b) from `ucentred_grams`."""
+        if gb is None:
+            self.add(ga @ ga.T, ga.pow(2).sum(1))
+        else:
+            self.add(ga @ gb.T, ga.pow(2).sum(1), gb.pow(2).sum(1))
 
     def add(self, cross, self_a, self_b=None) -> None:
         """Add precomputed accumulator terms (used by the streaming and parallel paths)."""
@@ -287,11 +294,8 @@ def _window_terms(arrays_a, arrays_b, batches, names_a, names_b):
     for batch in batches:
         rel = np.searchsorted(rows, batch)
         ga = ucentred_grams([torch.from_numpy(d[rel]) for d in data_a], names_a)
-        if data_b is None:
-            acc.add(ga @ ga.T, ga.pow(2).sum(1))
-        else:
-            gb = ucentred_grams([torch.from_numpy(d[rel]) for d in data_b], names_b)
-            acc.add(ga @ gb.T, ga.pow(2).sum(1), gb.pow(2).sum(1))
+        gb = None if data_b is None else ucentred_grams([torch.from_numpy(d[rel]) for d in data_b], names_b)
+        acc.add_grams(ga, gb)
     return acc.cross, acc.self_a, acc.self_b, acc.batches
 
 
@@ -483,10 +487,7 @@ def cka_heatmap(
                 if acc is None:
                     acc = MinibatchCKA(len(names_a), None if hooks_b is None else len(names_b),
                                        names_a=names_a, names_b=None if hooks_b is None else names_b)
-                if hooks_b is None:
-                    acc.add(ga @ ga.T, ga.pow(2).sum(1))
-                else:
-                    acc.add(ga @ gb.T, ga.pow(2).sum(1), gb.pow(2).sum(1))
+                acc.add_grams(ga, None if hooks_b is None else gb)
     finally:
         hooks_a.close()
         if hooks_b is not None:

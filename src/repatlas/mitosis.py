@@ -546,11 +546,3 @@ def chunks_to_file(features_path, out_path, *, repeats: int = 50, seed: int = 0)
     ds.attrs.update({"clones": float(clones), "width": int(width), "model": str(info.get("model")),
                      "test_accuracy": info.get("test_accuracy", float("nan"))})
     write_netcdf(ds, out_path)
-
-
-def ensemble_accuracy(logits_list, labels) -> float:
-    """Accuracy of the average softmax probability of several models' logits."""
-    logits = np.stack([np.asarray(l, dtype=np.float64) for l in logits_list])
-    p = np.exp(logits - logits.max(-1, keepdims=True))
-    p /= p.sum(-1, keepdims=True)
-    return float((p.mean(0).argmax(-1) == np.asarray(labels)).mean())
