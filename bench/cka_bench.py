@@ -8,9 +8,10 @@
    Targets: <= 1.15x the floor, >= 4x faster than torch-cka.
 2. The zarr-streaming stage (`cka_from_stores`): achieved GFLOP/s of its Gram GEMMs against this
    machine's float32 GEMM rate measured on the same shapes (target >= 60 %), and its peak RSS at
-   two example counts (must not grow with the number of examples).
+   two example counts (must not grow with the number of examples); from the default zstd store
+   and from an uncompressed one (activations.compressor: none), since decoding is the cost.
 
-Usage: python bench/cka_bench.py [--examples 2048] [--threads 2] [--skip-torch-cka]
+Usage: python bench/cka_bench.py [--examples 2048] [--threads 2] [--window 8] [--skip-torch-cka]
 """
 
 from __future__ import annotations
@@ -81,25 +82,26 @@ def gemm_rate(shapes, threads, repeat=3):
     return flops / t / 1e9
 
 
-def streaming_child(store, batch_size, threads):
+def streaming_child(store, batch_size, threads, window):
     """Run in a subprocess: stream CKA from a store, report seconds and peak RSS."""
     import resource
 
     t0 = time.perf_counter()
-    cka.cka_from_stores(store, batch_size=batch_size, threads=threads, window=1)
+    cka.cka_from_stores(store, batch_size=batch_size, threads=threads, window=window)
     seconds = time.perf_counter() - t0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": seconds, "rss_mb": rss_mb}))
 
 
-def streaming(model, n, batch_size, threads, tmp):
+def streaming(model, n, batch_size, threads, window, tmp, compressor="zstd"):
     x = np.random.default_rng(1).integers(0, 256, size=(n, 3, 32, 32), dtype=np.uint8)
-    store = Path(tmp) / f"acts-{n}.zarr"
+    store = Path(tmp) / f"acts-{n}-{compressor}.zarr"
     activations.dump_activations(model, x, np.zeros(n), np.arange(n), store, mean=[0.5] * 3,
-                                 std=[0.25] * 3, layers=LAYERS, batch_size=batch_size)
+                                 std=[0.25] * 3, layers=LAYERS, batch_size=batch_size,
+                                 compressor=compressor)
     out = subprocess.run(
         [sys.executable, __file__, "--child", str(store), "--batch-size", str(batch_size),
-         "--threads", str(threads)], capture_output=True, text=True, check=True)
+         "--threads", str(threads), "--window", str(window)], capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     widths = [a.shape[1] for a in activations.layer_arrays(store).values()]
     result["gflop"] = sum(2 * batch_size * batch_size * p for p in widths) * (n // batch_size) / 1e9
@@ -112,11 +114,12 @@ def main():
     ap.add_argument("--examples", type=int, default=2048)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--window", type=int, default=8, help="storage chunks per streamed read (cka.window)")
     ap.add_argument("--skip-torch-cka", action="store_true")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        return streaming_child(args.child, args.batch_size, args.threads)
+        return streaming_child(args.child, args.batch_size, args.threads, args.window)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -140,15 +143,18 @@ def main():
         except AssertionError as exc:  # torch-cka asserts on NaN results
             print(f"torch-cka failed: {exc}")
 
+    stream = dict(batch_size=args.batch_size, threads=args.threads, window=args.window)
     with tempfile.TemporaryDirectory() as tmp:
-        small = streaming(model, args.examples // 2, args.batch_size, args.threads, tmp)
-        large = streaming(model, args.examples * 2, args.batch_size, args.threads, tmp)
+        small = streaming(model, args.examples // 2, tmp=tmp, **stream)
+        large = streaming(model, args.examples * 2, tmp=tmp, **stream)
+        raw = streaming(model, args.examples * 2, tmp=tmp, compressor="none", **stream)
     shapes = [(args.batch_size, p) for p in large["widths"]]
     rate = gemm_rate(shapes, args.threads)
-    achieved = large["gflop"] / large["seconds"]
     print(f"machine float32 GEMM rate on the Gram shapes: {rate:.1f} GFLOP/s")
-    print(f"zarr-streaming CKA ({args.examples * 2} examples): {large['seconds']:.2f} s, "
-          f"{achieved:.1f} GFLOP/s = {achieved / rate:.0%} of GEMM rate  (target >= 60 %)")
+    for label, r in (("zstd store (default)", large), ("uncompressed store ", raw)):
+        achieved = r["gflop"] / r["seconds"]
+        print(f"zarr-streaming CKA, {label}, {args.examples * 2} examples, window {args.window}: "
+              f"{r['seconds']:.2f} s, {achieved:.1f} GFLOP/s = {achieved / rate:.0%} of GEMM rate  (target >= 60 %)")
     print(f"peak RSS streaming {args.examples // 2} examples: {small['rss_mb']:.0f} MB; "
           f"{args.examples * 2} examples: {large['rss_mb']:.0f} MB; ratio {large['rss_mb'] / small['rss_mb']:.2f} "
           f"(4x the examples; target ~1)")

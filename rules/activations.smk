@@ -11,6 +11,7 @@ rule dump_activations:
         probe_size=config["probe_size"],
         batch_size=config["activations"]["batch_size"],
         dtype=config["activations"]["dtype"],
+        compressor=config["activations"]["compressor"],
         device=config["device"],
     benchmark:
         f"results/benchmarks/dump_activations/{MODEL}.tsv"

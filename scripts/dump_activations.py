@@ -10,6 +10,7 @@ layers = dump_from_checkpoint(
     probe_size=snakemake.params.probe_size,
     batch_size=snakemake.params.batch_size,
     dtype=snakemake.params.dtype,
+    compressor=snakemake.params.compressor,
     device=snakemake.params.device,
     threads=snakemake.threads,
 )

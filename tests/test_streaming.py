@@ -144,3 +144,22 @@ def test_float16_store_halves_storage_and_keeps_cka(tmp_path):
     with pytest.raises(ValueError, match="dtype"):
         activations.dump_activations(model, images, np.zeros(60), np.arange(60), tmp_path / "x.zarr",
                                      dtype="int8", **kw)
+
+
+@pytest.mark.parametrize("compressor", ["lz4", "none"])
+def test_compressors_store_the_same_values(tmp_path, compressor):
+    torch.manual_seed(0)
+    model = models.resnet(8, 1, in_channels=1, n_classes=10)
+    images = np.random.default_rng(1).integers(0, 256, size=(30, 1, 8, 8), dtype=np.uint8)
+    kw = dict(mean=[0.5], std=[0.25], layers=models.representation_layers(model), batch_size=10)
+    ref, other = tmp_path / "zstd.zarr", tmp_path / f"{compressor}.zarr"
+    activations.dump_activations(model, images, np.zeros(30), np.arange(30), ref, **kw)
+    activations.dump_activations(model, images, np.zeros(30), np.arange(30), other, compressor=compressor, **kw)
+    for layer in kw["layers"]:
+        np.testing.assert_array_equal(xr.open_zarr(ref)[layer].values, xr.open_zarr(other)[layer].values)
+    codecs = xr.open_zarr(other)["stem"].encoding.get("compressors", ())
+    assert (len(codecs) == 0) == (compressor == "none")
+    with pytest.raises(ValueError, match="compressor"):
+        activations.dump_activations(model, images, np.zeros(30), np.arange(30), tmp_path / "x.zarr",
+                                     compressor="gzip", **kw)
+    assert not (tmp_path / "x.zarr").exists()
