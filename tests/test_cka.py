@@ -177,6 +177,22 @@ def test_float32_stable_under_large_offset():
     assert not np.isfinite(naive) or abs(naive - exact) > 1e-2
 
 
+@pytest.mark.parametrize("offset", [0.0, 0.5, 1.0, 2.0, 2.6, 3.0, 10.0, 100.0])
+def test_float32_accurate_on_both_sides_of_the_centring_switch(offset):
+    """Uncentred float32 Grams are used only while the offset is small enough; either way the
+    result matches the float64 textbook value. Here y switches to explicit centring between
+    offsets 2 and 2.6, x between 3 and 10; uncentred, offset 100 would be off by 2e-5."""
+    rng = np.random.default_rng(11)
+    n = 128
+    z = rng.normal(size=(n, 8))
+    x = np.maximum(z @ rng.normal(size=(8, 900)), 0) + offset  # ReLU-like, wide
+    y = np.tanh(z @ rng.normal(size=(8, 300))) + 0.2 * rng.normal(size=(n, 300)) + offset
+    exact = textbook_cka(x, y, hsic1)
+    mb = cka.MinibatchCKA(2)
+    mb.update([torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.float32))])
+    assert mb.compute()[0, 1] == pytest.approx(exact, abs=2e-6)
+
+
 def test_cross_model_equals_joint_accumulation():
     rng = np.random.default_rng(6)
     a = [rng.normal(size=(90, p)) for p in (5, 12, 7)]

@@ -3,9 +3,9 @@
 Full-data estimators (`linear_cka`, `rbf_cka`) work in float64 on centred features.
 `MinibatchCKA` accumulates the unbiased HSIC of Song et al. (2012) over minibatches through
 U-centred Gram matrices: per batch, ⟨K_u, L_u⟩ = n(n−3)·HSIC₁(K, L), and
-CKA_ij = Σ⟨K_u,L_u⟩ / √(Σ⟨K_u,K_u⟩ · Σ⟨L_u,L_u⟩). Features are centred per batch before the
-Gram product (U-centred HSIC is unchanged by a shift of the features), so float32 activations
-with a large offset do not cancel catastrophically.
+CKA_ij = Σ⟨K_u,L_u⟩ / √(Σ⟨K_u,K_u⟩ · Σ⟨L_u,L_u⟩). U-centred HSIC is unchanged by a shift of
+the features, so where a large offset would make the float32 Gram product cancel
+catastrophically, features are centred per batch before it (`_gram`).
 """
 
 from __future__ import annotations
@@ -122,8 +122,8 @@ def rbf_cka(x, y, *, sigma_frac: float = 0.5, debiased: bool = False) -> float:
 def ucentred_grams(acts: Sequence, names: Sequence[str] | None = None) -> torch.Tensor:
     """Stack of U-centred linear Gram matrices of one minibatch: float64 (layers, b·b).
 
-    Each layer is centred per feature (mean in float64) and multiplied in its own precision,
-    so float32 activations keep float32 GEMM speed without cancellation.
+    Each layer is multiplied in its own precision (float32 activations keep float32 GEMM speed)
+    and centred per feature (mean in float64) first where an offset would cancel (`_gram`).
     """
     names = list(names) if names is not None else [str(i) for i in range(len(acts))]
     b = None
@@ -139,14 +139,30 @@ def ucentred_grams(acts: Sequence, names: Sequence[str] | None = None) -> torch.
             raise ValueError(f"minibatch CKA needs batches of at least {MIN_BATCH} examples; got {b}")
         if not a.is_floating_point() or a.dtype in (torch.float16, torch.bfloat16):
             a = a.float()  # half-precision stores: multiply in float32
-        centred = a - a.mean(0, keepdim=True, dtype=torch.float64).to(a.dtype)
-        gram = centred @ centred.T
-        # NaN/Inf in the activations reach the Gram; checking b×b entries instead of b×p
-        # saves a full pass over the activations
-        if not torch.isfinite(gram).all():
-            raise ValueError(f"layer {name!r} contains NaN or Inf (or values too large for {a.dtype})")
-        grams.append(ucentre(gram.double()).reshape(-1))
+        grams.append(ucentre(_gram(a, name)).reshape(-1))
     return torch.stack(grams)
+
+
+# The rounding error of an uncentred Gram X Xᵀ, relative to the centred one, is about
+# ε · tr(K) / tr(HKH). Centring costs a full extra pass over the activations, so it is done only
+# when that ratio says the product would lose precision (a large offset, e.g. +100); typical
+# ReLU activations have a ratio of 2-3. U-centring makes both routes equal in exact arithmetic.
+MAX_OFFSET_RATIO = 8.0
+
+
+def _gram(a: torch.Tensor, name: str) -> torch.Tensor:
+    """float64 Gram of one layer's (b, p) batch, centred explicitly only where precision needs it."""
+    gram = (a @ a.T).double()
+    # NaN/Inf in the activations reach the Gram; checking b×b entries instead of b×p
+    # saves a full pass over the activations
+    if not torch.isfinite(gram).all():
+        raise ValueError(f"layer {name!r} contains NaN or Inf (or values too large for {a.dtype})")
+    total = gram.trace()
+    centred_total = total - gram.sum() / len(gram)
+    if centred_total > 0 and total <= MAX_OFFSET_RATIO * centred_total:
+        return gram
+    centred = a - a.mean(0, keepdim=True, dtype=torch.float64).to(a.dtype)
+    return (centred @ centred.T).double()
 
 
 class MinibatchCKA:
@@ -498,3 +514,42 @@ def cka_heatmap(
     return as_dataarray(acc.compute().copy(), acc.names_a, names_b, batch_size=batch_size,
                         epochs=epochs, seed=seed,
                         estimator="minibatch linear CKA, unbiased HSIC (U-centred)")
+
+
+# ----------------------------------------------------------------------------- block structure
+
+
+def detect_blocks(cka_matrix, *, threshold: float = 0.9, min_length: int = 3) -> list[tuple[int, int]]:
+    """Blocks of consecutive, mutually similar layers in a within-model CKA heatmap (Nguyen et al.).
+
+    A block is a run of layers i..j (inclusive indices) whose CKA is ≥ `threshold` for *every*
+    pair in the run, not only neighbours, with j − i + 1 ≥ `min_length`. Pairs are compared
+    through min(K[i, j], K[j, i]), so a slightly asymmetric matrix counts its weaker direction.
+    The scan is greedy, left to right: from layer i the run grows while the next layer clears the
+    threshold with every layer already in it; a long-enough run is recorded and the scan resumes
+    after its end, otherwise at i + 1. Blocks therefore never overlap.
+    `cka_matrix` is a square numpy array or an xarray.DataArray (layer_a, layer_b).
+    """
+    values = cka_matrix.values if hasattr(cka_matrix, "dims") else cka_matrix
+    k = np.asarray(values, dtype=np.float64)
+    if k.ndim != 2 or k.shape[0] != k.shape[1]:
+        raise ValueError(f"cka_matrix must be a square 2-D (layer, layer) matrix; got shape {k.shape}")
+    if not np.isfinite(k).all():
+        raise ValueError("cka_matrix contains NaN or Inf")
+    real = (int, float, np.integer, np.floating)
+    if isinstance(threshold, bool) or not isinstance(threshold, real) or not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be a number in (0, 1]; got {threshold!r}")
+    if isinstance(min_length, bool) or not isinstance(min_length, (int, np.integer)) or min_length < 2:
+        raise ValueError(f"min_length must be an integer >= 2; got {min_length!r}")
+    similar = np.minimum(k, k.T) >= threshold
+    n, blocks, i = len(k), [], 0
+    while i < n:
+        j = i
+        while j + 1 < n and similar[j + 1, i : j + 1].all():
+            j += 1
+        if j - i + 1 >= min_length:
+            blocks.append((i, j))
+            i = j + 1
+        else:
+            i += 1
+    return blocks
