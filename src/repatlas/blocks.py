@@ -1,0 +1,344 @@
+"""Block structure of within-model CKA heatmaps, and its first-PC explanation (Nguyen et al. 2021).
+
+Blocks are found by `repatlas.cka.detect_blocks`. This module summarises them per model
+(`block_summary`, `block_table`), compares seeds inside and outside blocks (`seed_similarity`:
+inside blocks, representations are unique to each seed), and tests the paper's explanation that
+block structure is the first principal component dominating (`first_pc_analysis`: the share of
+variance of PC1 per layer, and full-data CKA before and after projecting PC1 out of every layer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+
+import numpy as np
+
+from repatlas import activations
+from repatlas.cka import MIN_BATCH, detect_blocks, pinned_threads, ucentre
+
+MODEL_ID = re.compile(
+    r"(?P<dataset>[a-z0-9_]+)-n(?P<n>\d+)-(?P<arch>[a-z0-9_]+)"
+    r"-d(?P<depth>\d+)-w(?P<width>\d+)-s(?P<seed>\d+)"
+)
+ID_FIELDS = ("dataset", "n", "arch", "depth", "width", "seed")
+DENSE_EIGH_MAX = 512  # above this many examples, Lanczos (one eigenpair) beats a full eigh
+RANK_ONE_TOL = 1e-12  # 1 − pc1_ratio below this: nothing is left once PC1 is removed
+
+
+# ----------------------------------------------------------------------------- block summaries
+
+
+def _matrix(cka, name: str) -> np.ndarray:
+    values = cka.values if hasattr(cka, "dims") else cka
+    k = np.asarray(values, dtype=np.float64)
+    if k.ndim != 2 or k.shape[0] != k.shape[1]:
+        raise ValueError(f"{name} must be a square 2-D (layer, layer) matrix; got shape {k.shape}")
+    return k
+
+
+def _layer_names(cka, n: int) -> list[str]:
+    if hasattr(cka, "dims"):
+        return [str(v) for v in cka[cka.dims[0]].values]
+    return [str(i) for i in range(n)]
+
+
+def _check_blocks(blocks, n: int, name: str) -> list[tuple[int, int]]:
+    out, previous_end = [], -1
+    for block in blocks:
+        try:
+            start, end = (int(v) for v in block)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be (start, end) index pairs; got {block!r}") from None
+        if not previous_end < start <= end < n:
+            raise ValueError(
+                f"{name}: block {block!r} is not an in-order, non-overlapping (start, end) "
+                f"pair of layer indices in [0, {n - 1}]"
+            )
+        out.append((start, end))
+        previous_end = end
+    return out
+
+
+def _in_block(blocks, n: int) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    for start, end in blocks:
+        mask[start : end + 1] = True
+    return mask
+
+
+def block_summary(cka, blocks) -> dict:
+    """Numbers describing the blocks of one within-model CKA heatmap.
+
+    `cka`: square matrix or DataArray (layer_a, layer_b); `blocks`: (start, end) inclusive index
+    pairs, e.g. from `detect_blocks`. Relative depth is index / (n_layers − 1); the largest
+    block is the first (shallowest) of the longest. `mean_in_block_cka` pools all off-diagonal
+    pairs of all blocks (a long block weighs more than a short one). `blocks` names the layers
+    (DataArray) or indices (array), e.g. "block3-block9;block12-pool"; "" when there is none.
+    """
+    k = _matrix(cka, "cka")
+    n = len(k)
+    blocks = _check_blocks(blocks, n, "blocks")
+    names = _layer_names(cka, n)
+    lengths = [end - start + 1 for start, end in blocks]
+    pair_sum = sum(k[s : e + 1, s : e + 1].sum() - np.trace(k[s : e + 1, s : e + 1]) for s, e in blocks)
+    pairs = sum(m * (m - 1) for m in lengths)
+    if blocks:
+        start, end = blocks[int(np.argmax(lengths))]
+        largest_start, largest_end = start / (n - 1), end / (n - 1)
+    else:
+        largest_start = largest_end = float("nan")
+    return {
+        "n_layers": n,
+        "n_blocks": len(blocks),
+        "block_layers": int(sum(lengths)),
+        "largest_length": max(lengths, default=0),
+        "largest_start": largest_start,
+        "largest_end": largest_end,
+        "mean_in_block_cka": float(pair_sum / pairs) if pairs else float("nan"),
+        "blocks": ";".join(f"{names[s]}-{names[e]}" for s, e in blocks),
+    }
+
+
+def seed_similarity(across, blocks_a, blocks_b) -> dict:
+    """Mean cross-seed CKA of corresponding layers inside and outside blocks.
+
+    `across`: CKA (layer_a, layer_b) between seeds a and b of one architecture; its diagonal
+    compares corresponding layers. "inside" averages the layers inside a block of both seeds'
+    heatmaps, "outside" the layers inside a block of neither; layers in a block of only one
+    seed are left out. NaN where no layer qualifies.
+    """
+    k = _matrix(across, "across")
+    if hasattr(across, "dims"):
+        rows, cols = (list(across[d].values) for d in across.dims)
+        if rows != cols:
+            raise ValueError("across must compare the same layers along both axes (two seeds of one architecture)")
+    n = len(k)
+    in_a = _in_block(_check_blocks(blocks_a, n, "blocks_a"), n)
+    in_b = _in_block(_check_blocks(blocks_b, n, "blocks_b"), n)
+    diagonal = np.diagonal(k)
+
+    def mean(mask):
+        return float(diagonal[mask].mean()) if mask.any() else float("nan")
+
+    return {"inside": mean(in_a & in_b), "outside": mean(~in_a & ~in_b)}
+
+
+def parse_model_id(model_id: str) -> dict:
+    """`{dataset}-n{n}-{arch}-d{depth}-w{width}-s{seed}` → its fields (numbers as ints)."""
+    match = MODEL_ID.fullmatch(str(model_id))
+    if match is None:
+        raise ValueError(
+            f"model id {model_id!r} does not match {{dataset}}-n{{n}}-{{arch}}-d{{depth}}-w{{width}}-s{{seed}}"
+        )
+    return {k: (v if k in ("dataset", "arch") else int(v)) for k, v in match.groupdict().items()}
+
+
+def _mean_finite(values) -> float:
+    values = [v for v in values if np.isfinite(v)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def block_table(within, *, threshold: float, min_length: int, seed_pairs=()):
+    """One row per model: parsed id, `block_summary` of its heatmap, optional seed similarity.
+
+    `within` maps flat model ids to within-model CKA DataArrays. `seed_pairs` holds
+    (id_a, id_b, across) tuples of two seeds of one architecture; each model then gets
+    seed_cka_inside / seed_cka_outside = mean of `seed_similarity` over the pairs it is in
+    (pairs where the value is undefined are skipped) and n_seed_pairs. Returns a DataFrame.
+    """
+    import pandas as pd
+
+    if not within:
+        raise ValueError("within must map at least one model id to its CKA heatmap")
+    rows, blocks_of, ids = [], {}, {}
+    for model_id, cka in within.items():
+        ids[model_id] = parse_model_id(model_id)
+        blocks_of[model_id] = detect_blocks(cka, threshold=threshold, min_length=min_length)
+        rows.append({"model": model_id, **ids[model_id], **block_summary(cka, blocks_of[model_id]),
+                     "threshold": float(threshold), "min_length": int(min_length)})
+    table = pd.DataFrame(rows)
+    if not seed_pairs:
+        return table
+    inside = {m: [] for m in within}
+    outside = {m: [] for m in within}
+    for id_a, id_b, across in seed_pairs:
+        for model_id in (id_a, id_b):
+            if model_id not in within:
+                raise KeyError(f"seed_pairs: model {model_id!r} has no within-model heatmap in `within`")
+        a, b = ({k: v for k, v in ids[m].items() if k != "seed"} for m in (id_a, id_b))
+        if a != b or id_a == id_b:
+            raise ValueError(f"seed_pairs: {id_a!r} and {id_b!r} are not two seeds of one architecture")
+        n_layers = table.loc[table.model == id_a, "n_layers"].iloc[0]
+        if _matrix(across, "across").shape[0] != n_layers:
+            raise ValueError(f"seed_pairs: across CKA of {id_a!r} vs {id_b!r} does not have its {n_layers} layers")
+        sim = seed_similarity(across, blocks_of[id_a], blocks_of[id_b])
+        for model_id in (id_a, id_b):
+            inside[model_id].append(sim["inside"])
+            outside[model_id].append(sim["outside"])
+    table["seed_cka_inside"] = [_mean_finite(inside[m]) for m in table.model]
+    table["seed_cka_outside"] = [_mean_finite(outside[m]) for m in table.model]
+    table["n_seed_pairs"] = [len(inside[m]) for m in table.model]
+    return table
+
+
+# ----------------------------------------------------------------------------- first principal component
+
+
+def _centred_gram(array, n: int, rows: int, name: str) -> np.ndarray:
+    """float64 Gram (n, n) of the column-centred first n rows, read `rows` rows at a time.
+
+    A first pass takes the float64 column means; the Gram is then built from centred float64
+    values, so a large common offset in float32 activations does not cancel catastrophically.
+    """
+    spans = [(lo, min(lo + rows, n)) for lo in range(0, n, rows)]
+
+    def read(lo, hi):
+        return np.asarray(array[lo:hi], dtype=np.float64).reshape(hi - lo, -1)
+
+    if len(spans) == 1:
+        x = read(0, n)
+        x -= x.mean(0)
+        gram = x @ x.T
+    else:
+        mean = sum(read(lo, hi).sum(0) for lo, hi in spans) / n
+        gram = np.empty((n, n))
+        for i, (lo, hi) in enumerate(spans):
+            xa = read(lo, hi) - mean
+            gram[lo:hi, lo:hi] = xa @ xa.T
+            for lo_b, hi_b in spans[i + 1 :]:
+                block = xa @ (read(lo_b, hi_b) - mean).T
+                gram[lo:hi, lo_b:hi_b] = block
+                gram[lo_b:hi_b, lo:hi] = block.T
+    if not np.isfinite(gram).all():
+        raise ValueError(f"layer {name!r} contains NaN or Inf")
+    return gram
+
+
+def _top_eigenpair(gram: np.ndarray) -> tuple[float, np.ndarray]:
+    if len(gram) <= DENSE_EIGH_MAX:
+        values, vectors = np.linalg.eigh(gram)
+        return float(values[-1]), vectors[:, -1]
+    from scipy.sparse.linalg import eigsh  # scipy comes with scikit-learn
+
+    # a fixed random start (not the ones vector, which lies in the centred Gram's null space)
+    start = np.random.default_rng(0).standard_normal(len(gram))
+    values, vectors = eigsh(gram, k=1, which="LA", v0=start, tol=0)
+    return float(values[0]), vectors[:, 0]
+
+
+def _cka_of_stack(stack: np.ndarray, undefined=()) -> np.ndarray:
+    """CKA matrix of centred (or U-centred) Grams stacked (layers, n, n); NaN rows for `undefined`."""
+    flat = stack.reshape(len(stack), -1)
+    inner = flat @ flat.T
+    norms = np.sqrt(np.clip(np.diagonal(inner), 0, None))
+    scale = np.outer(norms, norms)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cka = np.where(scale > 0, inner / scale, np.nan)
+    cka[list(undefined), :] = np.nan
+    cka[:, list(undefined)] = np.nan
+    return cka
+
+
+def first_pc_analysis(store_path, *, layers=None, examples=None, debiased: bool = True,
+                      window: int = 8, threads: int | None = None):
+    """Share of variance of each layer's first principal component, and CKA with it removed.
+
+    Streams every layer of an activation store (`repatlas.activations.dump_activations`) in
+    row blocks of `window` storage chunks into the float64 Gram K of its column-centred
+    features; `examples` keeps only the first rows. Memory: layers × n² float64 (all Grams are
+    held at once for the layer-by-layer CKA) — 10 layers at n = 5,000 take 2 GB.
+    Removing PC1 from the features, X − σ₁u₁v₁ᵀ = (I − u₁u₁ᵀ)X, turns K into
+    P K P = K − λ₁u₁u₁ᵀ with u₁ the top eigenvector of K, so no feature matrix is rebuilt.
+    A layer of rank one has nothing left and gets NaN in `cka_without_pc1`.
+    Returns an xarray.Dataset: pc1_ratio (layer) = λ₁ / trace K, cka and cka_without_pc1
+    (layer_a, layer_b) = full-data linear CKA (HSIC₁ via U-centring when `debiased`).
+    `threads` pins BLAS to that many threads.
+    """
+    import xarray as xr
+
+    arrays = activations.layer_arrays(store_path)
+    names = list(arrays) if layers is None else list(layers)
+    unknown = [name for name in names if name not in arrays]
+    if unknown:
+        raise KeyError(f"{store_path}: unknown layer(s) {unknown}; the store has {list(arrays)}")
+    if not names:
+        raise ValueError("layers must name at least one layer")
+    n_stored = arrays[names[0]].shape[0]
+    for name in names:
+        if arrays[name].shape[0] != n_stored:
+            raise ValueError(f"{store_path}: layer {name!r} has {arrays[name].shape[0]} examples; expected {n_stored}")
+    smallest = MIN_BATCH if debiased else 2
+    n = n_stored if examples is None else examples
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not smallest <= n <= n_stored:
+        raise ValueError(f"examples must be an integer in [{smallest}, {n_stored}] (the store's size); got {examples!r}")
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window must be an integer >= 1 (storage chunks per read); got {window!r}")
+    n = int(n)
+
+    stack = np.empty((len(names), n, n))
+    pc1_ratio = np.empty(len(names))
+    top = []
+    with pinned_threads(threads) if threads else contextlib.nullcontext():
+        for i, name in enumerate(names):
+            gram = _centred_gram(arrays[name], n, arrays[name].chunks[0] * window, name)
+            trace = np.trace(gram)
+            if trace <= 0:
+                raise ValueError(f"layer {name!r} is constant over the {n} examples: CKA and PCA are undefined")
+            value, vector = _top_eigenpair(gram)
+            pc1_ratio[i] = value / trace
+            top.append((value, vector))
+            # K is already double-centred (centred features), so the biased HSIC needs nothing more
+            stack[i] = ucentre(gram) if debiased else gram
+            del gram
+        cka = _cka_of_stack(stack)
+        for i, (value, vector) in enumerate(top):
+            # in place, one layer at a time: ucentre is linear, so ucentre(K − λuuᵀ) = K_u − λ·ucentre(uuᵀ)
+            rank_one = value * np.outer(vector, vector)
+            stack[i] -= ucentre(rank_one) if debiased else rank_one
+        nothing_left = [i for i, ratio in enumerate(pc1_ratio) if 1 - ratio <= RANK_ONE_TOL]
+        cka_without_pc1 = _cka_of_stack(stack, nothing_left)
+
+    hsic = "unbiased HSIC (U-centred)" if debiased else "biased HSIC"
+    pair = ("layer_a", "layer_b")
+    return xr.Dataset(
+        {
+            "pc1_ratio": ("layer", pc1_ratio, {"long_name": "explained-variance ratio of the first principal component"}),
+            "cka": (pair, cka, {"long_name": "linear CKA"}),
+            "cka_without_pc1": (pair, cka_without_pc1,
+                                {"long_name": "linear CKA after projecting each layer's first principal component out"}),
+        },
+        coords={"layer": names, "layer_a": names, "layer_b": names},
+        attrs={
+            "produced_by": "repatlas.blocks.first_pc_analysis",
+            "source": str(store_path),
+            "n_examples": n,
+            "examples": "first n rows of the store",
+            "estimator": f"full-data linear CKA, {hsic}",
+            "debiased": int(debiased),
+            "pc1_removal": "K' = P K P, P = I - u u^T, u the top eigenvector of the centred Gram K",
+        },
+    )
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def block_table_to_file(within_paths: dict, out_csv, *, threshold: float, min_length: int, seed_pairs=()) -> None:
+    """`block_table` from files: {model id: within .nc}, seed_pairs of (id_a, id_b, across .nc) → CSV."""
+    import xarray as xr
+
+    from repatlas.io import atomic_path
+
+    within = {model_id: xr.load_dataarray(path) for model_id, path in within_paths.items()}
+    pairs = [(id_a, id_b, xr.load_dataarray(path)) for id_a, id_b, path in seed_pairs]
+    table = block_table(within, threshold=threshold, min_length=min_length, seed_pairs=pairs)
+    with atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False)
+
+
+def first_pc_to_file(store_path, out_path, **options) -> None:
+    """`first_pc_analysis` of an activation store, written to a netCDF Dataset at `out_path`."""
+    from repatlas.io import write_netcdf
+
+    write_netcdf(first_pc_analysis(store_path, **options), out_path)
