@@ -1,0 +1,438 @@
+"""Linear probes on every layer, and block pruning (Nguyen, Raghu & Kornblith 2021, §§5–6).
+
+**Probes.** `linear_probes` fits one linear softmax classifier (``nn.Linear(units, classes)``)
+on the *flattened* output of each layer of a frozen network, as in the paper's code: SGD with
+momentum, cross-entropy, mini-batches of 128. All layers are probed in the same pass: one
+forward pass per batch with hooks on every layer, every probe updated from that batch, so only
+one batch of activations is ever held, whatever the width.
+
+Standardisation (fixed by a first pass over the training set): each unit's mean is subtracted
+and each layer is divided by one scale so that a training example has mean squared norm
+``FEATURE_NORM2`` (``E‖x − μ‖² = 256``) in every layer. The probes start at zero, so a probe's
+logits depend on ``lr`` and the feature scale only through ``lr · E‖x‖²``: fixing the squared
+norm per layer makes one learning rate mean the same step in a 64-unit pooled layer and a
+16k-unit conv map (per-unit z-scoring would make the step grow with the unit count, and would
+blow up near-constant units). One scale per layer also keeps the layer's geometry (its principal
+components) intact. 256 (as if the layer had 256 unit-variance features) was chosen against
+scikit-learn's LogisticRegression at lr 0.01, 10 epochs: on Gaussian classes (16–2000 units,
+1k–20k examples) it matched within sampling noise; on the layers of a digits ResNet (128–2048
+units, 1000 training images, 80 steps) it stayed 1–3.5 points below sklearn's L2-regularised
+fit on every layer (the gap halves at 50 epochs). Smaller values underfit wide layers in few
+steps; ≥ 1024 left SGD noise in narrow layers trained for many steps.
+
+**Pruning.** `prune` replaces residual blocks with identities; `pruning_experiment` removes each
+removable block alone and reports the accuracy change, labelled *inside* or *outside* the block
+structure found in the within-model CKA heatmap. There is no fine-tuning after removal: BatchNorm
+stays in eval mode with its running statistics.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import xarray as xr
+from torch import nn
+
+FEATURE_NORM2 = 256.0  # E‖x − μ‖² of a standardised training example, in every layer
+_NO_FINE_TUNING = "none: blocks removed from the trained model, BatchNorm in eval mode with its running statistics"
+
+
+# ----------------------------------------------------------------------------- input checks
+
+
+def _as_inputs(x, name: str, device) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    if x.ndim < 2 or len(x) == 0:
+        raise ValueError(f"{name} must have shape (examples, ...) with at least one example; got {tuple(x.shape)}")
+    return x.to(device=device, dtype=torch.float32)
+
+
+def _as_labels(y, name: str, n: int, x_name: str, device) -> torch.Tensor:
+    y = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
+    if y.ndim != 1 or len(y) != n:
+        raise ValueError(f"{name} must have shape ({x_name} examples={n},); got {y.shape}")
+    if y.dtype.kind not in "iu" or (len(y) and y.min() < 0):
+        raise ValueError(f"{name} must hold non-negative integer class labels; got dtype {y.dtype}")
+    return torch.as_tensor(y.astype(np.int64), device=device)
+
+
+def _check_positive(**values) -> None:
+    for name, v in values.items():
+        if not v > 0:
+            raise ValueError(f"{name} must be > 0; got {v}")
+
+
+def _default_layers(model: nn.Module, layers) -> list[str]:
+    from repatlas.models import representation_layers
+
+    if layers is None:
+        layers = representation_layers(model)
+    if isinstance(layers, str):
+        layers = [layers]
+    layers = list(layers)
+    if not layers:
+        raise ValueError("layers is empty and the model has no representation layers; pass layers=[...]")
+    return layers
+
+
+# ----------------------------------------------------------------------------- linear probes
+
+
+class _RunningMoments:
+    """Per-unit mean and sum of squared deviations in float64, merged batch by batch (Chan et al.),
+    so post-ReLU features with large means do not lose their variance to cancellation."""
+
+    def __init__(self):
+        self.n, self.mean, self.m2 = 0, None, None
+
+    def add(self, a: torch.Tensor) -> None:
+        a = a.double()
+        b = len(a)
+        mean_b = a.mean(0)
+        m2_b = ((a - mean_b) ** 2).sum(0)
+        if self.mean is None:
+            self.n, self.mean, self.m2 = b, mean_b, m2_b
+            return
+        n = self.n + b
+        delta = mean_b - self.mean
+        self.mean = self.mean + delta * (b / n)
+        self.m2 = self.m2 + m2_b + delta**2 * (self.n * b / n)
+        self.n = n
+
+    def standardiser(self) -> tuple[torch.Tensor, float]:
+        """(per-unit mean, per-layer scale) with E‖(x − mean)/scale‖² = FEATURE_NORM2."""
+        total_variance = float(self.m2.sum()) / self.n
+        scale = math.sqrt(total_variance / FEATURE_NORM2) if total_variance > 0 else 1.0
+        return self.mean.float(), scale
+
+
+def _forward_batches(model, cap, x: torch.Tensor, batch_size: int, order=None):
+    """Yield (indices, {layer: (b, units) tensor}) for consecutive batches (in `order` if given)."""
+    n = len(x)
+    for start in range(0, n, batch_size):
+        idx = (order[start : start + batch_size] if order is not None
+               else torch.arange(start, min(start + batch_size, n), device=x.device))
+        with torch.no_grad():  # not around the yield: the consumer trains the probes with grad
+            model(x[idx])
+        yield idx, cap.pop()
+
+
+def _check_names(names, expected) -> None:
+    if names != expected:
+        raise RuntimeError(f"the hooked layers changed between batches: {expected} then {names}")
+
+
+@torch.no_grad()
+def _accuracies(model, cap, probes, stats, x, y, batch_size) -> dict[str, float]:
+    correct = {name: 0 for name in probes}
+    for idx, acts in _forward_batches(model, cap, x, batch_size):
+        _check_names(list(acts), list(probes))
+        for name, a in acts.items():
+            mean, scale = stats[name]
+            pred = probes[name]((a.float() - mean) / scale).argmax(1)
+            correct[name] += int((pred == y[idx]).sum())
+    return {name: c / len(y) for name, c in correct.items()}
+
+
+def linear_probes(
+    model: nn.Module,
+    x_train,
+    y_train,
+    x_test,
+    y_test,
+    *,
+    layers=None,
+    epochs: int = 10,
+    lr: float = 0.01,
+    momentum: float = 0.9,
+    batch_size: int = 128,
+    seed: int = 0,
+    device: str = "cpu",
+) -> xr.Dataset:
+    """Train-set and test-set accuracy of a linear softmax probe on each layer of a frozen model.
+
+    `x_*` are model inputs (N, ...), `y_*` integer labels (N,); `layers` are module names
+    (default: `repatlas.models.representation_layers(model)`), probed on their flattened output.
+    The model is frozen in eval mode (no gradients; BatchNorm uses running statistics). Features
+    are standardised with training-set statistics: per-unit mean subtracted, one scale per layer
+    so E‖x − μ‖² = FEATURE_NORM2 (one lr then suits every layer; see the module docstring).
+    Probes start at zero and train for `epochs` passes of SGD (`lr`, `momentum`, `batch_size`,
+    cross-entropy, no weight decay) in an order drawn from a torch.Generator seeded with `seed`,
+    so a seed fixes the result. Accuracies are of the final probes.
+
+    Returns an xarray.Dataset over dim ``layer`` (coords: layer names, ``relative_depth`` =
+    index / (L − 1)) with variables train_accuracy, test_accuracy (float64) and units (int64,
+    flattened features per layer). A module called k > 1 times per forward pass is probed once
+    per call (`name`, `name@1`, ...), as `repatlas.activations.LayerCapture` records it.
+    """
+    from repatlas.activations import LayerCapture
+    from repatlas.train import resolve_device
+
+    if int(epochs) != epochs or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer; got {epochs}")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size}")
+    _check_positive(lr=lr)
+    if not 0 <= momentum < 1:
+        raise ValueError(f"momentum must be in [0, 1); got {momentum}")
+    dev = resolve_device(device)
+    x_train = _as_inputs(x_train, "x_train", dev)
+    x_test = _as_inputs(x_test, "x_test", dev)
+    y_train = _as_labels(y_train, "y_train", len(x_train), "x_train", dev)
+    y_test = _as_labels(y_test, "y_test", len(x_test), "x_test", dev)
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    layers = _default_layers(model, layers)
+
+    was_training = model.training
+    model.to(dev).eval()
+    try:
+        with LayerCapture(model, layers) as cap, torch.no_grad():
+            # pass 1: standardisation statistics on the training set
+            moments: dict[str, _RunningMoments] = {}
+            for _, acts in _forward_batches(model, cap, x_train, batch_size):
+                if moments:
+                    _check_names(list(acts), list(moments))
+                for name, a in acts.items():
+                    moments.setdefault(name, _RunningMoments()).add(a)
+            stats = {name: m.standardiser() for name, m in moments.items()}
+            units = {name: int(m.mean.numel()) for name, m in moments.items()}
+
+        probes = nn.ModuleDict()  # keys may not contain "."; keep the names in a parallel dict
+        keyed = {name: f"p{i}" for i, name in enumerate(stats)}
+        for name, key in keyed.items():
+            probe = nn.Linear(units[name], n_classes).to(dev)
+            nn.init.zeros_(probe.weight)
+            nn.init.zeros_(probe.bias)
+            probes[key] = probe
+        by_name = {name: probes[key] for name, key in keyed.items()}
+        opt = torch.optim.SGD(probes.parameters(), lr=lr, momentum=momentum)
+        gen = torch.Generator().manual_seed(int(seed))
+
+        with LayerCapture(model, layers) as cap:
+            for _ in range(int(epochs)):
+                order = torch.randperm(len(x_train), generator=gen).to(dev)
+                for idx, acts in _forward_batches(model, cap, x_train, batch_size, order):
+                    _check_names(list(acts), list(stats))
+                    # Each probe sees only its own layer, so summing the losses trains them
+                    # independently from one backward pass.
+                    loss = sum(
+                        F.cross_entropy(by_name[name]((a.float() - stats[name][0]) / stats[name][1]), y_train[idx])
+                        for name, a in acts.items()
+                    )
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+            train_acc = _accuracies(model, cap, by_name, stats, x_train, y_train, batch_size)
+            test_acc = _accuracies(model, cap, by_name, stats, x_test, y_test, batch_size)
+    finally:
+        model.train(was_training)
+
+    names = list(stats)
+    depth = np.arange(len(names)) / max(len(names) - 1, 1)
+    return xr.Dataset(
+        {
+            "train_accuracy": ("layer", np.array([train_acc[n] for n in names], dtype=np.float64)),
+            "test_accuracy": ("layer", np.array([test_acc[n] for n in names], dtype=np.float64)),
+            "units": ("layer", np.array([units[n] for n in names], dtype=np.int64)),
+        },
+        coords={"layer": names, "relative_depth": ("layer", depth)},
+        attrs={
+            "probe": "nn.Linear(units, classes) on flattened layer outputs, zero init, softmax cross-entropy",
+            "optimiser": "SGD with momentum, no weight decay",
+            "standardisation": (f"per-unit training mean subtracted; one scale per layer so that "
+                                f"E||x - mean||^2 = {FEATURE_NORM2:g} on the training set"),
+            "network": "frozen, eval mode (BatchNorm running statistics)",
+            "epochs": int(epochs), "lr": float(lr), "momentum": float(momentum),
+            "batch_size": int(batch_size), "seed": int(seed), "n_classes": n_classes,
+            "n_train": len(x_train), "n_test": len(x_test),
+        },
+    )
+
+
+# ----------------------------------------------------------------------------- block pruning
+
+
+def _is_removable(module: nn.Module) -> bool:
+    """A residual block whose output has its input's shape: stride 1 and an identity shortcut."""
+    from repatlas.models import BasicBlock
+
+    return (isinstance(module, BasicBlock) and isinstance(module.shortcut, nn.Identity)
+            and tuple(module.conv1.stride) == (1, 1) and tuple(module.conv2.stride) == (1, 1))
+
+
+def removable_blocks(model: nn.Module) -> list[str]:
+    """Names of the residual blocks that can be replaced by an identity, in model order."""
+    return [name for name, m in model.named_modules() if name and _is_removable(m)]
+
+
+def prune(model: nn.Module, names) -> nn.Module:
+    """A deep copy of `model` with the named residual blocks replaced by nn.Identity.
+
+    Raises KeyError for a name that is not a module of the model and ValueError for a module that
+    is not a removable block (e.g. a downsampling block); `model` itself is left untouched.
+    """
+    if isinstance(names, str):
+        names = [names]
+    names = list(names)
+    modules = dict(model.named_modules())
+    missing = [n for n in names if n not in modules or not n]
+    if missing:
+        raise KeyError(f"block(s) {missing} not in the model; removable blocks: {removable_blocks(model)}")
+    refused = [n for n in names if not _is_removable(modules[n])]
+    if refused:
+        raise ValueError(f"block(s) {refused} cannot be removed (not a residual block with stride 1 and an "
+                         f"identity shortcut); removable blocks: {removable_blocks(model)}")
+    pruned = copy.deepcopy(model)
+    for name in names:
+        parent, _, child = name.rpartition(".")
+        setattr(pruned.get_submodule(parent), child, nn.Identity())
+    return pruned
+
+
+def _check_blocks(blocks, n_layers: int) -> list[tuple[int, int]]:
+    out = []
+    for b in blocks:
+        try:
+            start, end = (int(v) for v in b)
+        except (TypeError, ValueError):
+            raise ValueError(f"blocks must be (start, end) index pairs; got {b!r}") from None
+        if not 0 <= start <= end < n_layers:
+            raise ValueError(f"block {b!r} must satisfy 0 <= start <= end < len(layers)={n_layers}")
+        out.append((start, end))
+    return out
+
+
+def _accuracy(model, x, y, batch_size) -> float:
+    from repatlas.train import evaluate
+
+    return float(evaluate(model, x, y, batch_size)[1])
+
+
+def pruning_experiment(model: nn.Module, x_test, y_test, layers, blocks, *, batch_size: int = 512,
+                       device: str = "cpu") -> xr.Dataset:
+    """Test accuracy after removing each removable residual block alone (no fine-tuning).
+
+    `layers` are the layer names of the within-model CKA heatmap in order (e.g.
+    `representation_layers(model)`); `blocks` are inclusive (start, end) index pairs into
+    `layers`, as `repatlas.cka.detect_blocks` returns them. Block k is *inside* the block
+    structure iff its input (the layer before it in `layers`) and its output (itself) lie in the
+    same block; the first layer has no input in `layers` and counts as outside. Every removable
+    block must appear in `layers`. Removed blocks become identities and nothing is retrained:
+    BatchNorm stays in eval mode with its running statistics.
+
+    Returns an xarray.Dataset over dim ``removed`` (block names; coord ``input_layer``) with
+    variables accuracy, accuracy_change (accuracy − base_accuracy) and inside (bool); attrs
+    base_accuracy, mean_change_inside and mean_change_outside (NaN when no block is in that group),
+    fine_tuning, layers and blocks (JSON strings), n_test.
+    """
+    from repatlas.train import resolve_device
+
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size}")
+    layers = [str(n) for n in layers]
+    blocks = _check_blocks(blocks, len(layers))
+    candidates = removable_blocks(model)
+    if not candidates:
+        raise ValueError("the model has no removable residual blocks (stride 1, identity shortcut)")
+    absent = [b for b in candidates if b not in layers]
+    if absent:
+        raise ValueError(f"removable block(s) {absent} are not in layers {layers}; cannot tell inside from outside")
+    dev = resolve_device(device)
+    x = _as_inputs(x_test, "x_test", dev)
+    y = _as_labels(y_test, "y_test", len(x), "x_test", dev)
+
+    was_training = model.training
+    model.to(dev)
+    try:
+        base = _accuracy(model, x, y, batch_size)
+        accuracy, inside, inputs = [], [], []
+        for name in candidates:
+            k = layers.index(name)
+            inputs.append(layers[k - 1] if k > 0 else "")
+            inside.append(k > 0 and any(s <= k - 1 and k <= e for s, e in blocks))
+            accuracy.append(_accuracy(prune(model, [name]), x, y, batch_size))
+    finally:
+        model.train(was_training)
+
+    accuracy = np.array(accuracy, dtype=np.float64)
+    inside = np.array(inside, dtype=bool)
+    change = accuracy - base
+
+    def mean_or_nan(values):
+        return float(values.mean()) if len(values) else float("nan")
+
+    return xr.Dataset(
+        {
+            "accuracy": ("removed", accuracy),
+            "accuracy_change": ("removed", change),
+            "inside": ("removed", inside),
+        },
+        coords={"removed": candidates, "input_layer": ("removed", inputs)},
+        attrs={
+            "base_accuracy": base,
+            "mean_change_inside": mean_or_nan(change[inside]),
+            "mean_change_outside": mean_or_nan(change[~inside]),
+            "fine_tuning": _NO_FINE_TUNING,
+            "inside_rule": "input (previous layer in `layers`) and output of the block lie in one detected block",
+            "layers": json.dumps(layers),
+            "blocks": json.dumps([list(b) for b in blocks]),
+            "n_test": len(x),
+        },
+    )
+
+
+# ----------------------------------------------------------------------------- pipeline steps
+
+
+def probes_to_file(model_path, full_path, subset_path, out_path, *, epochs: int, lr: float,
+                   batch_size: int, seed: int = 0, device: str = "cpu", threads: int = 1) -> None:
+    """Probe every representation layer of a checkpoint: trained on the training subset, tested
+    on the whole test split → netCDF Dataset (see `linear_probes`)."""
+    from repatlas.cka import pinned_threads
+    from repatlas.data import load_classification
+    from repatlas.io import write_netcdf
+    from repatlas.train import load_checkpoint
+
+    with pinned_threads(threads):
+        model, spec, ckpt_meta = load_checkpoint(model_path)
+        x_train, y_train, x_test, y_test = load_classification(full_path, subset_path)
+        ds = linear_probes(model, x_train, y_train, x_test, y_test, epochs=epochs, lr=lr,
+                           batch_size=batch_size, seed=seed, device=device)
+    ds.attrs.update({"model": json.dumps(spec), "checkpoint": str(model_path),
+                     "trained_on": json.dumps(ckpt_meta.get("dataset", {})),
+                     "train_file": str(subset_path), "test_file": str(full_path)})
+    write_netcdf(ds, out_path)
+
+
+def pruning_to_file(model_path, full_path, cka_path, out_path, *, threshold: float, min_length: int,
+                    device: str = "cpu", threads: int = 1) -> None:
+    """Block-pruning step: checkpoint + within-model CKA (`.nc`, dims layer_a × layer_b) in; blocks
+    detected with `repatlas.cka.detect_blocks`; `pruning_experiment` on the whole test split →
+    netCDF Dataset (attrs add threshold and min_length)."""
+    from repatlas.cka import detect_blocks, pinned_threads
+    from repatlas.data import load_npz, standardise
+    from repatlas.io import write_netcdf
+    from repatlas.train import load_checkpoint
+
+    with xr.open_dataarray(cka_path) as cka:
+        cka = cka.load()
+    if cka.dims != ("layer_a", "layer_b") or list(cka["layer_a"].values) != list(cka["layer_b"].values):
+        raise ValueError(f"{cka_path}: expected a within-model CKA matrix with dims (layer_a, layer_b) "
+                         f"and the same layers on both axes; got dims {cka.dims}")
+    layers = [str(n) for n in cka["layer_a"].values]
+    blocks = detect_blocks(np.asarray(cka.values), threshold=threshold, min_length=min_length)
+
+    with pinned_threads(threads):
+        model, spec, _ = load_checkpoint(model_path)
+        full, meta = load_npz(full_path)
+        x_test = standardise(full["x_test"], meta["mean"], meta["std"])
+        ds = pruning_experiment(model, x_test, full["y_test"], layers, blocks, device=device)
+    ds.attrs.update({"threshold": float(threshold), "min_length": int(min_length),
+                     "model": json.dumps(spec), "checkpoint": str(model_path), "cka": str(cka_path),
+                     "dataset": str(meta.get("dataset")), "dataset_checksum": str(meta.get("checksum"))})
+    write_netcdf(ds, out_path)
