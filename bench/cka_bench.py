@@ -11,7 +11,7 @@
    two example counts (must not grow with the number of examples); from the default zstd store
    and from an uncompressed one (activations.compressor: none), since decoding is the cost.
 
-Usage: python bench/cka_bench.py [--examples 2048] [--threads 2] [--window 8] [--skip-torch-cka]
+Usage: python bench/cka_bench.py [--examples 2048] [--threads 2] [--window 2] [--skip-torch-cka]
 """
 
 from __future__ import annotations
@@ -114,7 +114,9 @@ def main():
     ap.add_argument("--examples", type=int, default=2048)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--window", type=int, default=8, help="storage chunks per streamed read (cka.window)")
+    ap.add_argument("--window", type=int, default=2,
+                    help="storage chunks per streamed read (cka.window); peak memory is flat in the "
+                    "number of examples once they exceed threads × window chunks")
     ap.add_argument("--skip-torch-cka", action="store_true")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
