@@ -39,6 +39,19 @@ def test_training_learns_and_records_every_epoch():
     assert hist[-1]["lr"] == pytest.approx(0.0, abs=1e-12)  # cosine reaches zero at the end
 
 
+def test_eval_every_skips_test_evaluation_but_not_the_last_epoch():
+    every, hist_every = run(epochs=5)
+    sparse, hist_sparse = run(epochs=5, eval_every=2)
+    assert [h["test_acc"] is None for h in hist_sparse] == [False if e in (2, 4, 5) else True for e in range(1, 6)]
+    # evaluation has no side effect on training: the same weights and test results where evaluated
+    for p, q in zip(every.state_dict().values(), sparse.state_dict().values()):
+        assert torch.equal(p, q)
+    for a, b in zip(hist_every, hist_sparse):
+        if b["test_acc"] is not None:
+            assert (a["test_acc"], a["test_loss"]) == (b["test_acc"], b["test_loss"])
+    assert "not evaluated" in train._epoch_line(hist_sparse[0], 5)
+
+
 def test_training_is_deterministic_per_seed():
     a, ha = run(seed=1, crop_pad=1, flip=True)
     b, hb = run(seed=1, crop_pad=1, flip=True)
