@@ -318,3 +318,17 @@ def test_pruning_to_file_passes_the_cka_matrix_to_detect_blocks(tiny_files, monk
     pruned = manual_accuracy(model, x, y_test, skip={"block1"})
     assert float(ds.accuracy.values[0]) == pytest.approx(pruned, abs=1e-12)
     assert ds.attrs["threshold"] == 0.9 and ds.attrs["min_length"] == 2
+
+
+def test_pruning_to_file_on_the_probe_subset(tiny_files):
+    d, model, _ = tiny_files
+    layers = models.representation_layers(model)
+    write_netcdf(cka.as_dataarray(np.ones((len(layers), len(layers))), layers, layers), d / "cka.nc")
+    probes.pruning_to_file(d / "model.pt", d / "full.npz", d / "cka.nc", d / "pruning.nc",
+                           threshold=0.9, min_length=2, examples=12)
+    ds = xr.open_dataset(d / "pruning.nc")
+    full, _ = data.load_npz(d / "full.npz")
+    images, labels, _ = data.probe_set(full, 12)
+    assert ds.attrs["n_test"] == 12
+    x = torch.as_tensor((images / 255.0 - 0.4) / 0.3, dtype=torch.float32)
+    assert ds.attrs["base_accuracy"] == pytest.approx(manual_accuracy(model, x, labels), abs=1e-12)

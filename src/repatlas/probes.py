@@ -410,12 +410,13 @@ def probes_to_file(model_path, full_path, subset_path, out_path, *, epochs: int,
 
 
 def pruning_to_file(model_path, full_path, cka_path, out_path, *, threshold: float, min_length: int,
-                    device: str = "cpu", threads: int = 1) -> None:
+                    examples: int | None = None, device: str = "cpu", threads: int = 1) -> None:
     """Block-pruning step: checkpoint + within-model CKA (`.nc`, dims layer_a × layer_b) in; blocks
-    detected with `repatlas.cka.detect_blocks`; `pruning_experiment` on the whole test split →
-    netCDF Dataset (attrs add threshold and min_length)."""
+    detected with `repatlas.cka.detect_blocks`; `pruning_experiment` on the whole test split, or on
+    its class-balanced first `examples` (`repatlas.data.probe_set`: one forward pass per removable
+    block, so large test splits get expensive) → netCDF Dataset (attrs add threshold and min_length)."""
     from repatlas.cka import detect_blocks, pinned_threads
-    from repatlas.data import load_npz, standardise
+    from repatlas.data import load_npz, probe_set, standardise
     from repatlas.io import write_netcdf
     from repatlas.train import load_checkpoint
 
@@ -430,8 +431,9 @@ def pruning_to_file(model_path, full_path, cka_path, out_path, *, threshold: flo
     with pinned_threads(threads):
         model, spec, _ = load_checkpoint(model_path)
         full, meta = load_npz(full_path)
-        x_test = standardise(full["x_test"], meta["mean"], meta["std"])
-        ds = pruning_experiment(model, x_test, full["y_test"], layers, blocks, device=device)
+        images, labels = (full["x_test"], full["y_test"]) if examples is None else probe_set(full, examples)[:2]
+        x_test = standardise(images, meta["mean"], meta["std"])
+        ds = pruning_experiment(model, x_test, labels, layers, blocks, device=device)
     ds.attrs.update({"threshold": float(threshold), "min_length": int(min_length),
                      "model": json.dumps(spec), "checkpoint": str(model_path), "cka": str(cka_path),
                      "dataset": str(meta.get("dataset")), "dataset_checksum": str(meta.get("checksum"))})
