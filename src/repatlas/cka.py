@@ -301,7 +301,15 @@ def _window_terms(arrays_a, arrays_b, batches, names_a, names_b):
     runs = [(int(r[0]), int(r[-1]) + 1) for r in np.split(rows, breaks)]
 
     def read(arrays):
+        if len(runs) == 1:  # one contiguous run: no concatenation copy
+            return [np.asarray(a[runs[0][0]:runs[0][1]]) for a in arrays]
         return [np.concatenate([np.asarray(a[lo:hi]) for lo, hi in runs]) for a in arrays]
+
+    def take(data, rel):
+        # an unshuffled batch is a contiguous slice: a view, not a copy of the batch
+        if rel[-1] - rel[0] == len(rel) - 1 and (np.diff(rel) == 1).all():
+            rel = slice(int(rel[0]), int(rel[-1]) + 1)
+        return [torch.from_numpy(d[rel]) for d in data]
 
     data_a = read(arrays_a)
     data_b = read(arrays_b) if arrays_b is not None else None
@@ -309,8 +317,8 @@ def _window_terms(arrays_a, arrays_b, batches, names_a, names_b):
                        names_a=names_a, names_b=names_b)
     for batch in batches:
         rel = np.searchsorted(rows, batch)
-        ga = ucentred_grams([torch.from_numpy(d[rel]) for d in data_a], names_a)
-        gb = None if data_b is None else ucentred_grams([torch.from_numpy(d[rel]) for d in data_b], names_b)
+        ga = ucentred_grams(take(data_a, rel), names_a)
+        gb = None if data_b is None else ucentred_grams(take(data_b, rel), names_b)
         acc.add_grams(ga, gb)
     return acc.cross, acc.self_a, acc.self_b, acc.batches
 
