@@ -1,4 +1,12 @@
-# Representation mitosis: clones in the last hidden layer of wide networks.
+# Representation mitosis: clones in the last hidden layer of wide networks, for each architecture
+# in mitosis.archs (MLP hidden width; ResNet pooled features, 64·k units).
+
+
+def mitosis_train_settings(wildcards):
+    """TrainConfig fields of one mitosis model: its arch's settings, epochs by regime."""
+    a = MITOSIS["archs"][wildcards.arch]
+    epochs = a["epochs"] if wildcards.regime == "converged" else a["early_epochs"]
+    return {"epochs": epochs, **{k: a[k] for k in ("batch_size", "lr", "weight_decay", "crop_pad", "flip")}}
 
 
 rule train_mitosis_model:
@@ -12,13 +20,16 @@ rule train_mitosis_model:
     log:
         f"results/mitosis/models/{MITOSIS_MODEL}/train.log",
     params:
-        train=lambda w: {
-            "epochs": MITOSIS["epochs"] if w.regime == "converged" else MITOSIS["early_epochs"],
-            **{k: MITOSIS[k] for k in ("batch_size", "lr", "weight_decay")},
-        },
+        train=mitosis_train_settings,
         device=config["device"],
     wildcard_constraints:
         regime="converged|early",
+    benchmark:
+        f"results/benchmarks/train_mitosis_model/{MITOSIS_MODEL}.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(60),
+        gpu=GPU,
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -38,6 +49,12 @@ rule mitosis_features:
         f"results/logs/mitosis/features/{MITOSIS_MODEL}.log",
     wildcard_constraints:
         regime="converged|early",
+    benchmark:
+        f"results/benchmarks/mitosis_features/{MITOSIS_MODEL}.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(15),
+        gpu=GPU,
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -57,8 +74,33 @@ rule mitosis_chunks:
         repeats=MITOSIS["repeats"],
     wildcard_constraints:
         regime="converged|early",
+    benchmark:
+        f"results/benchmarks/mitosis_chunks/{MITOSIS_MODEL}.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(60),
     conda:
         "../envs/analysis.yaml"
     threads: 1
     script:
         "../scripts/mitosis_chunks.py"
+
+
+rule mitosis_summary:
+    input:
+        chunks=[f"results/mitosis/chunks/{m}.nc" for m in mitosis_models()],
+        lib=library("mitosis.py"),
+    output:
+        "results/mitosis/summary.csv",
+    log:
+        "results/logs/mitosis/summary.log",
+    benchmark:
+        "results/benchmarks/mitosis_summary.tsv"
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(15),
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/mitosis_summary.py"

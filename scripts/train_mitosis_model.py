@@ -7,7 +7,7 @@ train_to_files(
     snakemake.output.model,
     snakemake.output.metrics,
     snakemake.log[0],
-    arch="mlp",
+    arch=w.arch,
     depth=int(w.depth),
     width=int(w.width),
     config=TrainConfig(**snakemake.params.train, seed=int(w.seed)),

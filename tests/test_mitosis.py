@@ -197,6 +197,36 @@ def test_critical_chunk_size_interpolates_in_log_size():
     assert np.isnan(mitosis.critical_chunk_size(ds.assign(r2_mean=ds.r2_mean * 0.5), 0.9))
 
 
+def test_pca_chunk_size_closed_form():
+    # orthogonal centred ±1 columns scaled to variances 4, 3, 2, 1: explained ratios .4 .7 .9 1
+    from scipy.linalg import hadamard
+
+    f = hadamard(8)[:, 1:5] * np.sqrt([4.0, 3, 2, 1])
+    assert np.allclose(np.cov(f.T, bias=True), np.diag([4.0, 3, 2, 1]))
+    assert [mitosis.pca_chunk_size(f, t) for t in (0.3, 0.4, 0.65, 0.7, 0.9, 0.95, 1.0)] == [1, 1, 2, 2, 3, 4, 4]
+    # a rank-3 layer of 20 neurons needs at most 3 components, whatever the threshold
+    rng = np.random.default_rng(0)
+    low = rng.standard_normal((200, 3)) @ rng.standard_normal((3, 20)) + 5.0
+    assert mitosis.pca_chunk_size(low, 1.0) == 3
+    with pytest.raises(ValueError, match="threshold"):
+        mitosis.pca_chunk_size(low, 0)
+    with pytest.raises(ValueError, match="constant"):
+        mitosis.pca_chunk_size(np.ones((5, 3)))
+
+
+def test_chunk_r2_never_beats_principal_components():
+    # Eckart–Young: in-sample R² of any c-neuron chunk ≤ explained-variance ratio of the top c PCs
+    f, w, b, y = random_layer(width=16)
+    ds = mitosis.chunk_metrics(f, w, b, y, [1, 2, 4, 8, 16], repeats=15, keep_repeats=True)
+    ev = np.linalg.eigvalsh(np.cov(f.T))[::-1]
+    top = np.cumsum(ev) / ev.sum()
+    for ci, c in enumerate(ds["chunk_size"].values):
+        assert np.all(ds["r2"].values[ci] <= top[c - 1] + 1e-9)
+    # so the first chunk size whose mean R² reaches 0.9 is at least the rank floor
+    first = ds["chunk_size"].values[np.argmax(ds["r2_mean"].values >= 0.9)]
+    assert first >= mitosis.pca_chunk_size(f) > 1
+
+
 def test_default_chunk_sizes():
     assert list(mitosis.default_chunk_sizes(48)) == [1, 2, 4, 8, 16, 32, 48]
     assert list(mitosis.default_chunk_sizes(8)) == [1, 2, 4, 8]
@@ -270,3 +300,189 @@ def test_bad_input_estimate_and_planted():
         mitosis.planted_clones(100, 4, 2, noise=-1.0)
     with pytest.raises(ValueError, match="k"):
         mitosis.planted_clones(100, 4, 0)
+
+
+# ----------------------------------------------------------------------------- pipeline steps (ResNet and MLP)
+
+
+def test_last_layer_units():
+    assert mitosis.last_layer_units("mlp", 48) == 48
+    assert [mitosis.last_layer_units("resnet", k) for k in (1, 2, 8)] == [64, 128, 512]
+    with pytest.raises(ValueError, match="arch"):
+        mitosis.last_layer_units("vit", 2)
+    with pytest.raises(ValueError, match="width"):
+        mitosis.last_layer_units("resnet", 0)
+
+
+@pytest.fixture(scope="module")
+def digits_files(tmp_path_factory):
+    from repatlas.data import write_full, write_subset
+
+    root = tmp_path_factory.mktemp("digits")
+    write_full("digits", root / "full.npz")
+    write_subset(root / "full.npz", root / "sub.npz", 60, 0)
+    return root / "full.npz", root / "sub.npz"
+
+
+@pytest.mark.parametrize("arch, width, units", [("resnet", 1, 64), ("resnet", 2, 128), ("mlp", 24, 24)])
+def test_features_to_file_matches_the_model(tmp_path, digits_files, arch, width, units):
+    from repatlas.data import load_npz, standardise
+    from repatlas.models import build_model
+    from repatlas.train import save_checkpoint
+
+    full_path, sub_path = digits_files
+    full, meta = load_npz(full_path)
+    sub, _ = load_npz(sub_path)
+    spec = {"arch": arch, "depth": 8 if arch == "resnet" else 2, "width": width,
+            "input_shape": meta["shape"], "n_classes": meta["n_classes"]}
+    torch.manual_seed(0)
+    model = build_model(**spec)
+    x_test = standardise(torch.as_tensor(full["x_test"]), meta["mean"], meta["std"])
+    x_train = standardise(torch.as_tensor(sub["x"]), meta["mean"], meta["std"])
+    with torch.no_grad():  # move BatchNorm running statistics away from (0, 1): eval mode must matter
+        model.train()
+        for _ in range(3):
+            model(x_train)
+        head = list(model.children())[-1]
+        head.bias.copy_(torch.linspace(-1, 1, meta["n_classes"]))
+    save_checkpoint(tmp_path / "model.pt", model, spec)
+
+    info = mitosis.features_to_file(tmp_path / "model.pt", full_path, sub_path, tmp_path / "f.npz")
+    arrays, saved = load_npz(tmp_path / "f.npz")
+    model.eval()
+    with torch.no_grad():
+        body = torch.nn.Sequential(*list(model.children())[:-1])  # everything but the final linear layer
+        f_test, f_train = body(x_test).flatten(1).double().numpy(), body(x_train).flatten(1).double().numpy()
+        out_test, out_train = model(x_test).double().numpy(), model(x_train).double().numpy()
+    assert arrays["features_test"].shape == (len(full["y_test"]), units)
+    assert arrays["features_train"].shape == (len(sub["y"]), units)
+    np.testing.assert_allclose(arrays["features_test"], f_test, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(arrays["features_train"], f_train, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(arrays["logits_test"], out_test, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(arrays["weight"], head.weight.detach().double().numpy())
+    np.testing.assert_array_equal(arrays["bias"], head.bias.detach().double().numpy())
+    np.testing.assert_array_equal(arrays["labels_test"], full["y_test"])
+    assert info["units"] == saved["units"] == units == mitosis.last_layer_units(arch, width)
+    assert info["layer"] == ("pool" if arch == "resnet" else "layer2")
+    assert info["test_accuracy"] == pytest.approx((out_test.argmax(1) == full["y_test"]).mean())
+    assert info["train_accuracy"] == pytest.approx((out_train.argmax(1) == sub["y"]).mean())
+
+
+def write_features(path, features, weight, bias, labels, spec):
+    from repatlas.data import save_npz
+
+    save_npz(path, {"model": spec, "test_accuracy": float(((features @ weight.T + bias).argmax(1) == labels).mean()),
+                    "train_accuracy": 1.0},
+             features_test=features, labels_test=labels, weight=weight, bias=bias)
+
+
+def test_chunks_to_file_counts_planted_clones(tmp_path):
+    # 64 pooled features = 4 clones of a 16-dimensional representation (a "ResNet width 1" layer)
+    x = mitosis.planted_clones(600, 16, 4, noise=0.1, seed=1)
+    spec = {"arch": "resnet", "depth": 8, "width": 1}
+    write_features(tmp_path / "f.npz", *x, spec)
+    ds = mitosis.chunks_to_file(tmp_path / "f.npz", tmp_path / "c.nc", repeats=10, seed=2,
+                                attrs={"regime": "converged", "model_seed": 2, "dataset": "synthetic", "n": 600})
+    saved = xr.open_dataset(tmp_path / "c.nc").load()
+    assert list(saved["chunk_size"].values) == [1, 2, 4, 8, 16, 32, 64]
+    # critical chunk: where the mean R² crosses 0.9, linear in log(chunk size), recomputed here
+    r2, c = saved["r2_mean"].values, saved["chunk_size"].values
+    j = int(np.argmax(r2 >= 0.9))
+    assert j > 0 and r2[j - 1] < 0.9 <= r2[j]
+    c_star = np.exp(np.interp(0.9, r2[j - 1 : j + 1], np.log(c[j - 1 : j + 1])))
+    assert saved.attrs["critical_chunk"] == pytest.approx(c_star)
+    assert saved.attrs["pca_chunk"] == mitosis.pca_chunk_size(x[0]) <= 16 <= 2 * c_star  # rank floor ≤ one clone
+    assert saved.attrs["clones"] == pytest.approx(64 / c_star)
+    np.testing.assert_allclose(saved.attrs["clones"], 4, rtol=0.3)
+    assert (saved.attrs["arch"], saved.attrs["depth"], saved.attrs["model_width"], saved.attrs["width"]) == ("resnet", 8, 1, 64)
+    assert saved.attrs["regime"] == "converged" and saved.attrs["model_seed"] == 2 and saved.attrs["seed"] == 2
+    assert saved.attrs["test_accuracy"] == pytest.approx(float(saved["full_accuracy"]))
+    xr.testing.assert_allclose(saved[["r2_mean", "accuracy_mean"]], ds[["r2_mean", "accuracy_mean"]])
+
+
+def test_chunks_to_file_bad_input(tmp_path):
+    from repatlas.data import save_npz
+
+    save_npz(tmp_path / "f.npz", {}, features_train=np.ones((4, 2)))
+    with pytest.raises(KeyError, match="features_test"):
+        mitosis.chunks_to_file(tmp_path / "f.npz", tmp_path / "c.nc")
+    write_features(tmp_path / "g.npz", *mitosis.planted_clones(50, 2, 2, seed=0), {"arch": "mlp"})
+    with pytest.raises(ValueError, match="threshold"):
+        mitosis.chunks_to_file(tmp_path / "g.npz", tmp_path / "c.nc", threshold=0.0)
+    assert not (tmp_path / "c.nc").exists()
+
+
+def test_summary_table_one_row_per_model(tmp_path):
+    paths, expected = [], []
+    for arch, width, k in [("resnet", 1, 4), ("mlp", 32, 2)]:
+        x = mitosis.planted_clones(300, 16 * 4 // k if arch == "resnet" else 16, k, noise=0.1, seed=k)
+        write_features(tmp_path / f"{arch}.npz", *x, {"arch": arch, "depth": 2, "width": width})
+        for regime in ("early", "converged"):
+            path = tmp_path / f"{arch}-{regime}.nc"
+            mitosis.chunks_to_file(tmp_path / f"{arch}.npz", path, repeats=4,
+                                   attrs={"regime": regime, "model_seed": 0, "dataset": "synthetic", "n": 300})
+            paths.append(path)
+            expected.append((arch, regime, x[0].shape[1], xr.open_dataset(path).attrs["clones"]))
+    mitosis.summary_to_file(paths, tmp_path / "summary.csv")
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "summary.csv")
+    assert list(table.columns) == list(mitosis.SUMMARY_COLUMNS)
+    assert list(zip(table["arch"], table["regime"])) == sorted((a, r) for a, r, *_ in expected)
+    for arch, regime, units, clones in expected:
+        row = table[(table["arch"] == arch) & (table["regime"] == regime)].iloc[0]
+        assert row["width"] == units and row["clones"] == pytest.approx(clones, rel=1e-5)
+    assert set(table["model_width"]) == {1, 32}
+    with pytest.raises(ValueError, match="datasets"):
+        mitosis.clones_table([])
+
+
+def test_figures_show_both_archs():
+    from repatlas import plots
+
+    datasets, cells = [], []
+    for arch, widths, per_unit in [("mlp", [16, 64], 1), ("resnet", [1, 2], 64)]:
+        for regime in ("converged", "early"):
+            for w in widths:
+                units = w * per_unit
+                ds = xr.Dataset({v: ("chunk_size", np.linspace(0.1, 1, 3)) for v in
+                                 ("error_mean", "r2_mean", "residual_corr_mean")},
+                                coords={"chunk_size": [1, units // 2, units]})
+                ds.attrs.update(width=units, test_accuracy=0.95, clones=units / 8)
+                datasets.append(ds)
+                cells.append({"arch": arch, "regime": regime, "width": w, "seed": 0})
+    fig = plots.mitosis_chunks_figure(datasets, cells, title="t")
+    assert len(fig.axes) == 6  # one row of three panels per architecture
+    assert [ax.get_title(loc="left") for ax in fig.axes[::3]] == ["mlp", "resnet"]
+    fig = plots.mitosis_clones_figure(datasets, cells)
+    ax = fig.axes[0]
+    assert ax.get_xlabel().startswith("last hidden layer width")
+    # the ResNet points sit at 64·k units: x data of the drawn lines include 64 and 128
+    xs = {float(v) for line in ax.get_lines() for v in line.get_xdata()}
+    assert {16.0, 64.0, 128.0} <= xs
+
+
+def test_config_schema_mitosis_archs():
+    from pathlib import Path
+
+    import yaml
+    from snakemake.utils import validate
+
+    from repatlas.config import ConfigError, check_schema
+
+    schema_path = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+    schema = yaml.safe_load(schema_path.read_text())
+    config = {"studies": ["mitosis"], "mitosis": {"archs": {"resnet": {"widths": [1, 2]}}}}
+    check_schema(config, schema)
+    validate(config, schema=str(schema_path))
+    archs = config["mitosis"]["archs"]
+    assert list(archs) == ["resnet"]  # an arch left out is not swept
+    assert archs["resnet"]["depth"] == 8 and archs["resnet"]["crop_pad"] == 1 and archs["resnet"]["flip"] is False
+    default = {"studies": ["mitosis"]}
+    validate(default, schema=str(schema_path))
+    assert set(default["mitosis"]["archs"]) == {"mlp", "resnet"}
+    assert default["mitosis"]["archs"]["mlp"]["epochs"] == 150 and default["mitosis"]["ensemble"]["arch"] == "mlp"
+    with pytest.raises(ConfigError, match="mitosis.widths"):  # the pre-archs layout names the moved key
+        check_schema({"mitosis": {"widths": [8, 16]}}, schema)
+    with pytest.raises(ConfigError, match="mitosis.archs.cnn"):
+        check_schema({"mitosis": {"archs": {"cnn": {}}}}, schema)

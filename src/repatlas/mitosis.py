@@ -30,6 +30,11 @@ are solved in batches with ``numpy.linalg.solve``; BLAS is pinned to ``threads``
 ``estimate_clones`` turns the R² curve into a number of clones, ``width / c*`` (see its
 docstring for ``c*``), and ``planted_clones`` builds synthetic representations with a known
 number of clones.
+
+The pipeline steps at the end (``features_to_file``, ``chunks_to_file``, ``summary_to_file``)
+work on any ``repatlas.models`` classifier: the representation is the input of the final linear
+layer, i.e. an MLP's last hidden layer (``width`` units) or a ResNet's globally pooled features
+(64·k units for width multiplier k, :func:`last_layer_units`).
 """
 
 from __future__ import annotations
@@ -385,6 +390,31 @@ def critical_chunk_size(ds: xr.Dataset, threshold: float = DEFAULT_R2_THRESHOLD)
     return float(np.exp(np.log(c[j - 1]) + t * (np.log(c[j]) - np.log(c[j - 1]))))
 
 
+def pca_chunk_size(features, threshold: float = DEFAULT_R2_THRESHOLD) -> int:
+    """Rank floor of the critical chunk: the fewest principal components of ``features`` (n, width)
+    whose cumulative explained-variance ratio reaches ``threshold``.
+
+    By Eckart–Young no linear reconstruction of rank c (in particular none from c neurons) has an
+    in-sample variance-weighted R² above the top-c explained-variance ratio, so the mean chunk R²
+    cannot reach ``threshold`` below this size. A critical chunk close to it means the clone count
+    measures the layer's effective dimension (a rank effect) rather than redundancy beyond it.
+    """
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must lie in (0, 1]; got {threshold!r}")
+    f = _to_numpy(features)
+    if f.ndim != 2 or f.shape[0] < 2:
+        raise ValueError(f"features must have shape (examples ≥ 2, width); got shape {f.shape}")
+    f = f.astype(np.float64)
+    if not np.isfinite(f).all():
+        raise ValueError("features contains NaN or Inf")
+    fc = f - f.mean(0)
+    ev = np.clip(np.linalg.svd(fc, compute_uv=False) ** 2, 0.0, None)
+    if ev.sum() == 0:
+        raise ValueError("features are constant: no variance to explain")
+    ratio = np.cumsum(ev) / ev.sum()
+    return int(np.searchsorted(ratio, threshold * (1 - 1e-12)) + 1)  # tolerance: ratio[-1] may be 1 − ε
+
+
 def estimate_clones(
     features,
     weight,
@@ -501,9 +531,23 @@ def planted_clones(
 # --------------------------------------------------------------------------------------------------
 
 
+def last_layer_units(arch: str, width: int) -> int:
+    """Units of the last hidden layer of ``repatlas.models.build_model(arch, depth, width)``: the
+    hidden width of an MLP, 64·k pooled features of a ResNet with width multiplier k."""
+    units = {"mlp": 1, "resnet": 64}
+    if arch not in units:
+        raise ValueError(f"arch must be one of {', '.join(units)}; got {arch!r}")
+    if int(width) != width or width < 1:
+        raise ValueError(f"width must be a positive integer; got {width!r}")
+    return units[arch] * int(width)
+
+
 def features_to_file(model_path, full_path, subset_path, out_path) -> dict:
-    """Last-hidden-layer features (input of the final linear layer) on the training subset and
-    the test split, with the final layer's weight and bias and the test logits → .npz."""
+    """Last-hidden-layer features (input of the final linear layer: an MLP's last hidden layer, a
+    ResNet's pooled features) on the training subset and the test split, with the final layer's
+    weight and bias, the test logits and both accuracies → .npz (meta: model spec, layer, accuracies).
+
+    Features are taken in eval mode (BatchNorm running statistics), without augmentation."""
     import torch
 
     from repatlas.activations import iter_activations
@@ -525,24 +569,85 @@ def features_to_file(model_path, full_path, subset_path, out_path) -> dict:
     weight = head.weight.detach().numpy().astype(np.float64)
     bias = head.bias.detach().numpy().astype(np.float64)
     logits = f_test @ weight.T + bias
-    info = {"model": spec, "layer": last, "test_accuracy": float((logits.argmax(1) == full["y_test"]).mean())}
+    train_logits = f_train @ weight.T + bias
+    info = {"model": spec, "layer": last, "units": int(f_test.shape[1]),
+            "test_accuracy": float((logits.argmax(1) == full["y_test"]).mean()),
+            "train_accuracy": float((train_logits.argmax(1) == sub["y"]).mean())}
     save_npz(out_path, info, features_train=f_train, labels_train=sub["y"], features_test=f_test,
              labels_test=full["y_test"], weight=weight, bias=bias, logits_test=logits)
     return info
 
 
-def chunks_to_file(features_path, out_path, *, repeats: int = 50, seed: int = 0) -> None:
-    """Chunk metrics of a features file on the test split, plus the clone estimate (attrs)."""
+def chunks_to_file(features_path, out_path, *, repeats: int = 50, seed: int = 0,
+                   threshold: float = DEFAULT_R2_THRESHOLD, attrs: dict | None = None) -> xr.Dataset:
+    """Chunk metrics of a features file on the test split (chunk sizes 1, 2, 4, … width) → netCDF.
+
+    The clone estimate comes from the R² curve of this very Dataset (the one the figures draw):
+    ``critical_chunk`` = :func:`critical_chunk_size` at ``threshold`` and ``clones`` = width ÷ it,
+    both in ``attrs``, with the rank floor ``pca_chunk`` (:func:`pca_chunk_size`), ``arch``,
+    ``depth``, ``model_width`` (the model's width argument), ``width`` (last-hidden-layer units),
+    ``test_accuracy``, ``train_accuracy`` and ``attrs`` (e.g. regime, dataset, n; plain
+    str/int/float values). Returns the Dataset it wrote.
+    """
     from repatlas.data import load_npz
     from repatlas.io import write_netcdf
 
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must lie in (0, 1]; got {threshold!r}")
     arrays, info = load_npz(features_path)
+    missing = [k for k in ("features_test", "weight", "bias", "labels_test") if k not in arrays]
+    if missing:
+        raise KeyError(f"{features_path}: not a mitosis features file (lacks {missing})")
     args = (arrays["features_test"], arrays["weight"], arrays["bias"], arrays["labels_test"])
     width = arrays["features_test"].shape[1]
     ds = chunk_metrics(*args, default_chunk_sizes(width), repeats=repeats, seed=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # NaN (no critical chunk) is recorded as such
-        clones = estimate_clones(*args, seed=seed)
-    ds.attrs.update({"clones": float(clones), "width": int(width), "model": str(info.get("model")),
-                     "test_accuracy": info.get("test_accuracy", float("nan"))})
+    c_star = critical_chunk_size(ds, threshold)  # finite: R² = 1 at the full width
+    spec = info.get("model") or {}
+    ds.attrs.update({
+        "clones": float(width / c_star),
+        "critical_chunk": float(c_star),
+        "pca_chunk": pca_chunk_size(arrays["features_test"], threshold),
+        "r2_threshold": float(threshold),
+        "def_clones": f"width / critical_chunk; critical_chunk = chunk size where mean R^2 first reaches "
+                      f"{threshold:g}, interpolated in log(chunk size)",
+        "width": int(width),
+        "model": str(spec),
+        "arch": str(spec.get("arch", "")),
+        "depth": int(spec.get("depth", -1)),
+        "model_width": int(spec.get("width", -1)),
+        "test_accuracy": float(info.get("test_accuracy", float("nan"))),
+        "train_accuracy": float(info.get("train_accuracy", float("nan"))),
+        **(attrs or {}),
+    })
     write_netcdf(ds, out_path)
+    return ds
+
+
+SUMMARY_COLUMNS = ("dataset", "n", "arch", "depth", "model_width", "width", "regime", "model_seed", "clones",
+                   "critical_chunk", "pca_chunk", "train_accuracy", "test_accuracy")
+
+
+def clones_table(datasets) -> "pd.DataFrame":
+    """One row per :func:`chunks_to_file` result: the columns of ``SUMMARY_COLUMNS`` from its attrs
+    (``width`` = last-hidden-layer units, ``model_width`` = the model's width argument; a missing
+    attr is empty), rows sorted by arch, regime, width, seed."""
+    import pandas as pd
+
+    rows = [{k: ds.attrs.get(k) for k in SUMMARY_COLUMNS} for ds in datasets]
+    if not rows:
+        raise ValueError("datasets must hold at least one chunk-metrics Dataset")
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)).sort_values(
+        ["arch", "regime", "width", "model_seed"], kind="stable").reset_index(drop=True)
+
+
+def summary_to_file(chunk_paths, out_path) -> None:
+    """The clone counts of every chunk-metrics file in ``chunk_paths`` → one CSV (:func:`clones_table`)."""
+    from repatlas.io import atomic_path
+
+    datasets = []
+    for path in chunk_paths:
+        with xr.open_dataset(path) as ds:
+            datasets.append(ds.load())
+    table = clones_table(datasets)
+    with atomic_path(out_path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
