@@ -16,7 +16,9 @@ rule dump_activations:
     benchmark:
         f"results/benchmarks/dump_activations/{MODEL}.tsv"
     resources:
-        gpu=lambda w: 0 if config["device"] == "cpu" else 1,
+        mem_mb=scaled(8000, 64),
+        runtime=scaled(20, 0.3),
+        gpu=GPU,
     conda:
         "../envs/torch.yaml"
     threads: 1

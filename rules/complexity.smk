@@ -12,6 +12,11 @@ rule complexity_sweep:
         sweep=lambda w: REDSHIFT["sweeps"][w.sweep],
         grid_size=REDSHIFT["grid_size"],
         measures=REDSHIFT["measures"],
+    benchmark:
+        "results/benchmarks/complexity/{sweep}.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(120),
     conda:
         "../envs/analysis.yaml"
     wildcard_constraints:
@@ -31,6 +36,11 @@ rule summod:
     params:
         summod=REDSHIFT["summod"],
         grid_size=REDSHIFT["grid_size"],
+    benchmark:
+        "results/benchmarks/complexity/summod.tsv"
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(60),
     conda:
         "../envs/torch.yaml"
     threads: 1

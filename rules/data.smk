@@ -7,6 +7,11 @@ rule prepare_dataset:
         data_dir=config["data_dir"],
     input:
         lib=library("data.py"),
+    benchmark:
+        "results/benchmarks/data/{dataset}/full.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(30),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -22,6 +27,11 @@ rule subset_dataset:
         "results/data/{dataset}/train-n{n}-s{seed}.npz",
     log:
         "results/logs/data/{dataset}/train-n{n}-s{seed}.log",
+    benchmark:
+        "results/benchmarks/data/{dataset}/train-n{n}-s{seed}.tsv"
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(15),
     conda:
         "../envs/analysis.yaml"
     threads: 1

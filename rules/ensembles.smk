@@ -19,6 +19,11 @@ rule ensembles_methods:
     wildcard_constraints:
         data="[a-z0-9_]+",
         regime="feature|ntk",
+    benchmark:
+        "results/benchmarks/ensembles/{data}-{regime}.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(120),
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -40,6 +45,11 @@ rule ensembles_dropping:
         multiview=ENSEMBLES["multiview"],
     wildcard_constraints:
         data="[a-z0-9_]+",
+    benchmark:
+        "results/benchmarks/ensembles/{data}-dropping.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(120),
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -56,6 +66,11 @@ rule ensembles_summary:
         "results/logs/ensembles/summary.log",
     params:
         labels=[(d, r) for d in ensembles_data() for r in ENSEMBLES["regimes"]],
+    benchmark:
+        "results/benchmarks/ensembles/summary.tsv"
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(15),
     conda:
         "../envs/analysis.yaml"
     threads: 1

@@ -12,6 +12,11 @@ rule infinite_cookbook:
         cookbook=INFINITE["cookbook"],
     wildcard_constraints:
         architecture="mlp|resnet",
+    benchmark:
+        "results/benchmarks/infinite/cookbook-{architecture}.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(180),
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -28,6 +33,11 @@ rule infinite_ntk_convergence:
         "results/logs/infinite/ntk_convergence.log",
     params:
         ntk=INFINITE["ntk"],
+    benchmark:
+        "results/benchmarks/infinite/ntk_convergence.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(60),
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -47,6 +57,11 @@ rule infinite_regression:
     params:
         regression={k: v for k, v in INFINITE["regression"].items() if k != "n_train"},
         probe_size=config["probe_size"],
+    benchmark:
+        "results/benchmarks/infinite/regression-{dataset}-n{n}.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(120),
     conda:
         "../envs/torch.yaml"
     threads: 1

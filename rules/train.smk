@@ -15,7 +15,9 @@ rule train_model:
     benchmark:
         f"results/benchmarks/train_model/{MODEL}.tsv"
     resources:
-        gpu=lambda w: 0 if config["device"] == "cpu" else 1,
+        mem_mb=scaled(16000),
+        runtime=train_runtime,
+        gpu=GPU,
     conda:
         "../envs/torch.yaml"
     threads: config["threads"]["train"]

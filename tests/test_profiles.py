@@ -41,7 +41,18 @@ PLUGINS = {  # executor name -> (module, pip name, prefix of its command line op
         "cluster-generic-",
     ),
 }
-GPU_RULES = {"train_model", "dump_activations"}
+
+def gpu_rules() -> set[str]:
+    """Rules that run networks: they declare `gpu=GPU` in their resources."""
+    found = set()
+    for smk in (ROOT / "rules").glob("*.smk"):
+        for name, body in re.findall(r"(?m)^\s*rule (\w+):\n((?:\s{4,}.*\n|\n)*)", smk.read_text()):
+            if re.search(r"^\s+gpu=GPU,", body, flags=re.M):
+                found.add(name)
+    return found
+
+
+GPU_RULES = gpu_rules()
 TIMEOUT = 600
 
 
@@ -134,13 +145,15 @@ def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("profiles")
     jobs = {
         "help": (snakemake_cmd("--help"), base, None),
-        "rules": (snakemake_cmd("--list-rules"), copy_workflow(base / "rules"), None),
+        # ci-tiny defines every rule (cka_across_seeds exists only with >= 2 seeds)
+        "rules": (snakemake_cmd("--list-rules", "--configfile", TINY), copy_workflow(base / "rules"), None),
     }
     # The report: build one report() figure for real, then the report of that target.
     report_dir = copy_workflow(base / "report")
     target = "results/figures/redshift_functions.png"
     smk = f"{sys.executable} -m snakemake {target} --configfile {TINY}"
     jobs["report"] = (f"{smk} --cores 2 && {smk} --report report.html", report_dir, None)
+    jobs["dry-plain"] = (snakemake_cmd("-n", "--configfile", TINY), copy_workflow(base / "dry-plain"), None)
     for name in PROFILES:
         if not plugin_installed(executor_of(name)):
             continue
@@ -198,6 +211,26 @@ def test_profile_rules_exist(name, rule_names):
     for section in ("set-resources", "set-threads"):
         unknown = set(prof.get(section, {})) - rule_names
         assert not unknown, f"{PROFILES[name]}: {section} names rules the workflow lacks: {unknown}"
+
+
+def test_gpu_rules_are_the_ones_that_run_networks():
+    assert {"train_model", "dump_activations", "evaluate_model", "train_mitosis_model", "mitosis_features"} <= GPU_RULES
+    assert not GPU_RULES & {"cka_within", "cka_across", "cka_across_seeds", "block_table", "error_analysis"}
+
+
+def test_every_rule_declares_resources_log_and_benchmark(runs):
+    """Without any profile: each job of the CI study has mem_mb, runtime, a log and a benchmark
+    file from its rule, and the rules that run networks ask for a GPU."""
+    result = runs["dry-plain"]
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    blocks = [(rule, text) for rule, text in job_blocks(result.stdout) if rule != "all"]
+    assert len({rule for rule, _ in blocks}) > 30
+    for rule, text in blocks:
+        resources = re.search(r"resources: (.*)", text).group(1)
+        assert re.search(r"\bmem_mb=\d+", resources) and re.search(r"\bruntime=\d+", resources), (rule, resources)
+        assert ("gpu=1" in resources) == (rule in GPU_RULES), (rule, resources)
+        assert re.search(r"^\s+log: results/", text, flags=re.M), rule
+        assert re.search(r"^\s+benchmark: results/benchmarks/", text, flags=re.M), rule
 
 
 def test_gpu_rules_request_a_gpu_on_a_gpu_partition():
@@ -288,7 +321,7 @@ def test_submission_flags(name, runs):
                      cpus=r" --cpus-per-task=(\d+)", gpus=r" --gpus=(\S+)")
     got = {rule: {k: (m.group(1) if (m := re.search(p, call)) else None) for k, p in flags.items()}
            for rule, call in by_rule.items()}
-    for rule in GPU_RULES:
+    for rule in GPU_RULES & set(SUBMITTED):
         assert got[rule]["gpus"] == "1" and got[rule]["partition"] == "gpu" and got[rule]["cpus"] == "4", got[rule]
     for rule in set(SUBMITTED) - GPU_RULES:
         assert got[rule]["gpus"] is None and got[rule]["partition"] == "cpu", got[rule]
