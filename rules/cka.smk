@@ -1,15 +1,22 @@
+# The first-PC analysis (wide_deep.analyses: pca) reads the same store, so it runs in this job:
+# one read of a store that reaches tens of GB at paper scale, and one job fewer per model.
 rule cka_within:
     input:
         acts=f"results/activations/{MODEL}/acts.zarr",
-        lib=library("activations.py", "cka.py"),
+        lib=library("activations.py", "cka.py", "blocks.py"),
     output:
-        f"results/cka/within/{MODEL}.nc",
+        cka=f"results/cka/within/{MODEL}.nc",
+        **({"pca": f"results/widedeep/pca/{MODEL}.nc"} if "pca" in WIDE_DEEP["analyses"] else {}),
     log:
         f"results/logs/cka/within/{MODEL}.log",
     params:
         cka=CKA_ESTIMATOR,
+        pca_examples=min(WIDE_DEEP["pca_examples"], config["probe_size"]),
     benchmark:
         f"results/benchmarks/cka_within/{MODEL}.tsv"
+    resources:
+        mem_mb=lambda w, attempt: scaled(8000, 500)(w, attempt) + ("pca" in WIDE_DEEP["analyses"]) * first_pc_mem(w, attempt),
+        runtime=scaled(30, 3),
     conda:
         "../envs/analysis.yaml"
     threads: config["threads"]["cka"]
@@ -30,8 +37,40 @@ rule cka_across:
         cka=CKA_ESTIMATOR,
     benchmark:
         "results/benchmarks/cka_across/{a}__{b}.tsv"
+    resources:
+        mem_mb=scaled(8000, 500),
+        runtime=scaled(30, 1.5),
     conda:
         "../envs/analysis.yaml"
     threads: config["threads"]["cka"]
     script:
         "../scripts/cka_across.py"
+
+
+# All seed pairs of one architecture in one job: the paper grid's 45 pairs per architecture as
+# separate jobs made `snakemake -n` take a minute; one job also reads each store fewer times.
+if len(SEED_PAIRS) > 0:
+
+    rule cka_across_seeds:
+        input:
+            acts=expand(f"results/activations/{ARCH}/s{{seed}}/acts.zarr", seed=SEEDS, allow_missing=True),
+            lib=library("activations.py", "cka.py"),
+        output:
+            [across_seeds_file(s1, s2) for s1, s2 in SEED_PAIRS],
+        log:
+            f"results/logs/cka/across_seeds/{ARCH_ID}.log",
+        params:
+            cka=CKA_ESTIMATOR,
+            pairs=[(SEEDS.index(s1), SEEDS.index(s2)) for s1, s2 in SEED_PAIRS],
+        benchmark:
+            f"results/benchmarks/cka_across_seeds/{ARCH_ID}.tsv"
+        resources:
+            mem_mb=scaled(8000, 1000),
+            runtime=scaled(30, 3 * len(SEED_PAIRS)),
+        conda:
+            "../envs/analysis.yaml"
+        threads: config["threads"]["cka"]
+        script:
+            "../scripts/cka_across_seeds.py"
+
+    ruleorder: cka_across_seeds > cka_across

@@ -21,6 +21,7 @@ REDSHIFT = config["redshift"]
 INFINITE = config["infinite"]
 MITOSIS = config["mitosis"]
 ENSEMBLES = config["ensembles"]
+WIDE_DEEP = config["wide_deep"]
 
 
 MODEL = "{dataset}-n{n}/{arch}-d{depth}-w{width}/s{seed}"
@@ -38,6 +39,50 @@ wildcard_constraints:
     seed=r"\d+",
     a=MODEL_ID_REGEX,
     b=MODEL_ID_REGEX,
+    ga=r"[a-z0-9_]+-n\d+-(?:resnet|mlp)-d\d+-w\d+",
+    gb=r"[a-z0-9_]+-n\d+-(?:resnet|mlp)-d\d+-w\d+",
+
+
+# ----------------------------------------------------------------------------- job resources
+# Every rule declares mem_mb and runtime (minutes), multiplied by `attempt` so a retried job asks
+# for more; rules that train or run models also ask for a GPU unless device is cpu. Sizes are
+# rough, written for CIFAR-scale studies on A100-class GPUs (docs/cluster.md), and scale with the
+# model: residual blocks per stage × width multiplier. Profiles add partitions, not sizes.
+GPU = 0 if config["device"] == "cpu" else 1
+
+
+def _size(arch, depth, width):
+    return (int(depth) - 2) / 6 * int(width) if arch == "resnet" else 1.0
+
+
+def model_size(wildcards):
+    """What a job's cost scales with: blocks per stage × width of its ResNet(s); 1 for others."""
+    w = dict(wildcards.items())
+    if "a" in w and "b" in w:  # cross-model CKA: two flat model ids
+        ids = [re.search(r"-(resnet|mlp)-d(\d+)-w(\d+)-s\d+$", w[k]).groups() for k in ("a", "b")]
+        return sum(_size(*i) for i in ids)
+    if "depth" in w and "width" in w:
+        return _size(w.get("arch", "resnet"), w["depth"], w["width"])
+    return 1.0
+
+
+def scaled(base, per_size=0.0, factor=lambda w: 1):
+    """A resource callable: attempt × factor(wildcards) × (base + per_size × model size)."""
+    return lambda wildcards, attempt: int(attempt * factor(wildcards) * (base + per_size * model_size(wildcards)))
+
+
+def train_runtime(wildcards, attempt):
+    """~30 min + 0.18 min per (blocks × width²) at 50,000 images × 300 epochs; at most 3 days."""
+    blocks_k2 = model_size(wildcards) * (int(wildcards.width) if wildcards.arch == "resnet" else 1)
+    epochs = config["train"]["epochs"] / 300
+    return int(min(4320, attempt * (30 + 0.18 * int(wildcards.n) / 50000 * epochs * blocks_k2)))
+
+
+def first_pc_mem(wildcards, attempt):
+    """The first-PC analysis: layers × n² float64 Grams plus room for two more."""
+    n = min(WIDE_DEEP["pca_examples"], config["probe_size"])
+    layers = 3 * model_size(wildcards) / max(1, int(wildcards.width)) + 2
+    return int(attempt * (layers + 2) * n * n * 8 / 1e6)
 
 
 def library(*modules):
@@ -60,6 +105,11 @@ def models(**fixed):
     return [MODEL.format(**dict(zip(keys, values))) for values in itertools.product(*axes.values())]
 
 
+def model_ids(**fixed):
+    """Flat ids (results/cka/across names) of the grid's models, in the order of models()."""
+    return [m.replace("/", "-") for m in models(**fixed)]
+
+
 def model_path_of(model_id):
     """results/models-style path of a flat model id."""
     dataset, n, arch, depth, width, seed = re.fullmatch(
@@ -72,31 +122,47 @@ def model_id(n, depth, width, seed):
     return MODEL_ID.format(dataset=config["dataset"], n=n, arch=GRID["arch"], depth=depth, width=width, seed=seed)
 
 
+SEEDS = sorted(GRID["seed"])
+# Seed pairs (s1 < s2) compared for every architecture and training-set size.
+SEED_PAIRS = [(s1, s2) for i, s1 in enumerate(SEEDS) for s2 in SEEDS[i + 1 :]] if config["cka"]["across_seeds"] else []
+# One architecture at one training-set size (all seeds): a cross-seed CKA job.
+ARCH = "{dataset}-n{n}/{arch}-d{depth}-w{width}"
+ARCH_ID = "{dataset}-n{n}-{arch}-d{depth}-w{width}"
+
+
+def across_seeds_file(s1, s2):
+    """Output pattern of one seed pair's cross-seed CKA (wildcards: those of ARCH)."""
+    return f"results/cka/across/{ARCH_ID}-s{s1}__{ARCH_ID}-s{s2}.nc"
+
+
 def across_seed_pairs():
     """Every seed pair of every architecture and training-set size."""
-    if not config["cka"]["across_seeds"]:
-        return []
-    seeds = sorted(GRID["seed"])
     return [
         (model_id(n, d, w, s1), model_id(n, d, w, s2))
         for n in GRID["n"]
         for d in GRID["depth"]
         for w in GRID["width"]
-        for i, s1 in enumerate(seeds)
-        for s2 in seeds[i + 1 :]
+        for s1, s2 in SEED_PAIRS
     ]
 
 
-def across_arch_pairs():
-    """Configured architecture pairs, else deepest-narrowest vs shallowest-widest, per n and seed."""
-    pairs = [tuple(p) for p in config["cka"]["across_archs"]]
+def arch_pairs(configured):
+    """((depth, width), (depth, width)) pairs: the configured "d<depth>-w<width>" pairs, else the
+    deepest-narrowest vs the shallowest-widest model of the grid."""
+    pairs = [tuple(p) for p in configured]
     if not pairs and len(GRID["depth"]) > 1 and len(GRID["width"]) > 1:
         pairs = [(f"d{max(GRID['depth'])}-w{min(GRID['width'])}", f"d{min(GRID['depth'])}-w{max(GRID['width'])}")]
-    out = []
-    for arch_a, arch_b in pairs:
-        (da, wa), (db, wb) = (map(int, re.fullmatch(r"d(\d+)-w(\d+)", x).groups()) for x in (arch_a, arch_b))
-        out += [(model_id(n, da, wa, s), model_id(n, db, wb, s)) for n in GRID["n"] for s in GRID["seed"]]
-    return out
+    return [tuple(tuple(map(int, re.fullmatch(r"d(\d+)-w(\d+)", x).groups())) for x in p) for p in pairs]
+
+
+def across_arch_pairs():
+    """Cross-architecture CKA pairs (cka.across_archs) at every n and seed."""
+    return [
+        (model_id(n, da, wa, s), model_id(n, db, wb, s))
+        for (da, wa), (db, wb) in arch_pairs(config["cka"]["across_archs"])
+        for n in GRID["n"]
+        for s in GRID["seed"]
+    ]
 
 
 def across_file(pair):
@@ -139,6 +205,68 @@ def across_archs_figure_pairs():
     """The cross-architecture figure: every pair at the first n and seed."""
     first = f"-n{GRID['n'][0]}-"
     return [p for p in across_arch_pairs() if first in p[0] and p[0].endswith(f"-s{GRID['seed'][0]}")]
+
+
+# ----------------------------------------------------------------------------- wide vs deep analyses
+
+
+def arch_id(n, depth, width):
+    return ARCH_ID.format(dataset=config["dataset"], n=n, arch=GRID["arch"], depth=depth, width=width)
+
+
+def error_pairs():
+    """(A, B) architecture ids whose per-example errors are compared over all seeds, at every n."""
+    if len(SEEDS) < 2:
+        return []  # one seed per architecture: the permutation test cannot reject anything
+    configured = WIDE_DEEP["errors"]["archs"] or config["cka"]["across_archs"]
+    return [(arch_id(n, da, wa), arch_id(n, db, wb)) for (da, wa), (db, wb) in arch_pairs(configured) for n in GRID["n"]]
+
+
+def predictions_of(arch):
+    """Test-split prediction files of every seed of an architecture id."""
+    dataset, n, a, depth, width = re.fullmatch(r"([a-z0-9_]+)-n(\d+)-(resnet|mlp)-d(\d+)-w(\d+)", arch).groups()
+    return [f"results/models/{MODEL.format(dataset=dataset, n=n, arch=a, depth=depth, width=width, seed=s)}/predictions.nc"
+            for s in SEEDS]
+
+
+def first_grid_cells():
+    """The depth × width grid at the first n and seed: the facets of the per-model figures."""
+    return [{"depth": d, "width": w, "n": GRID["n"][0], "seed": GRID["seed"][0]} for d in GRID["depth"] for w in GRID["width"]]
+
+
+def data_grid_cells():
+    """Width × training-set size at the deepest depth and first seed (Nguyen et al.'s data-size figure)."""
+    return [{"n": n, "width": w, "depth": max(GRID["depth"]), "seed": GRID["seed"][0]} for n in GRID["n"] for w in GRID["width"]]
+
+
+def grid_cells():
+    """Every model of the grid as a facet record."""
+    return [{"depth": d, "width": w, "n": n, "seed": s}
+            for n in GRID["n"] for d in GRID["depth"] for w in GRID["width"] for s in GRID["seed"]]
+
+
+def cell_model(cell):
+    return models(**cell)[0]
+
+
+def widedeep_outputs():
+    analyses = WIDE_DEEP["analyses"]
+    out = ["results/widedeep/blocks.csv"] if "blocks" in analyses else []
+    for analysis in ("pca", "probes", "pruning"):
+        if analysis in analyses:
+            out += [f"results/widedeep/{analysis}/{m}.nc" for m in models()]
+    if "errors" in analyses:
+        out += [f"results/widedeep/errors/{a}__{b}.nc" for a, b in error_pairs()]
+    return out
+
+
+def widedeep_figure_names():
+    analyses = WIDE_DEEP["analyses"]
+    names = ["cka_data_grid"] if len(GRID["n"]) > 1 else []
+    names += [f"widedeep_{a}" for a in ("blocks", "pca", "probes", "pruning") if a in analyses]
+    if "errors" in analyses:
+        names += [f"widedeep_errors_{a}__{b}" for a, b in error_pairs()]
+    return names
 
 
 def figure_files(name):
@@ -191,17 +319,43 @@ def infinite_figures():
 
 INFINITE_FIGURES = infinite_figures()
 
-MITOSIS_MODEL = "{dataset}-n{n}/mlp-d{depth}-w{width}/{regime}/s{seed}"
+MITOSIS_MODEL = "{dataset}-n{n}/{arch}-d{depth}-w{width}/{regime}/s{seed}"
+MITOSIS_REGIMES = ("converged", "early")
 
 
-def mitosis_models(regimes=("converged", "early"), widths=None, seeds=None):
-    return [
-        MITOSIS_MODEL.format(dataset=config["dataset"], n=MITOSIS["n"], depth=MITOSIS["depth"], width=w,
-                             regime=r, seed=s)
-        for r in regimes
-        for w in (widths or MITOSIS["widths"])
-        for s in (seeds or MITOSIS["seeds"])
-    ]
+def check_mitosis_config():
+    """What the schema cannot say: ResNet depths are 6n+2; the ensemble's arch is a swept one."""
+    from repatlas.config import ConfigError, resnet_blocks_per_stage
+
+    archs = MITOSIS["archs"]
+    if "resnet" in archs:
+        try:
+            resnet_blocks_per_stage(archs["resnet"]["depth"])
+        except ValueError as exc:
+            raise ConfigError(f"config key 'mitosis.archs.resnet.depth': {exc}") from None
+    if MITOSIS["ensemble"]["arch"] not in archs:
+        raise ConfigError(f"config key 'mitosis.ensemble.arch': {MITOSIS['ensemble']['arch']!r} is not swept; "
+                          f"expected one of {', '.join(archs)} (the keys of mitosis.archs)")
+
+
+check_mitosis_config()
+
+
+def mitosis_sweep(archs=None, regimes=MITOSIS_REGIMES, widths=None, seeds=None):
+    """One record per model of the mitosis sweep: arch, depth, width, regime, seed and `model`, its
+    path below results/mitosis/models. `widths` (the arch's width unit) makes sense with one arch."""
+    out = []
+    for a in archs or MITOSIS["archs"]:
+        for r in regimes:
+            for w in widths or MITOSIS["archs"][a]["widths"]:
+                for s in seeds or MITOSIS["seeds"]:
+                    cell = {"arch": a, "depth": MITOSIS["archs"][a]["depth"], "width": w, "regime": r, "seed": s}
+                    out.append({**cell, "model": MITOSIS_MODEL.format(dataset=config["dataset"], n=MITOSIS["n"], **cell)})
+    return out
+
+
+def mitosis_models(**selection):
+    return [cell["model"] for cell in mitosis_sweep(**selection)]
 
 
 def ensembles_data():
@@ -226,7 +380,15 @@ def ensembles_inputs(wildcards):
 
 def mitosis_ensemble_members():
     e = MITOSIS["ensemble"]
-    return mitosis_models(("converged",), [e["width"]], list(range(e["members"])))
+    return mitosis_models(archs=[e["arch"]], regimes=("converged",), widths=[e["width"]],
+                          seeds=list(range(e["members"])))
+
+
+def mitosis_ensemble_wide():
+    """The widest converged model (first seed) of the ensemble's arch."""
+    arch = MITOSIS["ensemble"]["arch"]
+    return mitosis_models(archs=[arch], regimes=("converged",), widths=[max(MITOSIS["archs"][arch]["widths"])],
+                          seeds=[MITOSIS["seeds"][0]])[0]
 
 
 def study_figures(study):
@@ -234,6 +396,7 @@ def study_figures(study):
         names = ["cka_within_grid"]
         names += ["cka_across_seeds"] if across_seeds_figure_pairs() else []
         names += ["cka_across_archs"] if across_archs_figure_pairs() else []
+        names += widedeep_figure_names()
     elif study == "redshift":
         names = [f"redshift_{f}" for f in REDSHIFT_LINES] + ["redshift_functions", "redshift_summod"]
     elif study == "infinite":
@@ -255,12 +418,13 @@ def default_study_outputs():
         within = [f"results/cka/within/{m}.nc" for m in models()]
         across = [across_file(p) for p in across_seed_pairs() + across_arch_pairs()]
         outputs += [f"results/models/{m}/metrics.json" for m in models()] + within + across
+        outputs += widedeep_outputs()
     if "redshift" in config["studies"]:
         outputs += [f"results/complexity/{s}.nc" for s in REDSHIFT["sweeps"]] + ["results/complexity/summod.nc"]
     if "infinite" in config["studies"]:
         outputs += [f["data"] for f in INFINITE_FIGURES.values()]
     if "mitosis" in config["studies"]:
-        outputs += [f"results/mitosis/chunks/{m}.nc" for m in mitosis_models()]
+        outputs += [f"results/mitosis/chunks/{m}.nc" for m in mitosis_models()] + ["results/mitosis/summary.csv"]
     if "ensembles" in config["studies"]:
         outputs += ensembles_files() + ["results/ensembles/summary.csv"]
     return outputs + FIGURES

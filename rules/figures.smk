@@ -18,6 +18,11 @@ rule figure_cka_within_grid:
         title=f"within-model CKA, {config['dataset']}, n={GRID['n'][0]}, seed={GRID['seed'][0]}",
         xlabel="layer",
         ylabel="layer",
+    benchmark:
+        "results/benchmarks/figures/cka_within_grid.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(30),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -45,6 +50,11 @@ rule figure_cka_across_seeds:
         title=f"cross-seed CKA, {config['dataset']}, n={GRID['n'][0]}",
         xlabel=f"layer (seed {sorted(GRID['seed'])[1] if len(GRID['seed']) > 1 else ''})",
         ylabel=f"layer (seed {sorted(GRID['seed'])[0]})",
+    benchmark:
+        "results/benchmarks/figures/cka_across_seeds.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(30),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -72,6 +82,11 @@ rule figure_cka_across_archs:
         title=f"cross-architecture CKA, {config['dataset']}, n={GRID['n'][0]}",
         xlabel="layer of B",
         ylabel="layer of A",
+    benchmark:
+        "results/benchmarks/figures/cka_across_archs.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(30),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -106,6 +121,11 @@ rule figure_redshift_lines:
         title=lambda w: REDSHIFT_LINES[w.figure]["title"],
     wildcard_constraints:
         figure="|".join(REDSHIFT_LINES) or "none",
+    benchmark:
+        "results/benchmarks/figures/redshift_{figure}.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(30),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -131,6 +151,11 @@ rule figure_redshift_functions:
         scales=[1.0, 5.0, 25.0],
         depth=REDSHIFT["figure_depth"],
         title="random MLPs on [-1, 1]², rows: activation, columns: weight magnitude A",
+    benchmark:
+        "results/benchmarks/figures/redshift_functions.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(30),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -153,6 +178,11 @@ rule figure_summod:
         "results/logs/figures/redshift_summod.log",
     params:
         title="sum-mod-M: generalisation vs complexity at initialisation",
+    benchmark:
+        "results/benchmarks/figures/redshift_summod.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(30),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -182,6 +212,11 @@ rule figure_infinite:
         title=lambda w: INFINITE_FIGURES[w.name]["title"],
     wildcard_constraints:
         name="|".join(INFINITE_FIGURES),
+    benchmark:
+        "results/benchmarks/figures/infinite_{name}.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(30),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -208,11 +243,17 @@ rule figure_mitosis:
         "results/logs/figures/mitosis_{name}.log",
     params:
         figure=lambda w: f"mitosis_{w.name}_figure",
-        cells=[{"regime": r, "width": wd, "seed": s}
-               for r in ("converged", "early") for wd in MITOSIS["widths"] for s in MITOSIS["seeds"]],
-        title=f"{config['dataset']}, MLP depth {MITOSIS['depth']}, n = {MITOSIS['n']}, test split",
+        cells=[{k: c[k] for k in ("arch", "regime", "width", "seed")} for c in mitosis_sweep()],
+        title=f"{config['dataset']}, n = {MITOSIS['n']}, "
+        + ", ".join(f"{a} depth {s['depth']}" for a, s in MITOSIS["archs"].items())
+        + ", test split",
     wildcard_constraints:
         name="chunks|clones",
+    benchmark:
+        "results/benchmarks/figures/mitosis_{name}.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(30),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -222,7 +263,7 @@ rule figure_mitosis:
 
 rule figure_mitosis_ensemble:
     input:
-        wide=f"results/mitosis/features/{mitosis_models(('converged',), [max(MITOSIS['widths'])], [MITOSIS['seeds'][0]])[0]}.npz",
+        wide=f"results/mitosis/features/{mitosis_ensemble_wide()}.npz",
         members=[f"results/mitosis/features/{m}.npz" for m in mitosis_ensemble_members()],
         lib=library("plots.py", "mitosis.py"),
     output:
@@ -235,9 +276,15 @@ rule figure_mitosis_ensemble:
     log:
         "results/logs/figures/mitosis_ensemble.log",
     params:
-        wide_width=max(MITOSIS["widths"]),
+        arch=MITOSIS["ensemble"]["arch"],
+        wide_width=max(MITOSIS["archs"][MITOSIS["ensemble"]["arch"]]["widths"]),
         narrow_width=MITOSIS["ensemble"]["width"],
-        title="widest network vs an ensemble of narrow networks",
+        title=f"widest {MITOSIS['ensemble']['arch']} vs an ensemble of narrow ones",
+    benchmark:
+        "results/benchmarks/figures/mitosis_ensemble.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(30),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -277,6 +324,11 @@ rule figure_ensembles:
         title=f"MLP width {ENSEMBLES['width']}, {ENSEMBLES['seeds']} seeds",
     wildcard_constraints:
         name="methods|size|dropping",
+    benchmark:
+        "results/benchmarks/figures/ensembles_{name}.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(30),
     conda:
         "../envs/analysis.yaml"
     threads: 1

@@ -1,5 +1,7 @@
 """Block detection, block summaries, seed similarity and the first-principal-component analysis."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -227,6 +229,41 @@ def test_block_table_to_file(tmp_path):
     expected = blocks.block_table(within, threshold=0.9, min_length=3, seed_pairs=[(*within, across)])
     pd.testing.assert_frame_equal(pd.read_csv(out), expected)
     assert [p.name for p in out.parent.iterdir()] == ["blocks.csv"]  # no temporary left
+
+
+# ----------------------------------------------------------------------------- pruning labels
+
+
+def _pruning(changes, layers):
+    """An unlabelled pruning result (repatlas.probes.pruning_experiment's structure)."""
+    return xr.Dataset({"accuracy_change": ("removed", np.asarray(list(changes.values()), float))},
+                      coords={"removed": list(changes)}, attrs={"layers": json.dumps(layers)})
+
+
+def test_label_pruning_with_cka_uses_the_detected_blocks():
+    names = [f"l{i}" for i in range(7)]
+    ds = _pruning({"l1": -0.1, "l3": -0.2, "l4": 0.0, "l6": -0.4}, names)
+    within = _within(7, [(2, 4), (5, 6)], names)  # detected blocks: l2..l4 and l5..l6
+    out = blocks.label_pruning_with_cka(ds, within, threshold=0.9, min_length=2)
+    # l1's input l0 is in no block; l3 (input l2) and l4 (input l3) sit in (2, 4); l6 (input l5) in (5, 6)
+    assert out["inside"].values.tolist() == [False, True, True, True]
+    assert out.attrs["mean_change_inside"] == pytest.approx(np.mean([-0.2, 0.0, -0.4]))
+    assert out.attrs["mean_change_outside"] == pytest.approx(-0.1)
+    assert json.loads(out.attrs["blocks"]) == [[2, 4], [5, 6]] and out.attrs["min_length"] == 2
+    # a longer minimum length drops the (5, 6) block: l6 is outside now
+    out = blocks.label_pruning_with_cka(ds, within, threshold=0.9, min_length=3)
+    assert out["inside"].values.tolist() == [False, True, True, False]
+    assert "inside" not in ds  # the input is not modified
+
+
+def test_label_pruning_refuses_another_models_cka():
+    names = [f"l{i}" for i in range(4)]
+    ds = _pruning({"l1": -0.1}, names)
+    with pytest.raises(ValueError, match="same model"):
+        blocks.label_pruning_with_cka(ds, _within(5, []), threshold=0.9, min_length=2)
+    with pytest.raises(ValueError, match="blocks"):
+        blocks.label_pruning(ds, [(2, 4)])
+    assert np.isnan(blocks.label_pruning(ds, []).attrs["mean_change_inside"])
 
 
 # ----------------------------------------------------------------------------- first principal component

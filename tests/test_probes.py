@@ -6,8 +6,7 @@ import torch
 import xarray as xr
 from torch import nn
 
-from repatlas import cka, data, models, probes, train
-from repatlas.io import write_netcdf
+from repatlas import data, models, probes, train
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -294,38 +293,22 @@ def test_probes_to_file(tiny_files):
     assert ((ds.test_accuracy >= 0) & (ds.test_accuracy <= 1)).all()
 
 
-def test_pruning_to_file_passes_the_cka_matrix_to_detect_blocks(tiny_files, monkeypatch):
+def test_pruning_to_file(tiny_files):
     d, model, (x_test, y_test) = tiny_files
-    layers = models.representation_layers(model)
-    matrix = np.random.default_rng(1).uniform(0, 1, (len(layers), len(layers)))
-    write_netcdf(cka.as_dataarray(matrix, layers, layers), d / "cka.nc")
-    seen = {}
-
-    def fake_detect_blocks(cka_matrix, *, threshold, min_length):
-        seen.update(matrix=np.asarray(cka_matrix), threshold=threshold, min_length=min_length)
-        return [(0, 1)]  # stem and block1: block1's input and output in one block
-
-    monkeypatch.setattr(cka, "detect_blocks", fake_detect_blocks, raising=False)
-    probes.pruning_to_file(d / "model.pt", d / "full.npz", d / "cka.nc", d / "pruning.nc",
-                           threshold=0.9, min_length=2)
-    np.testing.assert_allclose(seen["matrix"], matrix)
-    assert (seen["threshold"], seen["min_length"]) == (0.9, 2)
+    probes.pruning_to_file(d / "model.pt", d / "full.npz", d / "pruning.nc")
     ds = xr.open_dataset(d / "pruning.nc")
-    assert list(ds.removed.values) == ["block1"] and bool(ds.inside.values[0])
+    assert list(ds.removed.values) == ["block1"] and "inside" not in ds  # labelled later, from the CKA
+    assert json.loads(ds.attrs["layers"]) == models.representation_layers(model)
     x = torch.as_tensor((x_test / 255.0 - 0.4) / 0.3, dtype=torch.float32)
     base = manual_accuracy(model, x, y_test)
     assert ds.attrs["base_accuracy"] == pytest.approx(base, abs=1e-12)
     pruned = manual_accuracy(model, x, y_test, skip={"block1"})
     assert float(ds.accuracy.values[0]) == pytest.approx(pruned, abs=1e-12)
-    assert ds.attrs["threshold"] == 0.9 and ds.attrs["min_length"] == 2
 
 
 def test_pruning_to_file_on_the_probe_subset(tiny_files):
     d, model, _ = tiny_files
-    layers = models.representation_layers(model)
-    write_netcdf(cka.as_dataarray(np.ones((len(layers), len(layers))), layers, layers), d / "cka.nc")
-    probes.pruning_to_file(d / "model.pt", d / "full.npz", d / "cka.nc", d / "pruning.nc",
-                           threshold=0.9, min_length=2, examples=12)
+    probes.pruning_to_file(d / "model.pt", d / "full.npz", d / "pruning.nc", examples=12)
     ds = xr.open_dataset(d / "pruning.nc")
     full, _ = data.load_npz(d / "full.npz")
     images, labels, _ = data.probe_set(full, 12)

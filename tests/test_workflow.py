@@ -53,8 +53,8 @@ def test_every_artifact_exists_and_is_sound(tiny_run):
         assert np.allclose(np.diag(cka), 1.0) and np.allclose(cka, cka.T)
         assert np.isfinite(cka).all()
     across = sorted(p.name for p in (res / "cka" / "across").glob("*.nc"))
-    # every seed pair of each of the 4 architectures, plus deepest-narrow vs shallowest-wide per seed
-    assert len(across) == 4 + 2
+    # per n: every seed pair of each of the 4 architectures, plus deepest-narrow vs shallowest-wide per seed
+    assert len(across) == 2 * (4 + 2)
     assert "digits-n100-resnet-d14-w1-s0__digits-n100-resnet-d8-w2-s0.nc" in across
     cross = xr.open_dataarray(res / "cka" / "across" / "digits-n100-resnet-d14-w1-s0__digits-n100-resnet-d8-w2-s0.nc")
     assert cross.shape == (8, 5) and np.isfinite(cross).all() and (cross <= 1 + 1e-9).all()
@@ -171,6 +171,15 @@ def test_mitosis_artifacts(tiny_run):
         assert list(ds["chunk_size"].values) == [1, 2, 4, 8, 16, 32]
         assert np.isclose(float(ds["r2_mean"].sel(chunk_size=32)), 1.0, atol=1e-6)
         assert ds.attrs["width"] == 32 and ds.attrs["clones"] > 0
+        # the ResNet's last hidden layer is its pooled 64·k features
+        ds = xr.open_dataset(res / "mitosis" / "chunks" / f"digits-n100/resnet-d8-w1/{regime}/s0.nc")
+        assert ds.attrs["width"] == 64 and ds["chunk_size"].values[-1] == 64
+    summary = pd.read_csv(res / "mitosis" / "summary.csv")
+    # 2 regimes × (2 MLP widths + 1 ResNet width) × 1 seed, clone counts as in the chunk files
+    assert len(summary) == 6 and set(summary["arch"]) == {"mlp", "resnet"}
+    row = summary[(summary["arch"] == "mlp") & (summary["width"] == 32) & (summary["regime"] == "converged")]
+    ds = xr.open_dataset(res / "mitosis" / "chunks" / "digits-n100/mlp-d2-w32/converged/s0.nc")
+    assert float(row["clones"].iloc[0]) == pytest.approx(ds.attrs["clones"], rel=1e-5)
     for name in ("chunks", "clones", "ensemble"):
         assert (res / "figures" / f"mitosis_{name}.png").stat().st_size > 1000
 
@@ -187,3 +196,44 @@ def test_ensembles_artifacts(tiny_run):
     assert drop["single"].dims == ("fraction", "member")
     for name in ("methods", "size", "dropping"):
         assert (res / "figures" / f"ensembles_{name}.png").stat().st_size > 1000
+
+
+def test_wide_deep_analyses(tiny_run):
+    from repatlas.cka import detect_blocks
+    from repatlas.data import load_npz, probe_set
+
+    workdir, _ = tiny_run
+    config = yaml.safe_load(TINY.read_text())
+    res = workdir / "results"
+    table = pd.read_csv(res / "widedeep" / "blocks.csv")
+    assert len(table) == 16 and set(table["n"]) == {60, 100} and set(table["seed"]) == {0, 1}
+    assert "seed_cka_inside" in table and "seed_cka_outside" in table
+    for row in table.itertuples():
+        model = f"digits-n{row.n}/resnet-d{row.depth}-w{row.width}/s{row.seed}"
+        cka = xr.open_dataarray(res / "cka" / "within" / f"{model}.nc")
+        # the table agrees with the detector run on the within-model CKA file (defaults 0.9, 3)
+        assert row.n_layers == 3 * (row.depth - 2) // 6 + 2 == cka.shape[0]
+        assert row.n_blocks == len(detect_blocks(cka, threshold=0.9, min_length=3))
+    full, _ = load_npz(res / "data/digits/full.npz")
+    _, _, probe_index = probe_set(full, config["probe_size"])
+    for model in ("digits-n100/resnet-d14-w2/s0", "digits-n60/resnet-d8-w1/s1"):
+        pca = xr.open_dataset(res / "widedeep" / "pca" / f"{model}.nc")
+        assert ((pca["pc1_ratio"] > 0) & (pca["pc1_ratio"] <= 1)).all()
+        assert np.allclose(np.diag(pca["cka"]), 1.0)
+        assert pca.attrs["n_examples"] == config["probe_size"]
+        probes = xr.open_dataset(res / "widedeep" / "probes" / f"{model}.nc")
+        assert probes["test_accuracy"].dims == ("layer",) and probes["test_accuracy"].between(0, 1).all()
+        pruning = xr.open_dataset(res / "widedeep" / "pruning" / f"{model}.nc")
+        assert set(pruning["removed"].values) <= {"block1", "block2", "block4", "block6"}
+        # pruning's unpruned accuracy on the probe examples = the predictions rule's on the same examples
+        preds = xr.open_dataset(res / "models" / model / "predictions.nc")
+        correct = (preds["prediction"] == preds["label"]).values[probe_index]
+        assert pruning.attrs["base_accuracy"] == pytest.approx(correct.mean())
+    errors = xr.open_dataset(res / "widedeep" / "errors" / "digits-n100-resnet-d14-w1__digits-n100-resnet-d8-w2.nc")
+    assert errors.attrs["exact"] == 1 and errors.attrs["n_permutations"] == 6  # C(4, 2) reassignments
+    assert errors.attrs["min_p"] <= errors.attrs["p_value"] <= 1
+    figures = ["cka_data_grid", "widedeep_blocks", "widedeep_pca", "widedeep_probes", "widedeep_pruning",
+               "widedeep_errors_digits-n60-resnet-d14-w1__digits-n60-resnet-d8-w2"]
+    for name in figures:
+        for ext in ("png", "pdf"):
+            assert (res / "figures" / f"{name}.{ext}").stat().st_size > 1000

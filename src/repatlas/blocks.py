@@ -321,6 +321,49 @@ def first_pc_analysis(store_path, *, layers=None, examples=None, debiased: bool 
     )
 
 
+# ----------------------------------------------------------------------------- pruning labels
+
+
+def label_pruning(pruning, blocks):
+    """Label a `repatlas.probes.pruning_experiment` Dataset inside / outside `blocks`.
+
+    `blocks` are inclusive (start, end) index pairs into the Dataset's ``attrs["layers"]``. A
+    removed block is *inside* iff its input (the layer before it) and its output (itself) lie in
+    the same block; the first layer has no input and counts as outside. Returns a copy with the
+    bool variable ``inside`` and attrs mean_change_inside / mean_change_outside (NaN for an
+    empty group), blocks (JSON) and inside_rule.
+    """
+    import json
+
+    layers = json.loads(pruning.attrs["layers"])
+    blocks = _check_blocks(blocks, len(layers), "blocks")
+    index = [layers.index(str(name)) for name in pruning["removed"].values]
+    inside = np.array([k > 0 and any(s <= k - 1 and k <= e for s, e in blocks) for k in index], dtype=bool)
+    change = np.asarray(pruning["accuracy_change"].values, dtype=np.float64)
+    out = pruning.assign(inside=("removed", inside))
+    out.attrs.update({
+        "mean_change_inside": _mean_finite(change[inside]),
+        "mean_change_outside": _mean_finite(change[~inside]),
+        "blocks": json.dumps([list(b) for b in blocks]),
+        "inside_rule": "input (previous layer) and output of the removed block lie in one detected block",
+    })
+    return out
+
+
+def label_pruning_with_cka(pruning, cka, *, threshold: float, min_length: int):
+    """`label_pruning` with the blocks `detect_blocks` finds in the model's within-model CKA (a
+    DataArray over the same layers, in the same order)."""
+    import json
+
+    layers = json.loads(pruning.attrs["layers"])
+    if _layer_names(cka, len(layers)) != layers:
+        raise ValueError(f"the within-model CKA's layers {_layer_names(cka, 0)} are not the pruned model's "
+                         f"layers {layers}: are they files of the same model?")
+    out = label_pruning(pruning, detect_blocks(_matrix(cka, "cka"), threshold=threshold, min_length=min_length))
+    out.attrs.update({"threshold": float(threshold), "min_length": int(min_length)})
+    return out
+
+
 # ----------------------------------------------------------------------------- files
 
 

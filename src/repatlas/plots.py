@@ -216,32 +216,46 @@ def regression_figure(ds, *, title: str | None = None):
 
 
 def _chunk_frame(datasets, cells) -> pd.DataFrame:
+    """Long table of chunk metrics; ``units`` (last-hidden-layer width) comes from each Dataset's
+    attrs, ``arch`` defaults to "mlp" for cells without one."""
     frames = []
     for ds, cell in zip(datasets, cells, strict=True):
         df = ds[["error_mean", "r2_mean", "residual_corr_mean"]].to_dataframe().reset_index()
         df["error_gap"] = df["error_mean"] - (1 - float(ds.attrs["test_accuracy"]))
-        frames.append(df.assign(**cell))
+        frames.append(df.assign(**{"arch": "mlp", **cell, "units": int(ds.attrs["width"])}))
     return pd.concat(frames, ignore_index=True)
 
 
+def _units_palette(units) -> dict:
+    """One colour per last-hidden-layer width, log-spaced, shared by every architecture."""
+    units = sorted(set(int(u) for u in units))
+    return dict(zip(units, sns.color_palette("viridis", len(units))))
+
+
 def mitosis_chunks_figure(datasets, cells, *, title: str | None = None):
-    """Per chunk size: error(chunk) − error(full layer), R² and residual correlation, per width."""
+    """Per chunk size: error(chunk) − error(full layer), R² and residual correlation; one row per
+    architecture, colour = last-hidden-layer width (units), line style = regime."""
     df = _chunk_frame(datasets, cells)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    palette = sns.color_palette("viridis", df["width"].nunique())
-    for ax, y, label in zip(axes, ("error_gap", "r2_mean", "residual_corr_mean"),
-                            ("error(chunk) − error(full)", "R² of the full layer from the chunk",
-                             "mean |residual correlation|")):
-        sns.lineplot(data=df, x="chunk_size", y=y, hue="width", style="regime", palette=palette,
-                     marker="o", markersize=3, ax=ax, legend=ax is axes[-1])
-        ax.set(xscale="log", xlabel="chunk size (neurons)", ylabel=label)
-    positive = df.loc[df["error_gap"] > 0, "chunk_size"]
-    if len(positive):
-        c = np.unique(df["chunk_size"])
-        axes[0].plot(c, 0.12 / np.sqrt(c), ls=":", color="grey", label="0.12 / √chunk")
-        axes[0].set_yscale("symlog", linthresh=1e-3)
-        axes[0].legend(fontsize=7)
-    axes[-1].legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+    archs = list(dict.fromkeys(df["arch"]))
+    fig, axes = plt.subplots(len(archs), 3, figsize=(13, 3.4 * len(archs)), squeeze=False)
+    palette = _units_palette(df["units"])
+    c = np.unique(df["chunk_size"])
+    for row, arch in zip(axes, archs):
+        sub = df[df["arch"] == arch]
+        for ax, y, label in zip(row, ("error_gap", "r2_mean", "residual_corr_mean"),
+                                ("error(chunk) − error(full)", "R² of the full layer from the chunk",
+                                 "mean |residual correlation|")):
+            sns.lineplot(data=sub, x="chunk_size", y=y, hue="units", style="regime", palette=palette,
+                         hue_order=[u for u in palette if u in set(sub["units"])],
+                         marker="o", markersize=3, ax=ax, legend=ax is row[-1])
+            ax.set(xscale="log", xlabel="chunk size (neurons)", ylabel=label)
+        row[0].set_title(arch, fontsize=9, loc="left")
+        if (sub["error_gap"] > 0).any():
+            row[0].plot(c, 0.12 / np.sqrt(c), ls=":", color="grey", label="0.12 / √chunk")
+            row[0].set_yscale("symlog", linthresh=1e-3)
+            row[0].legend(fontsize=7)
+        row[-1].legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left", title="units / regime",
+                       title_fontsize=7)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -249,11 +263,23 @@ def mitosis_chunks_figure(datasets, cells, *, title: str | None = None):
 
 
 def mitosis_clones_figure(datasets, cells, *, title: str | None = None):
-    """Estimated number of clones (width ÷ critical chunk size) against width, per regime."""
-    df = pd.DataFrame([{**cell, "clones": float(ds.attrs["clones"])} for ds, cell in zip(datasets, cells)])
-    fig, ax = plt.subplots(figsize=(4.8, 3.6))
-    sns.lineplot(data=df, x="width", y="clones", hue="regime", marker="o", errorbar="sd", ax=ax)
-    ax.set(xscale="log", yscale="log", xlabel="last hidden layer width", ylabel="clones (width / critical chunk)")
+    """Estimated clones (width ÷ critical chunk size) against last-hidden-layer width (units);
+    colour = architecture, line style = regime, mean ± sd over seeds, with a grey ∝ width guide."""
+    df = pd.DataFrame([{"arch": "mlp", **cell, "units": int(ds.attrs["width"]), "clones": float(ds.attrs["clones"])}
+                       for ds, cell in zip(datasets, cells, strict=True)])
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    sns.lineplot(data=df, x="units", y="clones", hue="arch", style="regime", marker="o", errorbar="sd", ax=ax)
+    ok = df[np.isfinite(df["clones"]) & (df["clones"] > 0)]
+    if len(ok):
+        u = np.unique(ok["units"]).astype(float)
+        scale = np.exp(np.mean(np.log(ok["clones"]) - np.log(ok["units"])))  # geometric-mean anchor
+        ax.plot(u, scale * u, ls=":", color="grey", label="∝ width")
+        ax.legend(fontsize=7)
+    ax.set(xscale="log", yscale="log", xlabel="last hidden layer width (units)",
+           ylabel="clones (width / critical chunk)")
+    ax.set_xticks(sorted(set(df["units"])))  # label the swept widths, not log-scale minor ticks
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
@@ -332,3 +358,467 @@ def ensembles_dropping_figure(datasets: dict, *, title: str | None = None):
     if title:
         grid.figure.suptitle(title, y=1.03)
     return grid.figure
+
+
+# ----------------------------------------------------------------------------- wide vs deep: blocks, first PC, probes, pruning, errors
+
+_CELL_KEYS = ("depth", "width", "n", "seed")
+_SIDE_COLOURS = {"inside": "C3", "outside": "C0"}  # inside / outside a block, the same in every figure
+_MARKERS = "osD^vP*Xhp"
+
+
+def _require(needed, present, what: str) -> None:
+    """One KeyError naming everything `what` lacks."""
+    missing = [name for name in needed if name not in present]
+    if missing:
+        raise KeyError(f"{what} lacks {missing}; expected {list(needed)}")
+
+
+def _check_cells(datasets, cells, needed_vars, what: str) -> None:
+    if len(datasets) != len(cells):
+        raise ValueError(f"datasets and cells must pair up one to one; got {len(datasets)} datasets "
+                         f"and {len(cells)} cells")
+    if not datasets:
+        raise ValueError("datasets is empty: need at least one model")
+    for i, (ds, cell) in enumerate(zip(datasets, cells)):
+        _require(_CELL_KEYS, cell, f"cells[{i}]")
+        _require(needed_vars, set(ds.variables), f"datasets[{i}] (from {what})")
+
+
+def _model_label(depth, width) -> str:
+    return f"d{int(depth)}-w{int(width)}"
+
+
+def _log2_width_axis(ax, widths) -> None:
+    """Log2 x axis with one tick per width present (a single width gets a small margin)."""
+    widths = sorted({int(w) for w in widths})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(widths, [str(w) for w in widths])
+    ax.minorticks_off()
+    ax.set_xlim(widths[0] / 1.4, widths[-1] * 1.4)
+
+
+def _spread(count: int, half_width: float) -> np.ndarray:
+    """Deterministic offsets that keep `count` overlapping points apart."""
+    return np.linspace(-half_width, half_width, count) if count > 1 else np.zeros(count)
+
+
+def blocks_figure(table: pd.DataFrame, *, title: str | None = None):
+    """Size of the largest block (fraction of the layers) against width, hue = depth, one column
+    per training-set size n; lines = mean over seeds, faint points = each seed.
+
+    `table` is `repatlas.blocks.block_table`'s DataFrame; a model without blocks counts 0. With
+    several datasets or architectures in the table, columns name the dataset and hues the arch.
+    When the table has seed_cka_inside / seed_cka_outside with some finite value, a bottom panel
+    shows, per architecture, the cross-seed CKA of corresponding layers inside vs outside blocks
+    (bars = mean over seeds, points = seeds; NaN skipped).
+    """
+    needed = ("dataset", "n", "arch", "depth", "width", "seed", "n_layers", "largest_length")
+    _require(needed, table.columns, "table (from repatlas.blocks.block_table)")
+    if table.empty:
+        raise ValueError("table has no rows: need at least one model")
+    df = table.copy()
+    df["fraction"] = df["largest_length"] / df["n_layers"]
+    several_data = df["dataset"].nunique() > 1
+    several_arch = df["arch"].nunique() > 1
+    df["panel"] = list(zip(df["dataset"], df["n"]))
+    df["series"] = list(zip(df["arch"], df["depth"]))
+    panels = sorted(set(df["panel"]))
+    series = sorted(set(df["series"]))
+    colours = dict(zip(series, sns.color_palette("crest", len(series))))
+    seed_cols = ("seed_cka_inside", "seed_cka_outside")
+    with_seeds = all(c in df for c in seed_cols) and np.isfinite(df[list(seed_cols)].to_numpy(float)).any()
+
+    fig = plt.figure(figsize=(max(4.0 * len(panels), 6.5), 3.6 * (2 if with_seeds else 1)), layout="constrained")
+    grid = fig.add_gridspec(2 if with_seeds else 1, len(panels))
+    axes = []
+    for j, (dataset, n) in enumerate(panels):
+        ax = fig.add_subplot(grid[0, j], sharey=axes[0] if axes else None)
+        axes.append(ax)
+        sub = df[df["panel"] == (dataset, n)]
+        for k, key in enumerate(series):
+            part = sub[sub["series"] == key]
+            if part.empty:
+                continue
+            label = f"{key[0]}, depth {key[1]}" if several_arch else f"depth {key[1]}"
+            means = part.groupby("width")["fraction"].mean()
+            ax.plot(means.index, means.values, color=colours[key], marker=_MARKERS[k % len(_MARKERS)],
+                    label=label)
+            for width, seeds in part.sort_values("seed").groupby("width"):
+                x = width * 2.0 ** _spread(len(seeds), 0.08)  # spread seeds in log2 units
+                ax.scatter(x, seeds["fraction"], color=colours[key], alpha=0.35, s=14, linewidths=0)
+        _log2_width_axis(ax, sub["width"])
+        ax.set_ylim(-0.04, 1.04)
+        ax.set_xlabel("width w (channel multiplier / units)")
+        ax.set_title(f"{dataset}, n = {n} training examples" if several_data else f"n = {n} training examples",
+                     fontsize=9)
+        if j == 0:
+            ax.set_ylabel("largest block / layers")
+        else:
+            ax.tick_params(labelleft=False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[1:]:  # a depth missing from the first panel still gets its legend entry
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    handles.append(plt.Line2D([], [], color="grey", marker="o", alpha=0.35, linestyle="none"))
+    labels.append("one seed (line: mean)")
+    axes[-1].legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+
+    if with_seeds:
+        ax = fig.add_subplot(grid[1, :])
+        _seed_similarity_panel(ax, df, several_n=len(panels) > 1, several_arch=several_arch)
+    fig.suptitle(title or "Block structure: size of the largest block of similar layers")
+    return fig
+
+
+def _seed_similarity_panel(ax, df: pd.DataFrame, *, several_n: bool, several_arch: bool) -> None:
+    """Bars: mean cross-seed CKA inside / outside blocks per architecture; points: seeds."""
+    df = df.sort_values(["dataset", "n", "arch", "depth", "width"])
+    df["key"] = [f"{r['dataset']}|{r['n']}|{r['arch']}|{r['depth']}|{r['width']}" for _, r in df.iterrows()]
+    long = df.melt(id_vars=["key", "seed"], value_vars=["seed_cka_inside", "seed_cka_outside"],
+                   var_name="where", value_name="cka")
+    long["where"] = long["where"].str.removeprefix("seed_cka_")
+    long = long[np.isfinite(long["cka"].astype(float))]
+    first = df.drop_duplicates("key")
+    common = {"data": long, "x": "key", "y": "cka", "hue": "where", "order": list(first["key"]),
+              "hue_order": list(_SIDE_COLOURS), "palette": _SIDE_COLOURS, "ax": ax}
+    sns.barplot(**common, errorbar=None, alpha=0.6)
+    sns.stripplot(**common, dodge=True, size=4, legend=False, edgecolor="k", linewidth=0.5)
+    names = [(f"{a} " if several_arch else "") + _model_label(d, w)
+             for a, d, w in zip(first["arch"], first["depth"], first["width"])]
+    many = len(names) > 10
+    ax.set_xticks(range(len(names)), names, fontsize=7, rotation=40 if many else 0, ha="right" if many else "center")
+    if several_n:  # one group of architectures per training-set size, labelled at the top
+        groups = list(zip(first["dataset"], first["n"]))
+        edges = [i for i in range(1, len(groups)) if groups[i] != groups[i - 1]]
+        for i in edges:
+            ax.axvline(i - 0.5, color="grey", linestyle="--", linewidth=0.8)
+        several_data = first["dataset"].nunique() > 1
+        for lo, hi in zip([0, *edges], [*edges, len(groups)]):
+            dataset, n = groups[lo]
+            ax.text((lo + hi - 1) / 2, 1.03, f"{dataset}, n = {n}" if several_data else f"n = {n}",
+                    ha="center", va="top", fontsize=8)
+    ax.set_ylim(0, 1.08)
+    ax.set_xlabel("architecture (d = depth, w = width)")
+    ax.set_ylabel("cross-seed CKA of\ncorresponding layers")
+    ax.set_title("Seed similarity: layers inside vs outside blocks (bars: mean over seeds, points: seeds)",
+                 fontsize=9)
+    ax.legend(title="layers", fontsize=7, title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+
+
+def pca_figure(datasets: dict, blocks: dict, *, title: str | None = None):
+    """Does block structure coincide with a dominant first principal component?
+
+    One row per model (`datasets`: label → `repatlas.blocks.first_pc_analysis` Dataset), three
+    columns: CKA, CKA after projecting PC1 out (same colour scale, layer 0 bottom left, blank =
+    undefined), and PC1's explained-variance ratio per layer, bars red inside a block. `blocks`:
+    label → inclusive (start, end) layer-index pairs; they are outlined on the heatmaps and
+    shaded on the bar panel.
+    """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Patch, Rectangle
+
+    from repatlas.blocks import _check_blocks  # same validation as the block tables
+
+    if not datasets:
+        raise ValueError("datasets is empty: need at least one model")
+    if set(datasets) != set(blocks):
+        raise KeyError(f"datasets and blocks must have the same labels; only in datasets: "
+                       f"{sorted(set(datasets) - set(blocks))}, only in blocks: {sorted(set(blocks) - set(datasets))}")
+    fig, axes = plt.subplots(len(datasets), 3, figsize=(12, 3.3 * len(datasets)), squeeze=False,
+                             layout="constrained")
+    for row, (label, ds) in zip(axes, datasets.items()):
+        _require(("cka", "cka_without_pc1", "pc1_ratio"), ds, f"datasets[{label!r}] (from first_pc_analysis)")
+        n = ds.sizes["layer"]
+        spans = _check_blocks(blocks[label], n, f"blocks[{label!r}]")
+        ticks = np.unique(np.linspace(0, n - 1, min(n, 6)).round().astype(int))
+        for ax, var, name in ((row[0], "cka", "CKA"), (row[1], "cka_without_pc1", "CKA without PC1")):
+            values = np.asarray(ds[var].values, dtype=float)
+            if values.shape != (n, n):
+                raise ValueError(f"datasets[{label!r}][{var!r}] must be ({n}, {n}) like pc1_ratio; got {values.shape}")
+            sns.heatmap(values[::-1], ax=ax, vmin=0.0, vmax=1.0, cmap="magma", square=True, cbar=False,
+                        xticklabels=False, yticklabels=False)
+            ax.set_xticks(ticks + 0.5, ticks)
+            ax.set_yticks(n - 1 - ticks + 0.5, ticks)
+            for start, end in spans:  # row i is drawn at height n − 1 − i
+                ax.add_patch(Rectangle((start, n - 1 - end), end - start + 1, end - start + 1, fill=False,
+                                       edgecolor="cyan", linewidth=1.2, gid="block"))
+            ax.set_title(f"{label}: {name}", fontsize=9)
+            ax.set_xlabel("layer")
+        row[0].set_ylabel("layer")
+        ratio = np.asarray(ds["pc1_ratio"].values, dtype=float)
+        inside = np.zeros(n, dtype=bool)
+        ax = row[2]
+        for start, end in spans:
+            inside[start : end + 1] = True
+            ax.axvspan(start - 0.5, end + 0.5, color="C3", alpha=0.12, linewidth=0, gid="block")
+        ax.bar(np.arange(n), ratio, color=np.where(inside, "C3", "0.55"), width=0.8)
+        ax.set_xticks(ticks)
+        ax.set(xlim=(-0.6, n - 0.4), ylim=(0, 1), xlabel="layer", ylabel="PC1 explained variance / total")
+        summary = (f"PC1 share: {ratio[inside].mean():.2f} in blocks, "
+                   f"{ratio[~inside].mean():.2f} outside" if inside.any() and (~inside).any()
+                   else "PC1 share (no block detected)" if not inside.any() else "PC1 share (all layers in blocks)")
+        ax.set_title(f"{label}: {summary}", fontsize=9)
+    fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), "magma"), ax=axes[:, :2], shrink=0.8,
+                 label="linear CKA")
+    axes[0, 2].legend(handles=[Patch(color="C3", alpha=0.4, label="layer in a detected block"),
+                               Patch(color="0.55", label="layer outside blocks"),
+                               Patch(fill=False, edgecolor="cyan", label="block (heatmaps)")],
+                      fontsize=7, loc="upper right")
+    fig.suptitle(title or "Block structure and the first principal component")
+    return fig
+
+
+def _probe_frame(datasets, cells) -> pd.DataFrame:
+    _check_cells(datasets, cells, ("test_accuracy", "relative_depth"), "repatlas.probes.linear_probes")
+    frames = []
+    for ds, cell in zip(datasets, cells):
+        frames.append(pd.DataFrame({"relative_depth": np.asarray(ds["relative_depth"].values, dtype=float),
+                                    "test_accuracy": np.asarray(ds["test_accuracy"].values, dtype=float),
+                                    **{k: cell[k] for k in _CELL_KEYS}}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def probes_figure(datasets: list, cells: list, *, title: str | None = None):
+    """Linear-probe test accuracy against relative depth: hue = width, one column per depth, one
+    row per training-set size n; line = mean over seeds, band = ± 1 sd (with ≥ 2 seeds).
+
+    `datasets[i]` is a `repatlas.probes.linear_probes` Dataset of the model `cells[i]` =
+    {"depth", "width", "n", "seed"}. A dotted line marks chance (1 / n_classes) when the
+    Datasets agree on n_classes.
+    """
+    df = _probe_frame(datasets, cells)
+    ns, depths, widths = (sorted(set(df[k])) for k in ("n", "depth", "width"))
+    colours = dict(zip(widths, sns.color_palette("flare", len(widths))))
+    classes = {ds.attrs.get("n_classes") for ds in datasets}
+    chance = 1.0 / classes.pop() if len(classes) == 1 and None not in classes else None
+    fig, axes = plt.subplots(len(ns), len(depths), figsize=(3.4 * len(depths) + 1.5, 3.0 * len(ns)),
+                             squeeze=False, sharex=True, sharey=True, layout="constrained")
+    for i, n in enumerate(ns):
+        for j, depth in enumerate(depths):
+            ax = axes[i, j]
+            sub = df[(df["n"] == n) & (df["depth"] == depth)]
+            for width in widths:
+                part = sub[sub["width"] == width]
+                if part.empty:
+                    continue
+                stats = part.groupby("relative_depth")["test_accuracy"].agg(["mean", "std", "count"])
+                ax.plot(stats.index, stats["mean"], color=colours[width], marker="o", markersize=3,
+                        label=f"width {width}")
+                if (stats["count"] > 1).all():
+                    ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
+                                    color=colours[width], alpha=0.2, linewidth=0)
+            if chance is not None:
+                ax.axhline(chance, color="grey", linestyle=":", linewidth=1, label="chance")
+            ax.set_title(f"depth {depth}, n = {n}", fontsize=9)
+            ax.set_ylim(0, 1.02)
+            if i == len(ns) - 1:
+                ax.set_xlabel("relative depth (layer / (layers − 1))")
+            if j == 0:
+                ax.set_ylabel("probe test accuracy")
+    handles = [plt.Line2D([], [], color=colours[w], marker="o", markersize=3, label=f"{w}") for w in widths]
+    handles.append(plt.Rectangle((0, 0), 1, 1, color="grey", alpha=0.2, label="± 1 sd over seeds"))
+    if chance is not None:
+        handles.append(plt.Line2D([], [], color="grey", linestyle=":", label="chance"))
+    fig.legend(handles=handles, title="width (mean over seeds)", fontsize=7, title_fontsize=7,
+               loc="outside right upper")
+    fig.suptitle(title or "Linear probes on every layer")
+    return fig
+
+
+def pruning_figure(datasets: list, cells: list, *, title: str | None = None):
+    """Test-accuracy change when one residual block is removed (no fine-tuning): one x position
+    per architecture (one panel per n if several), red points = block inside the block structure,
+    blue = outside, black bars = means; a line at 0.
+
+    `datasets[i]` is a `repatlas.probes.pruning_experiment` Dataset of the model `cells[i]`.
+    Tick labels give each architecture's full-model accuracy (mean over seeds).
+    """
+    _check_cells(datasets, cells, ("accuracy_change", "inside"), "repatlas.probes.pruning_experiment")
+    rows = []
+    for i, (ds, cell) in enumerate(zip(datasets, cells)):
+        if "base_accuracy" not in ds.attrs:
+            raise KeyError(f"datasets[{i}] lacks attrs['base_accuracy'] (from repatlas.probes.pruning_experiment)")
+        for change, inside in zip(np.asarray(ds["accuracy_change"].values, dtype=float),
+                                  np.asarray(ds["inside"].values, dtype=bool)):
+            rows.append({**{k: cell[k] for k in _CELL_KEYS}, "change": change,
+                         "where": "inside" if inside else "outside", "base": float(ds.attrs["base_accuracy"])})
+    df = pd.DataFrame(rows, columns=[*_CELL_KEYS, "change", "where", "base"])
+    ns = sorted({c["n"] for c in cells})
+    models_per_n = {n: sorted({(c["depth"], c["width"]) for c in cells if c["n"] == n}) for n in ns}
+    fig, axes = plt.subplots(1, len(ns), figsize=(max(5.0, 1.3 * sum(map(len, models_per_n.values())) + 3), 3.8),
+                             squeeze=False, sharey=True, layout="constrained",
+                             gridspec_kw={"width_ratios": [len(models_per_n[n]) for n in ns]})
+    for ax, n in zip(axes[0], ns):
+        models = models_per_n[n]
+        sub = df[df["n"] == n]
+        for where, shift in (("inside", -0.15), ("outside", 0.15)):
+            xs, ys = [], []
+            for k, (depth, width) in enumerate(models):
+                part = sub[(sub["where"] == where) & (sub["depth"] == depth) & (sub["width"] == width)]
+                if part.empty:
+                    continue
+                xs.extend(k + shift + _spread(len(part), 0.1))
+                ys.extend(part["change"])
+                ax.plot([k + shift], [part["change"].mean()], color="k", marker="_", markersize=14,
+                        linestyle="none")
+            ax.scatter(xs, ys, color=_SIDE_COLOURS[where], s=16, alpha=0.8, edgecolors="none",
+                       label=f"{where} a block" if where == "inside" else "outside blocks")
+        ax.axhline(0.0, color="grey", linewidth=0.8)
+        base = [sub.loc[(sub["depth"] == d) & (sub["width"] == w), "base"].drop_duplicates().mean()
+                for d, w in models]
+        ax.set_xticks(range(len(models)), [f"{_model_label(d, w)}\nfull {b:.3f}" for (d, w), b in zip(models, base)],
+                      fontsize=7)
+        ax.set_xlim(-0.6, len(models) - 0.4)
+        ax.set_xlabel("architecture (d = depth, w = width)")
+        if len(ns) > 1:
+            ax.set_title(f"n = {n} training examples", fontsize=9)
+    axes[0, 0].set_ylabel("test accuracy change\n(block removed − full model)")
+    handles = [plt.Line2D([], [], color=_SIDE_COLOURS["inside"], marker="o", linestyle="none", label="inside a block"),
+               plt.Line2D([], [], color=_SIDE_COLOURS["outside"], marker="o", linestyle="none", label="outside blocks"),
+               plt.Line2D([], [], color="k", marker="_", markersize=10, linestyle="none", label="mean"),
+               plt.Line2D([], [], color="grey", linewidth=0.8, label="no change")]
+    fig.legend(handles=handles, title="removed residual block", fontsize=7, title_fontsize=7,
+               loc="outside right upper")
+    fig.suptitle(title or "Removing one residual block (no fine-tuning)")
+    return fig
+
+
+_ERROR_VARS = ("error_a", "error_b", "class_error_a", "class_error_b", "class_p_value", "class_count",
+               "mean_accuracy_a", "mean_accuracy_b", "disagreement_between", "disagreement_within")
+_ERROR_ATTRS = ("statistic", "p_value", "min_p", "n_permutations", "exact", "seeds_a", "seeds_b")
+_MAX_ANNOTATED_LEVELS = 21  # more seeds than this: the count table is too dense to print counts
+
+
+def errors_figure(ds, *, label_a: str, label_b: str, title: str | None = None):
+    """Per-class error rates of A and B, and how their per-example error rates co-occur.
+
+    `ds` is a `repatlas.errors.error_analysis` Dataset. Left: grouped bars of each class's error
+    rate (mean over seeds), * = class permutation p < 0.05, uncorrected for multiple comparisons.
+    Right: number of test examples per (fraction of A's seeds wrong, fraction of B's seeds wrong),
+    counts printed, dotted line = equal error rates. The subtitle gives T, its permutation p and
+    the smallest attainable p, seeds per architecture, mean accuracies and disagreements.
+    """
+    _require(_ERROR_VARS, ds.variables, "ds (from repatlas.errors.error_analysis)")
+    _require(_ERROR_ATTRS, ds.attrs, "ds.attrs (from repatlas.errors.error_analysis)")
+    s_a, s_b = int(ds.attrs["seeds_a"]), int(ds.attrs["seeds_b"])
+    fig, (ax_c, ax_e) = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained",
+                                     gridspec_kw={"width_ratios": [1.3, 1.0]})
+
+    classes = [str(c) for c in ds["class"].values]
+    x = np.arange(len(classes))
+    err_a = np.asarray(ds["class_error_a"].values, dtype=float)
+    err_b = np.asarray(ds["class_error_b"].values, dtype=float)
+    ax_c.bar(x - 0.2, err_a, 0.4, color="C0", label=label_a)
+    ax_c.bar(x + 0.2, err_b, 0.4, color="C1", label=label_b)
+    significant = np.asarray(ds["class_p_value"].values, dtype=float) < 0.05
+    for k in np.flatnonzero(significant):
+        ax_c.text(x[k], max(err_a[k], err_b[k]) + 0.01, "*", ha="center", va="bottom", fontsize=12)
+    ax_c.plot([], [], marker="$*$", color="k", linestyle="none",
+              label="class p < 0.05 (permutation, uncorrected)")
+    counts = np.asarray(ds["class_count"].values)
+    ax_c.set_xticks(x, [f"{c}\n({m})" for c, m in zip(classes, counts)], fontsize=7)
+    ax_c.set_ylim(0, max(err_a.max(), err_b.max()) * 1.1 + 0.06)  # headroom for the stars
+    ax_c.set(xlabel="class (test examples)", ylabel="error rate (mean over seeds)")
+    ax_c.legend(fontsize=7)
+    ax_c.set_title("Per-class error rates", fontsize=9)
+
+    # error_x is a fraction of seeds: k / S_x exactly, so rounding recovers the count of seeds wrong
+    k_a = np.rint(np.asarray(ds["error_a"].values) * s_a).astype(int)
+    k_b = np.rint(np.asarray(ds["error_b"].values) * s_b).astype(int)
+    table = np.zeros((s_b + 1, s_a + 1), dtype=int)
+    np.add.at(table, (k_b, k_a), 1)
+    shown = table[::-1]  # 0 seeds wrong at the bottom
+    annotate = max(s_a, s_b) + 1 <= _MAX_ANNOTATED_LEVELS
+    text = np.where(shown > 0, shown.astype(str), "") if annotate else False
+    sns.heatmap(np.log10(1 + shown), ax=ax_e, cmap="mako_r", annot=text, fmt="", annot_kws={"fontsize": 7},
+                xticklabels=[f"{k}/{s_a}" for k in range(s_a + 1)],
+                yticklabels=[f"{k}/{s_b}" for k in range(s_b, -1, -1)],
+                cbar_kws={"label": "log10(1 + test examples)"})
+    ax_e.plot([0.5, s_a + 0.5], [s_b + 0.5, 0.5], color="grey", linestyle=":", linewidth=1,
+              label="equal error rates")
+    ax_e.legend(fontsize=7, loc="upper right")
+    ax_e.tick_params(labelsize=7)
+    ax_e.tick_params(axis="y", labelrotation=0)
+    ax_e.set(xlabel=f"fraction of {label_a}'s seeds wrong", ylabel=f"fraction of {label_b}'s seeds wrong")
+    ax_e.set_title("Test examples by per-example error rate (counts printed)", fontsize=9)
+
+    a = ds.attrs
+    within = float(ds["disagreement_within"])
+    within = f"{within:.3f}" if np.isfinite(within) else "n/a (needs ≥ 2 seeds each)"
+    kind = "all" if int(a["exact"]) else "random"
+    fig.suptitle(
+        f"{title or f'{label_a} vs {label_b}: per-example errors'}\n"
+        f"T = mean (error_A − error_B)² = {float(a['statistic']):.4g}, permutation p = {float(a['p_value']):.3g} "
+        f"({int(a['n_permutations'])} {kind} reassignments of seeds; smallest attainable p = {float(a['min_p']):.2g})\n"
+        f"{s_a} seeds of {label_a}, {s_b} of {label_b}; mean accuracy {float(ds['mean_accuracy_a']):.3f} vs "
+        f"{float(ds['mean_accuracy_b']):.3f}; disagreement between architectures "
+        f"{float(ds['disagreement_between']):.3f}, within {within}",
+        fontsize=9,
+    )
+    return fig
+
+
+def blocks_figure_to_file(table_csv, out_paths, *, title: str | None = None) -> None:
+    """`block_table` CSV (repatlas.blocks.block_table_to_file) → `blocks_figure` at each out path."""
+    save_figure(blocks_figure(pd.read_csv(table_csv), title=title), *out_paths)
+
+
+def pca_figure_to_file(first_pc_paths: dict, within_paths: dict, out_paths, *, threshold: float,
+                       min_length: int, title: str | None = None) -> None:
+    """{label: first-PC .nc} + {label: within-model CKA .nc} → `pca_figure` at each out path.
+
+    Blocks are detected on the within-model CKA with `repatlas.cka.detect_blocks` (as in the
+    block table and pruning), whose layers must be the first-PC file's.
+    """
+    import xarray as xr
+
+    from repatlas.cka import detect_blocks
+
+    if set(first_pc_paths) != set(within_paths):
+        raise KeyError(f"first_pc_paths and within_paths must have the same labels; got "
+                       f"{sorted(first_pc_paths)} and {sorted(within_paths)}")
+    datasets, blocks = {}, {}
+    for label, path in first_pc_paths.items():
+        datasets[label] = xr.load_dataset(path)
+        cka = xr.load_dataarray(within_paths[label])
+        names = [str(v) for v in cka[cka.dims[0]].values]
+        if names != [str(v) for v in datasets[label]["layer"].values]:
+            raise ValueError(f"{within_paths[label]}: layers {names} differ from those of {path}")
+        blocks[label] = detect_blocks(cka, threshold=threshold, min_length=min_length)
+    save_figure(pca_figure(datasets, blocks, title=title), *out_paths)
+
+
+def _load_all(paths) -> list:
+    import xarray as xr
+
+    return [xr.load_dataset(path) for path in paths]
+
+
+def probes_figure_to_file(paths, cells, out_paths, *, title: str | None = None) -> None:
+    """Probe .nc files (repatlas.probes.probes_to_file) + one cell dict each → `probes_figure`."""
+    save_figure(probes_figure(_load_all(paths), list(cells), title=title), *out_paths)
+
+
+def pruning_figure_to_file(paths, within_paths, cells, out_paths, *, threshold: float, min_length: int,
+                           title: str | None = None) -> None:
+    """Pruning .nc files (repatlas.probes.pruning_to_file), each labelled inside / outside the
+    blocks of its model's within-model CKA file (`repatlas.blocks.label_pruning_with_cka`), + one
+    cell dict each → `pruning_figure`."""
+    import xarray as xr
+
+    from repatlas.blocks import label_pruning_with_cka
+
+    labelled = [label_pruning_with_cka(ds, xr.load_dataarray(within), threshold=threshold, min_length=min_length)
+                for ds, within in zip(_load_all(paths), within_paths, strict=True)]
+    save_figure(pruning_figure(labelled, list(cells), title=title), *out_paths)
+
+
+def errors_figure_to_file(path, out_paths, *, label_a: str, label_b: str, title: str | None = None) -> None:
+    """Error-analysis .nc (repatlas.errors.error_analysis_to_file) → `errors_figure`."""
+    import xarray as xr
+
+    save_figure(errors_figure(xr.load_dataset(path), label_a=label_a, label_b=label_b, title=title), *out_paths)

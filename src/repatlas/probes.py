@@ -21,8 +21,8 @@ fit on every layer (the gap halves at 50 epochs). Smaller values underfit wide l
 steps; ≥ 1024 left SGD noise in narrow layers trained for many steps.
 
 **Pruning.** `prune` replaces residual blocks with identities; `pruning_experiment` removes each
-removable block alone and reports the accuracy change, labelled *inside* or *outside* the block
-structure found in the within-model CKA heatmap. There is no fine-tuning after removal: BatchNorm
+removable block alone and reports the accuracy change; `repatlas.blocks.label_pruning` labels each
+block *inside* or *outside* the block structure found in the within-model CKA heatmap. There is no fine-tuning after removal: BatchNorm
 stays in eval mode with its running statistics.
 """
 
@@ -294,54 +294,41 @@ def prune(model: nn.Module, names) -> nn.Module:
     return pruned
 
 
-def _check_blocks(blocks, n_layers: int) -> list[tuple[int, int]]:
-    out = []
-    for b in blocks:
-        try:
-            start, end = (int(v) for v in b)
-        except (TypeError, ValueError):
-            raise ValueError(f"blocks must be (start, end) index pairs; got {b!r}") from None
-        if not 0 <= start <= end < n_layers:
-            raise ValueError(f"block {b!r} must satisfy 0 <= start <= end < len(layers)={n_layers}")
-        out.append((start, end))
-    return out
-
-
 def _accuracy(model, x, y, batch_size) -> float:
     from repatlas.train import evaluate
 
     return float(evaluate(model, x, y, batch_size)[1])
 
 
-def pruning_experiment(model: nn.Module, x_test, y_test, layers, blocks, *, batch_size: int = 512,
+def pruning_experiment(model: nn.Module, x_test, y_test, layers, blocks=None, *, batch_size: int = 512,
                        device: str = "cpu") -> xr.Dataset:
     """Test accuracy after removing each removable residual block alone (no fine-tuning).
 
     `layers` are the layer names of the within-model CKA heatmap in order (e.g.
-    `representation_layers(model)`); `blocks` are inclusive (start, end) index pairs into
-    `layers`, as `repatlas.cka.detect_blocks` returns them. Block k is *inside* the block
-    structure iff its input (the layer before it in `layers`) and its output (itself) lie in the
-    same block; the first layer has no input in `layers` and counts as outside. Every removable
-    block must appear in `layers`. Removed blocks become identities and nothing is retrained:
-    BatchNorm stays in eval mode with its running statistics.
+    `representation_layers(model)`); every removable block must be one of them, and the layer
+    before it is its input (coord ``input_layer``; the first layer has none). Removed blocks
+    become identities and nothing is retrained: BatchNorm stays in eval mode with its running
+    statistics.
 
-    Returns an xarray.Dataset over dim ``removed`` (block names; coord ``input_layer``) with
-    variables accuracy, accuracy_change (accuracy − base_accuracy) and inside (bool); attrs
-    base_accuracy, mean_change_inside and mean_change_outside (NaN when no block is in that group),
-    fine_tuning, layers and blocks (JSON strings), n_test.
+    Returns an xarray.Dataset over dim ``removed`` (block names) with variables accuracy and
+    accuracy_change (accuracy − base_accuracy); attrs base_accuracy, fine_tuning, layers (JSON),
+    n_test. With `blocks` (inclusive (start, end) index pairs into `layers`, as
+    `repatlas.cka.detect_blocks` returns them) the result is labelled inside / outside them by
+    `repatlas.blocks.label_pruning`. The pipeline labels later, from the within-model CKA, so
+    that changing the CKA settings does not rerun the forward passes.
     """
+    from repatlas.blocks import label_pruning
     from repatlas.train import resolve_device
 
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size}")
     layers = [str(n) for n in layers]
-    blocks = _check_blocks(blocks, len(layers))
     candidates = removable_blocks(model)
     if not candidates:
         raise ValueError("the model has no removable residual blocks (stride 1, identity shortcut)")
     absent = [b for b in candidates if b not in layers]
     if absent:
-        raise ValueError(f"removable block(s) {absent} are not in layers {layers}; cannot tell inside from outside")
+        raise ValueError(f"removable block(s) {absent} are not in layers {layers}; cannot tell their input layer")
     dev = resolve_device(device)
     x = _as_inputs(x_test, "x_test", dev)
     y = _as_labels(y_test, "y_test", len(x), "x_test", dev)
@@ -350,40 +337,16 @@ def pruning_experiment(model: nn.Module, x_test, y_test, layers, blocks, *, batc
     model.to(dev)
     try:
         base = _accuracy(model, x, y, batch_size)
-        accuracy, inside, inputs = [], [], []
-        for name in candidates:
-            k = layers.index(name)
-            inputs.append(layers[k - 1] if k > 0 else "")
-            inside.append(k > 0 and any(s <= k - 1 and k <= e for s, e in blocks))
-            accuracy.append(_accuracy(prune(model, [name]), x, y, batch_size))
+        accuracy = np.array([_accuracy(prune(model, [name]), x, y, batch_size) for name in candidates])
     finally:
         model.train(was_training)
-
-    accuracy = np.array(accuracy, dtype=np.float64)
-    inside = np.array(inside, dtype=bool)
-    change = accuracy - base
-
-    def mean_or_nan(values):
-        return float(values.mean()) if len(values) else float("nan")
-
-    return xr.Dataset(
-        {
-            "accuracy": ("removed", accuracy),
-            "accuracy_change": ("removed", change),
-            "inside": ("removed", inside),
-        },
+    inputs = [layers[layers.index(name) - 1] if layers.index(name) > 0 else "" for name in candidates]
+    ds = xr.Dataset(
+        {"accuracy": ("removed", accuracy), "accuracy_change": ("removed", accuracy - base)},
         coords={"removed": candidates, "input_layer": ("removed", inputs)},
-        attrs={
-            "base_accuracy": base,
-            "mean_change_inside": mean_or_nan(change[inside]),
-            "mean_change_outside": mean_or_nan(change[~inside]),
-            "fine_tuning": _NO_FINE_TUNING,
-            "inside_rule": "input (previous layer in `layers`) and output of the block lie in one detected block",
-            "layers": json.dumps(layers),
-            "blocks": json.dumps([list(b) for b in blocks]),
-            "n_test": len(x),
-        },
+        attrs={"base_accuracy": base, "fine_tuning": _NO_FINE_TUNING, "layers": json.dumps(layers), "n_test": len(x)},
     )
+    return ds if blocks is None else label_pruning(ds, blocks)
 
 
 # ----------------------------------------------------------------------------- pipeline steps
@@ -409,32 +372,23 @@ def probes_to_file(model_path, full_path, subset_path, out_path, *, epochs: int,
     write_netcdf(ds, out_path)
 
 
-def pruning_to_file(model_path, full_path, cka_path, out_path, *, threshold: float, min_length: int,
-                    examples: int | None = None, device: str = "cpu", threads: int = 1) -> None:
-    """Block-pruning step: checkpoint + within-model CKA (`.nc`, dims layer_a × layer_b) in; blocks
-    detected with `repatlas.cka.detect_blocks`; `pruning_experiment` on the whole test split, or on
-    its class-balanced first `examples` (`repatlas.data.probe_set`: one forward pass per removable
-    block, so large test splits get expensive) → netCDF Dataset (attrs add threshold and min_length)."""
-    from repatlas.cka import detect_blocks, pinned_threads
+def pruning_to_file(model_path, full_path, out_path, *, examples: int | None = None, device: str = "cpu",
+                    threads: int = 1) -> None:
+    """Block-pruning step: checkpoint in; `pruning_experiment` (unlabelled) on the whole test split,
+    or on its class-balanced first `examples` (`repatlas.data.probe_set`: one forward pass per
+    removable block, so large test splits get expensive) → netCDF Dataset."""
+    from repatlas.cka import pinned_threads
     from repatlas.data import load_npz, probe_set, standardise
     from repatlas.io import write_netcdf
+    from repatlas.models import representation_layers
     from repatlas.train import load_checkpoint
-
-    with xr.open_dataarray(cka_path) as cka:
-        cka = cka.load()
-    if cka.dims != ("layer_a", "layer_b") or list(cka["layer_a"].values) != list(cka["layer_b"].values):
-        raise ValueError(f"{cka_path}: expected a within-model CKA matrix with dims (layer_a, layer_b) "
-                         f"and the same layers on both axes; got dims {cka.dims}")
-    layers = [str(n) for n in cka["layer_a"].values]
-    blocks = detect_blocks(np.asarray(cka.values), threshold=threshold, min_length=min_length)
 
     with pinned_threads(threads):
         model, spec, _ = load_checkpoint(model_path)
         full, meta = load_npz(full_path)
         images, labels = (full["x_test"], full["y_test"]) if examples is None else probe_set(full, examples)[:2]
         x_test = standardise(images, meta["mean"], meta["std"])
-        ds = pruning_experiment(model, x_test, labels, layers, blocks, device=device)
-    ds.attrs.update({"threshold": float(threshold), "min_length": int(min_length),
-                     "model": json.dumps(spec), "checkpoint": str(model_path), "cka": str(cka_path),
+        ds = pruning_experiment(model, x_test, labels, representation_layers(model), device=device)
+    ds.attrs.update({"model": json.dumps(spec), "checkpoint": str(model_path),
                      "dataset": str(meta.get("dataset")), "dataset_checksum": str(meta.get("checksum"))})
     write_netcdf(ds, out_path)

@@ -1,0 +1,196 @@
+# Wide vs deep past the heatmaps (Nguyen et al. 2021): blocks as numbers, the first principal
+# component, linear probes, block pruning and per-example errors.
+
+
+rule block_table:
+    input:
+        within=[f"results/cka/within/{m}.nc" for m in models()],
+        across=[across_file(p) for p in across_seed_pairs()],
+        lib=library("cka.py", "blocks.py"),
+    output:
+        "results/widedeep/blocks.csv",
+    log:
+        "results/logs/widedeep/blocks.log",
+    params:
+        ids=model_ids(),
+        pairs=across_seed_pairs(),
+        threshold=WIDE_DEEP["block_threshold"],
+        min_length=WIDE_DEEP["block_min_length"],
+    benchmark:
+        "results/benchmarks/widedeep/blocks.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(15),
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/block_table.py"
+
+
+# Probes, pruning and test predictions each load the model and the data: one GPU job per model.
+# It does not read the CKA, so CKA settings do not rerun it: the pruning figure labels each removed
+# block inside / outside the CKA blocks.
+rule evaluate_model:
+    input:
+        model=f"results/models/{MODEL}/model.pt",
+        full="results/data/{dataset}/full.npz",
+        subset=lambda w: f"results/data/{w.dataset}/train-n{w.n}-s{config['subset_seed']}.npz",
+        lib=library("data.py", "models.py", "train.py", "activations.py", "cka.py", "probes.py", "errors.py"),
+    output:
+        probes=f"results/widedeep/probes/{MODEL}.nc",
+        pruning=f"results/widedeep/pruning/{MODEL}.nc",
+        predictions=f"results/models/{MODEL}/predictions.nc",
+    log:
+        f"results/logs/widedeep/evaluate/{MODEL}.log",
+    params:
+        probes=WIDE_DEEP["probes"],
+        examples=config["probe_size"],
+        device=config["device"],
+    benchmark:
+        f"results/benchmarks/evaluate_model/{MODEL}.tsv"
+    resources:
+        mem_mb=scaled(16000, 64),
+        runtime=scaled(30, 1),
+        gpu=GPU,
+    conda:
+        "../envs/torch.yaml"
+    threads: config["threads"]["train"]
+    script:
+        "../scripts/evaluate_model.py"
+
+
+rule error_analysis:
+    input:
+        a=lambda w: predictions_of(w.ga),
+        b=lambda w: predictions_of(w.gb),
+        lib=library("errors.py"),
+    output:
+        "results/widedeep/errors/{ga}__{gb}.nc",
+    log:
+        "results/logs/widedeep/errors/{ga}__{gb}.log",
+    params:
+        permutations=WIDE_DEEP["errors"]["permutations"],
+    benchmark:
+        "results/benchmarks/widedeep/errors/{ga}__{gb}.tsv"
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(15),
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/error_analysis.py"
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+rule figure_cka_data_grid:
+    input:
+        cka=[f"results/cka/within/{cell_model(c)}.nc" for c in data_grid_cells()],
+        lib=library("plots.py"),
+    output:
+        png=report(
+            "results/figures/cka_data_grid.png",
+            caption="../workflow/report/cka_data_grid.rst",
+            category="CKA",
+        ),
+        pdf="results/figures/cka_data_grid.pdf",
+    log:
+        "results/logs/figures/cka_data_grid.log",
+    params:
+        cells=[{"n": c["n"], "width": c["width"]} for c in data_grid_cells()],
+        row="n",
+        col="width",
+        title=f"within-model CKA vs width and training-set size, {config['dataset']}, depth {max(GRID['depth'])}",
+        xlabel="layer",
+        ylabel="layer",
+    benchmark:
+        "results/benchmarks/figures/cka_data_grid.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(30),
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/figure_cka_grid.py"
+
+
+def widedeep_figure_inputs(wildcards):
+    """Data files of one wide vs deep figure (and the within-model CKA for block shading)."""
+    f = wildcards.figure
+    if f == "blocks":
+        return {"data": ["results/widedeep/blocks.csv"]}
+    cells = first_grid_cells() if f == "pca" else grid_cells()
+    inputs = {"data": [f"results/widedeep/{f}/{cell_model(c)}.nc" for c in cells]}
+    if f in ("pca", "pruning"):
+        inputs["within"] = [f"results/cka/within/{cell_model(c)}.nc" for c in cells]
+    return inputs
+
+
+rule figure_widedeep:
+    input:
+        unpack(widedeep_figure_inputs),
+        lib=library("plots.py", "cka.py", "blocks.py"),
+    output:
+        png=report(
+            "results/figures/widedeep_{figure}.png",
+            caption="../workflow/report/widedeep_{figure}.rst",
+            category="Wide vs deep",
+        ),
+        pdf="results/figures/widedeep_{figure}.pdf",
+    log:
+        "results/logs/figures/widedeep_{figure}.log",
+    params:
+        cells=lambda w: first_grid_cells() if w.figure == "pca" else grid_cells(),
+        threshold=WIDE_DEEP["block_threshold"],
+        min_length=WIDE_DEEP["block_min_length"],
+        title=lambda w: {
+            "blocks": f"largest CKA block vs width, depth and training-set size, {config['dataset']}",
+            "pca": f"blocks and the first principal component, {config['dataset']}, n={GRID['n'][0]}",
+            "probes": f"linear probe accuracy through the network, {config['dataset']}",
+            "pruning": f"removing one residual block (no fine-tuning), {config['dataset']}",
+        }[w.figure],
+    wildcard_constraints:
+        figure="blocks|pca|probes|pruning",
+    benchmark:
+        "results/benchmarks/figures/widedeep_{figure}.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(30),
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/figure_widedeep.py"
+
+
+rule figure_widedeep_errors:
+    input:
+        data="results/widedeep/errors/{ga}__{gb}.nc",
+        lib=library("plots.py"),
+    output:
+        png=report(
+            "results/figures/widedeep_errors_{ga}__{gb}.png",
+            caption="../workflow/report/widedeep_errors.rst",
+            category="Wide vs deep",
+        ),
+        pdf="results/figures/widedeep_errors_{ga}__{gb}.pdf",
+    log:
+        "results/logs/figures/widedeep_errors_{ga}__{gb}.log",
+    params:
+        label_a=lambda w: w.ga.split("-", 2)[-1],
+        label_b=lambda w: w.gb.split("-", 2)[-1],
+        title=lambda w: f"per-example errors, {w.ga} vs {w.gb}",
+    benchmark:
+        "results/benchmarks/figures/widedeep_errors_{ga}__{gb}.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(30),
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/figure_widedeep_errors.py"

@@ -1,0 +1,13 @@
+import sys
+
+from repatlas.blocks import block_table_to_file
+
+sys.stderr = open(snakemake.log[0], "w")
+p = snakemake.params
+block_table_to_file(
+    dict(zip(p.ids, snakemake.input.within, strict=True)),
+    snakemake.output[0],
+    threshold=p.threshold,
+    min_length=p.min_length,
+    seed_pairs=[(a, b, path) for (a, b), path in zip(p.pairs, snakemake.input.across, strict=True)],
+)

@@ -1,0 +1,12 @@
+import sys
+
+from repatlas.errors import predictions_to_file
+from repatlas.probes import probes_to_file, pruning_to_file
+
+sys.stderr = open(snakemake.log[0], "w")
+i, o, p = snakemake.input, snakemake.output, snakemake.params
+run = dict(device=p.device, threads=snakemake.threads)
+probes_to_file(i.model, i.full, i.subset, o.probes, **p.probes, **run)
+pruning_to_file(i.model, i.full, o.pruning, examples=p.examples, **run)
+info = predictions_to_file(i.model, i.full, o.predictions, **run)
+print(f"test accuracy {info['test_accuracy']:.4f}", file=sys.stderr)

@@ -1,0 +1,17 @@
+import sys
+
+from repatlas import plots
+
+sys.stderr = open(snakemake.log[0], "w")
+p, figure, data = snakemake.params, snakemake.wildcards.figure, snakemake.input.data
+if figure == "blocks":
+    plots.blocks_figure_to_file(data[0], snakemake.output, title=p.title)
+elif figure == "pca":
+    labels = [f"depth {c['depth']}, width {c['width']}" for c in p.cells]
+    plots.pca_figure_to_file(dict(zip(labels, data, strict=True)), dict(zip(labels, snakemake.input.within, strict=True)),
+                             snakemake.output, threshold=p.threshold, min_length=p.min_length, title=p.title)
+elif figure == "pruning":
+    plots.pruning_figure_to_file(data, snakemake.input.within, p.cells, snakemake.output, threshold=p.threshold,
+                                 min_length=p.min_length, title=p.title)
+else:
+    plots.probes_figure_to_file(data, p.cells, snakemake.output, title=p.title)
