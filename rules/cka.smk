@@ -24,6 +24,8 @@ rule cka_within:
         "../scripts/cka_within.py"
 
 
+# The configured cross-architecture pairs (cka.across_archs); for any other two stores, use
+# `repatlas cka A.zarr B.zarr -o out.nc`.
 rule cka_across:
     input:
         a=lambda w: f"results/activations/{model_path_of(w.a)}/acts.zarr",
@@ -31,6 +33,9 @@ rule cka_across:
         lib=library("activations.py", "cka.py"),
     output:
         "results/cka/across/{a}__{b}.nc",
+    wildcard_constraints:
+        a=across_side_regex(0),
+        b=across_side_regex(1),
     log:
         "results/logs/cka/across/{a}__{b}.log",
     params:

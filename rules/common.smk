@@ -90,8 +90,8 @@ def library(*modules):
     return [str(LIB / m) for m in ("__init__.py", "io.py", *modules)]
 
 
-def models(**fixed):
-    """Model paths (relative to results/models) of the grid, optionally fixing some wildcards."""
+def grid_records(**fixed):
+    """One wildcard dict per model of the grid, optionally fixing some wildcards."""
     axes = {
         "dataset": [config["dataset"]],
         "n": GRID["n"],
@@ -101,13 +101,17 @@ def models(**fixed):
         "seed": GRID["seed"],
     }
     axes.update({k: [v] for k, v in fixed.items()})
-    keys = list(axes)
-    return [MODEL.format(**dict(zip(keys, values))) for values in itertools.product(*axes.values())]
+    return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
+
+
+def models(**fixed):
+    """Model paths (relative to results/models) of the grid, optionally fixing some wildcards."""
+    return [MODEL.format(**cell) for cell in grid_records(**fixed)]
 
 
 def model_ids(**fixed):
     """Flat ids (results/cka/across names) of the grid's models, in the order of models()."""
-    return [m.replace("/", "-") for m in models(**fixed)]
+    return [MODEL_ID.format(**cell) for cell in grid_records(**fixed)]
 
 
 def model_path_of(model_id):
@@ -163,6 +167,15 @@ def across_arch_pairs():
         for n in GRID["n"]
         for s in GRID["seed"]
     ]
+
+
+def across_side_regex(side):
+    """Model ids that can be side `side` (0 = A, 1 = B) of a configured cross-architecture pair.
+    cka_across matches only these: as a catch-all {a}__{b} it also matched every cross-seed file,
+    and Snakemake built (then discarded) a cka_across job for each, a fifth of `snakemake -n`."""
+    archs = sorted({pair[side] for pair in arch_pairs(config["cka"]["across_archs"])})
+    alternatives = "|".join(f"d{d}-w{w}" for d, w in archs) or "(?!)"  # (?!) matches nothing
+    return rf"[a-z0-9_]+-n\d+-(?:resnet|mlp)-(?:{alternatives})-s\d+"
 
 
 def across_file(pair):
@@ -267,6 +280,19 @@ def widedeep_figure_names():
     if "errors" in analyses:
         names += [f"widedeep_errors_{a}__{b}" for a, b in error_pairs()]
     return names
+
+
+def widedeep_figure_inputs(wildcards):
+    """Data files of one wide vs deep figure (and the within-model CKA where blocks are
+    shaded or labelled)."""
+    f = wildcards.figure
+    if f == "blocks":
+        return {"data": ["results/widedeep/blocks.csv"]}
+    cells = first_grid_cells() if f == "pca" else grid_cells()
+    inputs = {"data": [f"results/widedeep/{f}/{cell_model(c)}.nc" for c in cells]}
+    if f in ("pca", "pruning"):
+        inputs["within"] = [f"results/cka/within/{cell_model(c)}.nc" for c in cells]
+    return inputs
 
 
 def figure_files(name):
@@ -376,6 +402,13 @@ def ensembles_inputs(wildcards):
         "full": f"results/data/{wildcards.data}/full.npz",
         "subset": f"results/data/{wildcards.data}/train-n{ENSEMBLES['n']}-s{config['subset_seed']}.npz",
     }
+
+
+def mitosis_train_settings(wildcards):
+    """TrainConfig fields of one mitosis model: its arch's settings, epochs by regime."""
+    a = MITOSIS["archs"][wildcards.arch]
+    epochs = a["epochs"] if wildcards.regime == "converged" else a["early_epochs"]
+    return {"epochs": epochs, **{k: a[k] for k in ("batch_size", "lr", "weight_decay", "crop_pad", "flip")}}
 
 
 def mitosis_ensemble_members():

@@ -2,13 +2,6 @@
 # in mitosis.archs (MLP hidden width; ResNet pooled features, 64·k units).
 
 
-def mitosis_train_settings(wildcards):
-    """TrainConfig fields of one mitosis model: its arch's settings, epochs by regime."""
-    a = MITOSIS["archs"][wildcards.arch]
-    epochs = a["epochs"] if wildcards.regime == "converged" else a["early_epochs"]
-    return {"epochs": epochs, **{k: a[k] for k in ("batch_size", "lr", "weight_decay", "crop_pad", "flip")}}
-
-
 rule train_mitosis_model:
     input:
         subset=lambda w: f"results/data/{w.dataset}/train-n{w.n}-s{config['subset_seed']}.npz",

@@ -118,18 +118,6 @@ rule figure_cka_data_grid:
         "../scripts/figure_cka_grid.py"
 
 
-def widedeep_figure_inputs(wildcards):
-    """Data files of one wide vs deep figure (and the within-model CKA for block shading)."""
-    f = wildcards.figure
-    if f == "blocks":
-        return {"data": ["results/widedeep/blocks.csv"]}
-    cells = first_grid_cells() if f == "pca" else grid_cells()
-    inputs = {"data": [f"results/widedeep/{f}/{cell_model(c)}.nc" for c in cells]}
-    if f in ("pca", "pruning"):
-        inputs["within"] = [f"results/cka/within/{cell_model(c)}.nc" for c in cells]
-    return inputs
-
-
 rule figure_widedeep:
     input:
         unpack(widedeep_figure_inputs),
