@@ -163,3 +163,33 @@ def test_compressors_store_the_same_values(tmp_path, compressor):
         activations.dump_activations(model, images, np.zeros(30), np.arange(30), tmp_path / "x.zarr",
                                      compressor="gzip", **kw)
     assert not (tmp_path / "x.zarr").exists()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_read_rows_equals_zarr(tmp_path, dtype):
+    """Uncompressed stores are read from their chunk files directly; every range equals zarr's."""
+    torch.manual_seed(0)
+    model = models.resnet(8, 1, in_channels=1, n_classes=10)
+    images = np.random.default_rng(2).integers(0, 256, size=(47, 1, 8, 8), dtype=np.uint8)  # last chunk partial
+    kw = dict(mean=[0.5], std=[0.25], layers=models.representation_layers(model), batch_size=10, dtype=dtype)
+    raw, packed = tmp_path / "raw.zarr", tmp_path / "zstd.zarr"
+    activations.dump_activations(model, images, np.zeros(47), np.arange(47), raw, compressor="none", **kw)
+    activations.dump_activations(model, images, np.zeros(47), np.arange(47), packed, **kw)
+    for layer, array in activations.layer_arrays(raw).items():
+        assert activations._raw_chunk_dir(array) is not None  # the direct path is taken
+        zstd = activations.layer_arrays(packed)[layer]
+        assert activations._raw_chunk_dir(zstd) is None  # compressed: through zarr
+        for start, stop in ((0, 47), (0, 10), (3, 4), (9, 31), (40, 47), (45, 47), (12, 12)):
+            got = activations.read_rows(array, start, stop)
+            assert got.dtype == np.dtype(dtype) and got.shape == (stop - start, array.shape[1])
+            np.testing.assert_array_equal(got, np.asarray(array[start:stop]))
+            np.testing.assert_array_equal(activations.read_rows(zstd, start, stop), got)
+    # streamed CKA reads the same values from both stores
+    np.testing.assert_array_equal(cka.cka_from_stores(raw, batch_size=10).values,
+                                  cka.cka_from_stores(packed, batch_size=10).values)
+    # a missing chunk file is zarr's business (fill value), not a short read
+    stem = activations.layer_arrays(raw)["stem"]
+    chunk_file = raw / "stem" / "c" / "2" / "0"
+    chunk_file.unlink()
+    np.testing.assert_array_equal(activations.read_rows(stem, 15, 35), np.asarray(stem[15:35]))
+    assert (activations.read_rows(stem, 20, 30) == 0).all()

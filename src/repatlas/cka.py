@@ -294,6 +294,8 @@ def batch_plan(n: int, batch_size: int, chunk: int, *, shuffle: bool, rng, windo
 
 def _window_terms(arrays_a, arrays_b, batches, names_a, names_b):
     """Accumulator terms of one window: read the window once, then each batch's Gram stacks."""
+    from repatlas.activations import read_rows
+
     # A shuffled window holds non-adjacent chunks: read each contiguous run of its examples,
     # never the span between them, so memory stays bounded by the window.
     rows = np.unique(np.concatenate(batches))
@@ -302,8 +304,8 @@ def _window_terms(arrays_a, arrays_b, batches, names_a, names_b):
 
     def read(arrays):
         if len(runs) == 1:  # one contiguous run: no concatenation copy
-            return [np.asarray(a[runs[0][0]:runs[0][1]]) for a in arrays]
-        return [np.concatenate([np.asarray(a[lo:hi]) for lo, hi in runs]) for a in arrays]
+            return [read_rows(a, *runs[0]) for a in arrays]
+        return [np.concatenate([read_rows(a, lo, hi) for lo, hi in runs]) for a in arrays]
 
     def take(data, rel):
         # an unshuffled batch is a contiguous slice: a view, not a copy of the batch
