@@ -11,15 +11,7 @@ import zarr
 from repatlas import activations, blocks, models
 from repatlas.cka import as_dataarray, detect_blocks, linear_cka
 from repatlas.io import write_netcdf
-
-
-def heatmap(n, planted, *, inside=0.95, outside=0.3):
-    """Symmetric CKA-like matrix: `inside` within each planted (start, end) block, else `outside`."""
-    k = np.full((n, n), outside)
-    for start, end in planted:
-        k[start : end + 1, start : end + 1] = inside
-    np.fill_diagonal(k, 1.0)
-    return k
+from synthetic_cka import heatmap
 
 
 def brute_force_blocks(k, threshold, min_length):

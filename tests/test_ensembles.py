@@ -9,14 +9,6 @@ from repatlas import ensembles as ens
 from repatlas.models import mlp
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny networks: thread start-up and contention on a shared machine cost far more than they save
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 # ----------------------------------------------------------------------------- ensemble predictions
 
 # Three members' probabilities on four two-class examples (logits = log p, so softmax gives p back).

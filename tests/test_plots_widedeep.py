@@ -20,21 +20,13 @@ from repatlas import activations, plots
 from repatlas.blocks import block_table, block_table_to_file, first_pc_analysis
 from repatlas.errors import error_analysis
 from repatlas.io import write_netcdf
+from synthetic_cka import heatmap
 
 
 @pytest.fixture(autouse=True)
 def _close_figures():
     yield
     plt.close("all")
-
-
-def heatmap(n, planted, *, inside=0.95, outside=0.3):
-    """CKA-like matrix: `inside` within each planted (start, end) block, `outside` elsewhere."""
-    k = np.full((n, n), outside)
-    for start, end in planted:
-        k[start : end + 1, start : end + 1] = inside
-    np.fill_diagonal(k, 1.0)
-    return k
 
 
 def layer_da(values):

@@ -9,14 +9,6 @@ from torch import nn
 from repatlas import data, models, probes, train
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ----------------------------------------------------------------------------- linear probes
 
 

@@ -5,15 +5,6 @@ import torch
 from repatlas import models, train
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These models are tiny: on a busy 2-core machine a second intra-op thread only spins."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_data(n=60, seed=0):
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 3
