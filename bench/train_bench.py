@@ -106,6 +106,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--compile", action="store_true", help="train.compile: torch.compile repatlas's forward pass "
+                   "(epoch 1 pays the compilation; the epoch time is the fastest of epochs 2..)")
     args = p.parse_args()
     if args.quick:
         args.images, args.epochs, args.test_images = 1000, 2, 200
@@ -117,7 +119,7 @@ def main() -> None:
 
     train_data, test_data = data(args.images, 0), data(args.test_images, 1)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=0.01, momentum=0.9,
-                      weight_decay=1e-4, crop_pad=4, flip=True, seed=0)
+                      weight_decay=1e-4, crop_pad=4, flip=True, seed=0, compile=args.compile)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"device: {dev} ({name}); torch {torch.__version__}")
     print(f"{args.images} train images 3x32x32, {args.test_images} test images, batch {args.batch_size}, "

@@ -43,6 +43,18 @@ def test_eval_every_skips_test_evaluation_but_not_the_last_epoch():
     assert "not evaluated" in train._epoch_line(hist_sparse[0], 5)
 
 
+def test_compiled_training_matches_eager():
+    """train.compile runs the same computation through torch.compile (inductor, C++ on CPU)."""
+    eager, hist_eager = run(epochs=2)
+    compiled, hist_compiled = run(epochs=2, compile=True)
+    assert list(compiled.state_dict()) == list(eager.state_dict())  # the plain module is trained and saved
+    for p, q in zip(eager.state_dict().values(), compiled.state_dict().values()):
+        torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)
+    for a, b in zip(hist_eager, hist_compiled):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-5)
+        assert b["test_acc"] == a["test_acc"]
+
+
 def test_training_is_deterministic_per_seed():
     a, ha = run(seed=1, crop_pad=1, flip=True)
     b, hb = run(seed=1, crop_pad=1, flip=True)
