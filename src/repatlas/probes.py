@@ -21,9 +21,9 @@ fit on every layer (the gap halves at 50 epochs). Smaller values underfit wide l
 steps; ≥ 1024 left SGD noise in narrow layers trained for many steps.
 
 **Pruning.** `prune` replaces residual blocks with identities; `pruning_experiment` removes each
-removable block alone and reports the accuracy change; `repatlas.blocks.label_pruning` labels each
-block *inside* or *outside* the block structure found in the within-model CKA heatmap. There is no fine-tuning after removal: BatchNorm
-stays in eval mode with its running statistics.
+removable block alone and reports the accuracy change; `repatlas.blocks.label_pruning` labels
+each block *inside* or *outside* the block structure found in the within-model CKA heatmap.
+There is no fine-tuning after removal: BatchNorm stays in eval mode with its running statistics.
 """
 
 from __future__ import annotations
