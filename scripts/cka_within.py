@@ -5,7 +5,9 @@ from repatlas.cka import cka_stores_to_file
 
 sys.stderr = open(snakemake.log[0], "w")
 p = snakemake.params
-cka_stores_to_file(snakemake.input.acts, snakemake.output.cka, threads=snakemake.threads, **p.cka)
+# the scheduler is read from the config, not passed as a param: where CKA runs changes no result
+cka_stores_to_file(snakemake.input.acts, snakemake.output.cka, threads=snakemake.threads,
+                   scheduler=snakemake.config["cka"]["scheduler"], **p.cka)
 if "pca" in snakemake.output.keys():
     first_pc_to_file(snakemake.input.acts, snakemake.output.pca, examples=p.pca_examples,
                      window=p.cka["window"], threads=snakemake.threads)

@@ -193,3 +193,21 @@ def test_read_rows_equals_zarr(tmp_path, dtype):
     chunk_file.unlink()
     np.testing.assert_array_equal(activations.read_rows(stem, 15, 35), np.asarray(stem[15:35]))
     assert (activations.read_rows(stem, 20, 30) == 0).all()
+
+
+def test_scheduler_gives_the_same_cka_as_local_threads(store):
+    """cka.scheduler: the windows run on a dask-distributed cluster's workers, same result."""
+    distributed = pytest.importorskip("distributed")
+    path, *_ = store
+    local = cka.cka_from_stores(path, batch_size=10, threads=2, window=2, epochs=2, seed=3)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        remote = cka.cka_from_stores(path, batch_size=10, window=2, epochs=2, seed=3,
+                                     scheduler=cluster.scheduler_address)
+        cross = cka.cka_from_stores(path, path, layers_a=["stem"], layers_b=["pool", "block1"], batch_size=10,
+                                    scheduler=cluster.scheduler_address)
+    np.testing.assert_array_equal(remote.values, local.values)
+    np.testing.assert_array_equal(cross.values, cka.cka_from_stores(path, path, layers_a=["stem"],
+                                                                    layers_b=["pool", "block1"], batch_size=10).values)
+    with pytest.raises(OSError, match="cka.scheduler.*127.0.0.1:9"):  # nothing listens there
+        cka._compute_on_scheduler("tcp://127.0.0.1:9", [], timeout="1s")

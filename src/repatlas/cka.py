@@ -325,6 +325,31 @@ def _window_terms(arrays_a, arrays_b, batches, names_a, names_b):
     return acc.cross, acc.self_a, acc.self_b, acc.batches
 
 
+def _remote_window_terms(path_a, layers_a, path_b, layers_b, batches):
+    """`_window_terms` on a dask-distributed worker: it opens the stores itself (paths travel,
+    not zarr objects) and pins torch/BLAS to one thread per task, as the local path does."""
+    from repatlas.activations import layer_arrays
+
+    arrays_a = [layer_arrays(path_a)[n] for n in layers_a]
+    arrays_b = None if path_b is None else [layer_arrays(path_b)[n] for n in layers_b]
+    with pinned_threads(1):
+        return _window_terms(arrays_a, arrays_b, batches, layers_a, None if path_b is None else layers_b)
+
+
+def _compute_on_scheduler(address: str, tasks, timeout: str = "10s"):
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ImportError(f"cka.scheduler={address!r} needs dask's distributed package: "
+                          "pip install distributed (the project's test extra has it)") from None
+    try:
+        client = Client(address, timeout=timeout, set_as_default=False)
+    except OSError as exc:
+        raise OSError(f"cka.scheduler: no dask scheduler answers at {address!r} ({exc})") from None
+    with client:
+        return client.compute(tasks, sync=True)
+
+
 def cka_from_stores(
     path_a,
     path_b=None,
@@ -337,14 +362,17 @@ def cka_from_stores(
     seed: int = 0,
     threads: int = 1,
     window: int = 8,
+    scheduler: str | None = None,
 ):
     """Minibatch CKA between the layers of one or two activation stores, streamed from zarr.
 
     Reads windows of `window` storage chunks at a time (never a whole store), computes their
     batches' U-centred Gram stacks in parallel with `threads` Dask threads (BLAS and torch pinned
     to one thread each), and accumulates. `epochs` passes; shuffled when `shuffle` (default: when
-    epochs > 1), each epoch with its own permutation drawn from `seed`.
-    Returns an xarray.DataArray (layer_a, layer_b).
+    epochs > 1), each epoch with its own permutation drawn from `seed`. With `scheduler` (the
+    address of a running dask-distributed scheduler, e.g. "tcp://host:8786") the windows are
+    computed by its workers instead, which must see the stores at the same paths; the result is
+    the same to the last bit. Returns an xarray.DataArray (layer_a, layer_b).
     """
     import dask
 
@@ -374,15 +402,16 @@ def cka_from_stores(
     chunk = arrays_a[0].chunks[0]
 
     rng = np.random.default_rng(seed)
-    tasks = []
-    for _ in range(epochs):
-        for batches in batch_plan(n, batch_size, chunk, shuffle=shuffle, rng=rng, window=window):
-            tasks.append(
-                dask.delayed(_window_terms)(arrays_a, arrays_b, batches, names_a,
-                                            None if path_b is None else names_b)
-            )
-    with pinned_threads(1):
-        results = dask.compute(*tasks, scheduler="threads", num_workers=max(1, threads))
+    plans = [b for _ in range(epochs) for b in batch_plan(n, batch_size, chunk, shuffle=shuffle, rng=rng, window=window)]
+    if scheduler:
+        remote = [str(path_a), names_a, None if path_b is None else str(path_b), names_b]
+        tasks = [dask.delayed(_remote_window_terms, pure=False)(*remote, batches) for batches in plans]
+        results = _compute_on_scheduler(scheduler, tasks)
+    else:
+        tasks = [dask.delayed(_window_terms)(arrays_a, arrays_b, batches, names_a, None if path_b is None else names_b)
+                 for batches in plans]
+        with pinned_threads(1):
+            results = dask.compute(*tasks, scheduler="threads", num_workers=max(1, threads))
     acc = MinibatchCKA(len(names_a), None if path_b is None else len(names_b),
                        names_a=names_a, names_b=None if path_b is None else names_b)
     for cross, self_a, self_b, count in results:
