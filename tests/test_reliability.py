@@ -259,8 +259,10 @@ def test_unchanged_tree_has_nothing_to_do(study):
         # pruning and predictions do not read the CKA; the pruning figure labels blocks itself)
         ({"cka.batch_size": 10},
          {"cka_within": 1, "figure_cka_within_grid": 1, "block_table": 1, "figure_widedeep": 3}),
+        # where CKA runs changes no result: nothing
+        ({"cka.scheduler": "tcp://127.0.0.1:8786"}, {}),
     ],
-    ids=["train.epochs", "cka.batch_size"],
+    ids=["train.epochs", "cka.batch_size", "cka.scheduler"],
 )
 def test_config_change_reruns_only_dependants(study, tmp_path, change, expected):
     a = study["dirs"]["a"]
