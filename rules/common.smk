@@ -87,7 +87,7 @@ def first_pc_mem(wildcards, attempt):
 
 def library(*modules):
     """Library files a job depends on, so that editing one reruns it (the `code` trigger sees only scripts)."""
-    return [str(LIB / m) for m in ("__init__.py", "io.py", *modules)]
+    return [str(LIB / m) for m in ("__init__.py", "io.py", "threads.py", *modules)]
 
 
 def grid_records(**fixed):

@@ -9,13 +9,13 @@ variance of PC1 per layer, and full-data CKA before and after projecting PC1 out
 
 from __future__ import annotations
 
-import contextlib
 import re
 
 import numpy as np
 
 from repatlas import activations
-from repatlas.cka import MIN_BATCH, detect_blocks, pinned_threads, ucentre
+from repatlas.cka import MIN_BATCH, detect_blocks, ucentre
+from repatlas.threads import pinned_threads
 
 MODEL_ID = re.compile(
     r"(?P<dataset>[a-z0-9_]+)-n(?P<n>\d+)-(?P<arch>[a-z0-9_]+)"
@@ -279,7 +279,7 @@ def first_pc_analysis(store_path, *, layers=None, examples=None, debiased: bool 
     stack = np.empty((len(names), n, n))
     pc1_ratio = np.empty(len(names))
     top = []
-    with pinned_threads(threads) if threads else contextlib.nullcontext():
+    with pinned_threads(threads):
         for i, name in enumerate(names):
             gram = _centred_gram(arrays[name], n, arrays[name].chunks[0] * window, name)
             trace = np.trace(gram)

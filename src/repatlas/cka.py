@@ -10,11 +10,12 @@ catastrophically, features are centred per batch before it (`_gram`).
 
 from __future__ import annotations
 
-import contextlib
 from typing import Sequence
 
 import numpy as np
 import torch
+
+from repatlas.threads import pinned_threads
 
 MIN_BATCH = 4  # U-centring divides by n − 2 and the HSIC₁ normaliser by n − 3
 
@@ -252,20 +253,6 @@ def as_dataarray(matrix: np.ndarray, layers_a, layers_b, **attrs):
 
 
 # ----------------------------------------------------------------------------- streaming from zarr
-
-
-@contextlib.contextmanager
-def pinned_threads(n: int):
-    """Limit BLAS and torch intra-op threads to n (restored afterwards)."""
-    from threadpoolctl import threadpool_limits
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(limits=n):
-            yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def batch_plan(n: int, batch_size: int, chunk: int, *, shuffle: bool, rng, window: int):

@@ -263,7 +263,7 @@ def error_analysis(pred_a, pred_b, labels, *, permutations: int = 10000, seed: i
 
 def predictions_to_file(model_path, full_path, out_path, *, device: str = "cpu", threads: int = 1) -> dict:
     """Test-split predictions of a checkpoint → .nc (dim `example` = index into the test split)."""
-    from repatlas.cka import pinned_threads
+    from repatlas.threads import pinned_threads
     from repatlas.data import load_npz, standardise
     from repatlas.io import write_netcdf
     from repatlas.train import load_checkpoint

@@ -39,13 +39,14 @@ layer, i.e. an MLP's last hidden layer (``width`` units) or a ResNet's globally 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
 from typing import Sequence
 
 import numpy as np
 import xarray as xr
+
+from repatlas.threads import pinned_threads
 
 DEFAULT_R2_THRESHOLD = 0.9
 _BATCH_BYTES = 128 * 2**20  # memory budget per batch of repeats
@@ -109,19 +110,6 @@ def default_chunk_sizes(width: int) -> np.ndarray:
     if width < 1:
         raise ValueError(f"width must be ≥ 1; got {width}")
     return np.unique(np.r_[2 ** np.arange(int(math.log2(width)) + 1), width]).astype(np.int64)
-
-
-@contextlib.contextmanager
-def _blas_threads(n: int | None):
-    """Limit BLAS threads to n (None: leave as configured). Many tiny batched products run far
-    faster on one thread than on several contending for busy cores."""
-    if n is None:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=int(n)):
-        yield
 
 
 # ----------------------------------------------------------------------------- subsets
@@ -301,7 +289,7 @@ def chunk_metrics(
     if heldout is not None and not 0 < heldout < 1:
         raise ValueError(f"heldout must be None or a fraction in (0, 1); got {heldout!r}")
 
-    with _blas_threads(threads):
+    with pinned_threads(threads):
         full_acc = float(_chunk_accuracy(f, w, b, y, np.ones((1, width)))[0])
         stats = None
         if compute_regression:

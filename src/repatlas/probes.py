@@ -356,7 +356,7 @@ def probes_to_file(model_path, full_path, subset_path, out_path, *, epochs: int,
                    batch_size: int, seed: int = 0, device: str = "cpu", threads: int = 1) -> None:
     """Probe every representation layer of a checkpoint: trained on the training subset, tested
     on the whole test split → netCDF Dataset (see `linear_probes`)."""
-    from repatlas.cka import pinned_threads
+    from repatlas.threads import pinned_threads
     from repatlas.data import load_classification
     from repatlas.io import write_netcdf
     from repatlas.train import load_checkpoint
@@ -377,7 +377,7 @@ def pruning_to_file(model_path, full_path, out_path, *, examples: int | None = N
     """Block-pruning step: checkpoint in; `pruning_experiment` (unlabelled) on the whole test split,
     or on its class-balanced first `examples` (`repatlas.data.probe_set`: one forward pass per
     removable block, so large test splits get expensive) → netCDF Dataset."""
-    from repatlas.cka import pinned_threads
+    from repatlas.threads import pinned_threads
     from repatlas.data import load_npz, probe_set, standardise
     from repatlas.io import write_netcdf
     from repatlas.models import representation_layers

@@ -17,7 +17,6 @@ comparison between activations paired.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 import zlib
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 import xarray as xr
 
 from .complexity import MEASURES, compute_measures, fourier_complexity, grid
+from .threads import pinned_threads
 
 __all__ = [
     "ACTIVATIONS",
@@ -70,22 +70,6 @@ VARIANTS = ("plain", "residual", "layernorm", "gating")
 _CHUNK_ELEMENTS = 1 << 18
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int | None):
-    """Temporarily set torch's intra-op thread count (None: leave it alone).
-
-    Small, many-call workloads ran 10x+ faster with 1 thread than with 2 on the shared 2-core
-    dev machine (OpenMP threads wait for each other when cores are busy), hence default 1.
-    """
-    if not n:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def paper_scales(n: int = 15, lo: float = 0.1, hi: float = 100.0) -> np.ndarray:
@@ -196,7 +180,7 @@ def random_mlp_values(
     """
     _check(activation, variant, depth, width)
     base = [_base_params(seed, j, depth, width, variant) for j in range(n_functions)]
-    with _torch_threads(torch_threads):
+    with pinned_threads(torch_threads):
         return _evaluate(base, np.full(n_functions, float(scale)), R, activation, variant, depth)
 
 
@@ -308,7 +292,7 @@ def complexity_sweep(
         for v in variants
     ]
     t0 = time.perf_counter()
-    with _torch_threads(torch_threads):
+    with pinned_threads(torch_threads):
         if n_jobs <= 1:
             outs = dask.compute(*tasks, scheduler="synchronous")
         else:
@@ -430,7 +414,7 @@ def train_summod(
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}")
-    with _torch_threads(torch_threads):
+    with pinned_threads(torch_threads):
         return _train_summod(M, activation, alpha, d, N, width, depth, train_fraction, steps, lr, seed, R)
 
 
