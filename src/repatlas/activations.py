@@ -27,14 +27,21 @@ def unit_dim(layer: str) -> str:
     return f"unit_{layer}"
 
 
+def _flatten(name: str, output: torch.Tensor) -> torch.Tensor:
+    return output.flatten(1)
+
+
 class LayerCapture:
     """Forward hooks that record every call of the named modules, flattened to (batch, units).
 
     A module called k > 1 times in one forward pass yields k representations named
     `name`, `name@1`, ..., `name@{k-1}` instead of silently keeping only the last call.
+    `transform(name, output)` replaces the flattening: e.g. `repatlas.cka.cka_heatmap` keeps
+    each output's U-centred Gram, never the activations.
     """
 
-    def __init__(self, model: nn.Module, layers: list[str]):
+    def __init__(self, model: nn.Module, layers: list[str], transform=_flatten):
+        self._transform = transform
         modules = dict(model.named_modules())
         missing = [name for name in layers if name not in modules]
         if missing:
@@ -49,7 +56,7 @@ class LayerCapture:
         def hook(module, args, output):
             if not isinstance(output, torch.Tensor):
                 raise TypeError(f"layer {name!r} returned {type(output).__name__}, not a tensor")
-            self._outputs[name].append(output.detach().flatten(1))
+            self._outputs[name].append(self._transform(name, output.detach()))
 
         return hook
 

@@ -428,42 +428,17 @@ def cka_stores_to_file(path_a, out_path, path_b=None, **options) -> None:
 # ----------------------------------------------------------------------------- models in memory
 
 
-class _GramHooks:
-    """Forward hooks that turn each named module's output into its U-centred Gram at once.
+def _gram_capture(model, layers):
+    """Hooks that keep only each named module's U-centred (b × b) Gram, never its activations, so
+    memory does not grow with width; repeated calls of a module stay separate (`name@1`, ...)."""
+    from repatlas.activations import LayerCapture
 
-    Only the (b × b) Grams are kept, never the activations, so memory does not grow with width.
-    A module called k > 1 times per forward yields k entries (`name`, `name@1`, ...): repeated
-    calls are never silently dropped.
-    """
+    return LayerCapture(model, layers, transform=lambda name, output: ucentred_grams([output], [name])[0])
 
-    def __init__(self, model, layers):
-        modules = dict(model.named_modules())
-        unknown = [n for n in layers if n not in modules]
-        if unknown:
-            raise KeyError(f"unknown layer(s) {unknown}; the model has modules {[n for n in modules if n]}")
-        self.calls: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
-        self.handles = [modules[n].register_forward_hook(self._hook(n)) for n in layers]
 
-    def _hook(self, name):
-        def hook(module, args, output):
-            if not isinstance(output, torch.Tensor):
-                raise TypeError(f"layer {name!r} returned {type(output).__name__}, not a tensor")
-            self.calls[name].append(ucentred_grams([output.detach()], [name])[0])
-
-        return hook
-
-    def pop(self) -> tuple[list[str], torch.Tensor]:
-        names, grams = [], []
-        for name, calls in self.calls.items():
-            for k, g in enumerate(calls):
-                names.append(name if k == 0 else f"{name}@{k}")
-                grams.append(g)
-            calls.clear()
-        return names, torch.stack(grams)
-
-    def close(self):
-        for h in self.handles:
-            h.remove()
+def _pop_grams(capture) -> tuple[list[str], torch.Tensor]:
+    grams = capture.pop()
+    return list(grams), torch.stack(list(grams.values()))
 
 
 def _default_layers(model) -> list[str]:
@@ -504,10 +479,10 @@ def cka_heatmap(
         raise ValueError(f"inputs must hold at least {MIN_BATCH} examples; got {len(x)}")
     device = next(iter(model_a.parameters()), torch.empty(0)).device
     x = x.to(device)
-    hooks_a = _GramHooks(model_a, list(layers_a) if layers_a else _default_layers(model_a))
+    hooks_a = _gram_capture(model_a, list(layers_a) if layers_a else _default_layers(model_a))
     hooks_b = None
     if model_b is not None:
-        hooks_b = _GramHooks(model_b, list(layers_b) if layers_b else _default_layers(model_b))
+        hooks_b = _gram_capture(model_b, list(layers_b) if layers_b else _default_layers(model_b))
     was_training = [m.training for m in (model_a, model_b) if m is not None]
     model_a.eval()
     if model_b is not None:
@@ -522,10 +497,10 @@ def cka_heatmap(
                 if len(idx) < MIN_BATCH:
                     continue
                 model_a(x[idx])
-                names_a, ga = hooks_a.pop()
+                names_a, ga = _pop_grams(hooks_a)
                 if hooks_b is not None:
                     model_b(x[idx])
-                    names_b, gb = hooks_b.pop()
+                    names_b, gb = _pop_grams(hooks_b)
                 if acc is None:
                     acc = MinibatchCKA(len(names_a), None if hooks_b is None else len(names_b),
                                        names_a=names_a, names_b=None if hooks_b is None else names_b)
