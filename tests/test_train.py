@@ -310,7 +310,9 @@ def test_train_to_files_resumes_and_removes_its_state(tmp_path, digits_files, mo
     monkeypatch.undo()
     out = tmp_path / "b"
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "train.log"]
-    (out / ".model.pt.tmp-leftover").write_bytes(b"half a file")  # what a kill mid-write leaves
+    # what a kill mid-write leaves (repatlas.io.atomic_path names temporaries by pid; this pid
+    # is above any kernel's pid_max, so no process has it)
+    (out / ".model.pt.tmp-99999999-leftover").write_bytes(b"half a file")
     resumed = to_files(digits_files, out)
     assert "resuming from checkpoint" in (out / "train.log").read_text()
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.pt", "train.log"]

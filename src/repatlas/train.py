@@ -21,7 +21,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -440,16 +439,6 @@ def load_checkpoint(path) -> tuple[nn.Module, dict, dict]:
     return model, spec, ckpt.get("meta", {})
 
 
-def _remove_stale_temporaries(folder: Path, names) -> None:
-    """Temporary siblings (`.<name>.tmp-*`) that a killed earlier attempt left behind."""
-    for name in names:
-        for stale in folder.glob(f".{name}.tmp-*"):
-            if stale.is_dir() and not stale.is_symlink():
-                shutil.rmtree(stale, ignore_errors=True)
-            else:
-                stale.unlink(missing_ok=True)
-
-
 def train_to_files(
     subset_path,
     full_path,
@@ -495,7 +484,6 @@ def train_to_files(
     }
     model_path, metrics_path = Path(model_path), Path(metrics_path)
     state_path = resume_path(model_path)
-    _remove_stale_temporaries(model_path.parent, (model_path.name, metrics_path.name, state_path.name))
     job = {"spec": spec, "dataset_checksum": full_meta["checksum"], "subset_checksum": sub_meta["checksum"]}
     seed_everything(config.seed)
     model = build_model(**spec)
