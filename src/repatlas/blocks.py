@@ -350,16 +350,24 @@ def label_pruning(pruning, blocks):
     return out
 
 
+def blocks_over(cka, layers, *, threshold: float, min_length: int, source: str = "the within-model CKA"):
+    """`detect_blocks` on a within-model CKA DataArray whose layers must be `layers`, in order: the
+    blocks are then index pairs into `layers` of another result of the same model (first PC,
+    pruning). `source` names the CKA in the error."""
+    layers = [str(n) for n in layers]
+    names = _layer_names(cka, len(layers))
+    if names != layers:
+        raise ValueError(f"{source}: layers {names} differ from {layers}: are they files of the same model?")
+    return detect_blocks(_matrix(cka, "cka"), threshold=threshold, min_length=min_length)
+
+
 def label_pruning_with_cka(pruning, cka, *, threshold: float, min_length: int):
     """`label_pruning` with the blocks `detect_blocks` finds in the model's within-model CKA (a
     DataArray over the same layers, in the same order)."""
     import json
 
     layers = json.loads(pruning.attrs["layers"])
-    if _layer_names(cka, len(layers)) != layers:
-        raise ValueError(f"the within-model CKA's layers {_layer_names(cka, 0)} are not the pruned model's "
-                         f"layers {layers}: are they files of the same model?")
-    out = label_pruning(pruning, detect_blocks(_matrix(cka, "cka"), threshold=threshold, min_length=min_length))
+    out = label_pruning(pruning, blocks_over(cka, layers, threshold=threshold, min_length=min_length))
     out.attrs.update({"threshold": float(threshold), "min_length": int(min_length)})
     return out
 

@@ -521,7 +521,7 @@ def pca_figure(datasets: dict, blocks: dict, *, title: str | None = None):
     from matplotlib.colors import Normalize
     from matplotlib.patches import Patch, Rectangle
 
-    from repatlas.blocks import _check_blocks  # same validation as the block tables
+    from repatlas.blocks import _check_blocks, _in_block  # same validation as the block tables
 
     if not datasets:
         raise ValueError("datasets is empty: need at least one model")
@@ -550,10 +550,9 @@ def pca_figure(datasets: dict, blocks: dict, *, title: str | None = None):
             ax.set_xlabel("layer")
         row[0].set_ylabel("layer")
         ratio = np.asarray(ds["pc1_ratio"].values, dtype=float)
-        inside = np.zeros(n, dtype=bool)
+        inside = _in_block(spans, n)
         ax = row[2]
         for start, end in spans:
-            inside[start : end + 1] = True
             ax.axvspan(start - 0.5, end + 0.5, color="C3", alpha=0.12, linewidth=0, gid="block")
         ax.bar(np.arange(n), ratio, color=np.where(inside, "C3", "0.55"), width=0.8)
         ax.set_xticks(ticks)
@@ -776,7 +775,7 @@ def pca_figure_to_file(first_pc_paths: dict, within_paths: dict, out_paths, *, t
     """
     import xarray as xr
 
-    from repatlas.cka import detect_blocks
+    from repatlas.blocks import blocks_over
 
     if set(first_pc_paths) != set(within_paths):
         raise KeyError(f"first_pc_paths and within_paths must have the same labels; got "
@@ -784,11 +783,9 @@ def pca_figure_to_file(first_pc_paths: dict, within_paths: dict, out_paths, *, t
     datasets, blocks = {}, {}
     for label, path in first_pc_paths.items():
         datasets[label] = xr.load_dataset(path)
-        cka = xr.load_dataarray(within_paths[label])
-        names = [str(v) for v in cka[cka.dims[0]].values]
-        if names != [str(v) for v in datasets[label]["layer"].values]:
-            raise ValueError(f"{within_paths[label]}: layers {names} differ from those of {path}")
-        blocks[label] = detect_blocks(cka, threshold=threshold, min_length=min_length)
+        blocks[label] = blocks_over(xr.load_dataarray(within_paths[label]), datasets[label]["layer"].values,
+                                    threshold=threshold, min_length=min_length,
+                                    source=f"{within_paths[label]} (for {path})")
     save_figure(pca_figure(datasets, blocks, title=title), *out_paths)
 
 
