@@ -317,8 +317,9 @@ def _remote_window_terms(path_a, layers_a, path_b, layers_b, batches):
     not zarr objects) and pins torch/BLAS to one thread per task, as the local path does."""
     from repatlas.activations import layer_arrays
 
-    arrays_a = [layer_arrays(path_a)[n] for n in layers_a]
-    arrays_b = None if path_b is None else [layer_arrays(path_b)[n] for n in layers_b]
+    stores = {path: layer_arrays(path) for path in {path_a, path_b} - {None}}  # each store opened once
+    arrays_a = [stores[path_a][n] for n in layers_a]
+    arrays_b = None if path_b is None else [stores[path_b][n] for n in layers_b]
     with pinned_threads(1):
         return _window_terms(arrays_a, arrays_b, batches, layers_a, None if path_b is None else layers_b)
 
