@@ -9,9 +9,10 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
-from repatlas.config import check_schema, check_semantics
+from repatlas.config import apply_overrides, check_schema, check_semantics
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+apply_overrides(config, workflow.config_settings.config)  # nested --config values arrive as strings
 check_schema(config, yaml.safe_load(SCHEMA.read_text()))  # one clear message naming the key
 validate(config, schema=str(SCHEMA))  # fills in the schema's defaults
 check_semantics(config)
