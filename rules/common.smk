@@ -12,6 +12,8 @@ from snakemake.utils import validate
 from repatlas.config import apply_overrides, check_schema, check_semantics
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+# envs/*.post-deploy.sh installs repatlas from here into each conda env (--sdm conda)
+os.environ["REPATLAS_ROOT"] = workflow.basedir
 apply_overrides(config, workflow.config_settings.config)  # nested --config values arrive as strings
 check_schema(config, yaml.safe_load(SCHEMA.read_text()))  # one clear message naming the key
 validate(config, schema=str(SCHEMA))  # fills in the schema's defaults
