@@ -10,6 +10,7 @@ catastrophically, features are centred per batch before it (`_gram`).
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -388,6 +389,12 @@ def cka_from_stores(
             if arr.shape[0] != n:
                 raise ValueError(f"{path}: layer {name!r} has {arr.shape[0]} examples; expected {n}")
     chunk = arrays_a[0].chunks[0]
+    if n < 2 * batch_size:
+        warnings.warn(
+            f"CKA of {path_a} from {n} examples with batch_size {batch_size}: fewer than two batches, "
+            f"so the minibatch estimate is one batch of {min(n, batch_size)} examples; use at least "
+            f"{2 * batch_size} examples or batch_size <= {n // 2}", stacklevel=2,
+        )
 
     rng = np.random.default_rng(seed)
     plans = [b for _ in range(epochs) for b in batch_plan(n, batch_size, chunk, shuffle=shuffle, rng=rng, window=window)]
@@ -410,7 +417,8 @@ def cka_from_stores(
         names_a,
         names_b,
         estimator="minibatch linear CKA, unbiased HSIC (U-centred)",
-        batch_size=batch_size,
+        batch_size=min(batch_size, n),  # what was used: a probe set smaller than one batch is one batch
+        n_batches=acc.batches,
         epochs=epochs,
         shuffle=int(shuffle),
         seed=seed,
