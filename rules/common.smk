@@ -12,8 +12,9 @@ from snakemake.utils import validate
 from repatlas.config import apply_overrides, check_schema, check_semantics
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-# envs/*.post-deploy.sh installs repatlas from here into each conda env (--sdm conda)
-os.environ["REPATLAS_ROOT"] = workflow.basedir
+# Exported, not read: envs/*.post-deploy.sh installs repatlas from here into each conda env that
+# Snakemake creates (--sdm conda), whatever the working directory.
+os.environ.update(REPATLAS_ROOT=workflow.basedir)
 apply_overrides(config, workflow.config_settings.config)  # nested --config values arrive as strings
 check_schema(config, yaml.safe_load(SCHEMA.read_text()))  # one clear message naming the key
 validate(config, schema=str(SCHEMA))  # fills in the schema's defaults
@@ -91,9 +92,9 @@ def first_pc_mem(wildcards, attempt):
 
 
 # ----------------------------------------------------------------------------- code dependencies
-# Snakemake's `code` rerun trigger sees only a rule's script, not the library modules it imports.
-# Each rule therefore lists `lib=library_of("<its script>")`: every repatlas file the script
-# imports, directly or through other repatlas modules, anywhere in a file (imports inside
+# Snakemake's `code` rerun trigger sees only a job's script, not the library modules it imports.
+# So every rule's input has `lib=library_of("<its script>")`, which lists each repatlas file the
+# script imports, directly or through other repatlas modules, anywhere in a file (imports inside
 # functions included), read with `ast` (nothing is imported or run). Editing a module reruns
 # exactly the jobs whose scripts reach it. Paths are relative to the working directory, so a
 # project copied or moved elsewhere plans nothing. tests/test_code_deps.py checks every rule.
@@ -134,7 +135,7 @@ def _imported_files(path):
 
 
 def library_of(script):
-    """Library inputs of a rule whose `script:` is scripts/`script`: the repatlas files it imports,
+    """Library inputs of the jobs that run scripts/`script`: the repatlas files it imports,
     transitively, as sorted paths relative to the working directory."""
     path = SCRIPTS / script
     if not path.is_file():

@@ -125,7 +125,7 @@ rule figure_widedeep:
     output:
         png=report(
             "results/figures/widedeep_{figure}.png",
-            caption="../workflow/report/widedeep_{figure}.rst",
+            caption="../workflow/report/widedeep.rst",
             category="Wide vs deep",
         ),
         pdf="results/figures/widedeep_{figure}.pdf",
