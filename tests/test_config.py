@@ -105,7 +105,8 @@ def overridden(*args):
 
 def test_nested_overrides_are_typed_like_a_config_file():
     config = overridden("grid={depth: [8, 14], width: [1]}", "train={epochs: 2, lr: 0.05, weight_decay: 1e-4}",
-                        "cka={across_seeds: false}", "train={flip: true}", "probe_size=300", "data_dir=/some/path")
+                        "cka={across_seeds: false}", "train={flip: true}", "probe_size=300", "data_dir=/some/path",
+                        "studies=[wide_deep, infinite]")
     assert config["grid"]["depth"] == [8, 14] and config["grid"]["width"] == [1]
     assert config["grid"]["n"] == [500]  # keys not overridden keep the config file's values
     assert config["train"]["epochs"] == 2 and isinstance(config["train"]["epochs"], int)
@@ -113,6 +114,14 @@ def test_nested_overrides_are_typed_like_a_config_file():
     assert config["train"]["flip"] is True and config["cka"]["across_seeds"] is False
     assert config["train"]["crop_pad"] == 1  # from config.yaml, next to the overridden train keys
     assert config["probe_size"] == 300 and config["data_dir"] == "/some/path"
+    assert config["studies"] == ["wide_deep", "infinite"]
+
+
+def test_only_numerals_become_numbers():
+    """Python's float() also reads 'nan' and 'inf'; as config values these are names."""
+    config = {}
+    apply_overrides(config, {"a": {"b": ["nan", "inf", "-3", "+2.5", "1e-3", ".5", "x1", "0x10"]}})
+    assert config == {"a": {"b": ["nan", "inf", -3, 2.5, 0.001, 0.5, "x1", 16]}}
 
 
 def test_without_typing_snakemake_leaves_nested_values_strings():

@@ -10,6 +10,7 @@ strings, before either check runs.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jsonschema
@@ -74,11 +75,10 @@ def _typed(value, key: str):
         return [_typed(v, f"{key}.{i}") for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
-    for number in (int, float):  # as Snakemake reads top-level values: 1e-3 is a float
-        try:
-            return number(value)
-        except ValueError:
-            pass
+    if re.fullmatch(r"[-+]?\d+", value):
+        return int(value)
+    if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", value):
+        return float(value)  # as Snakemake reads top-level values (YAML 1.1 would keep 1e-3 a string)
     try:
         return yaml.safe_load(value) if value.strip() else value
     except yaml.YAMLError as exc:
