@@ -143,6 +143,10 @@ def test_probe_set_smaller_than_two_batches_warns_and_records_batch_size(store):
     with pytest.warns(UserWarning, match="from 40 examples with batch_size 120: fewer than two batches"):
         one = cka.cka_from_stores(path, batch_size=120)
     assert one.attrs["batch_size"] == 40 and one.attrs["n_batches"] == 1  # what was used, not what was asked
+    model = models.mlp(1, 8, in_features=10, n_classes=3)
+    with pytest.warns(UserWarning, match="from 30 examples with batch_size 120"):
+        in_memory = cka.cka_heatmap(model, torch.randn(30, 10), batch_size=120)
+    assert in_memory.attrs["batch_size"] == 30 and in_memory.attrs["n_batches"] == 1
 
 
 # ----------------------------------------------------------------------------- through snakemake
