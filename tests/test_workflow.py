@@ -374,7 +374,7 @@ def test_report_has_every_figure_with_its_caption(tiny_run):
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     results = report_results((workdir / "report.html").read_text())
     figures = sorted(f"results/figures/{p.name}" for p in (workdir / "results/figures").glob("*.png"))
-    assert len(figures) == 26 and set(figures) <= set(results), set(figures) - set(results)
+    assert len(figures) >= 26 and set(figures) <= set(results), set(figures) - set(results)  # 26 in ci-tiny today
     by_rule = {}
     for path in figures:
         record = results[path]
