@@ -2,7 +2,7 @@ rule dump_activations:
     input:
         model=f"results/models/{MODEL}/model.pt",
         full="results/data/{dataset}/full.npz",
-        lib=library("data.py", "models.py", "train.py", "activations.py"),
+        lib=library_of("dump_activations.py"),
     output:
         directory(f"results/activations/{MODEL}/acts.zarr"),
     log:

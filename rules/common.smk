@@ -1,14 +1,21 @@
 # Shared by every stage: config validation, wildcard constraints, target lists, input functions.
+import ast
+import functools
 import itertools
+import os
 import re
 from pathlib import Path
 
 import yaml
 from snakemake.utils import validate
 
-from repatlas.config import check_schema, check_semantics
+from repatlas.config import apply_overrides, check_schema, check_semantics
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+# Exported, not read: envs/*.post-deploy.sh installs repatlas from here into each conda env that
+# Snakemake creates (--sdm conda), whatever the working directory.
+os.environ.update(REPATLAS_ROOT=workflow.basedir)
+apply_overrides(config, workflow.config_settings.config)  # nested --config values arrive as strings
 check_schema(config, yaml.safe_load(SCHEMA.read_text()))  # one clear message naming the key
 validate(config, schema=str(SCHEMA))  # fills in the schema's defaults
 check_semantics(config)
@@ -16,7 +23,6 @@ check_semantics(config)
 GRID = config["grid"]
 # Options that change a CKA result (params of the CKA rules; pairing options are not among them).
 CKA_ESTIMATOR = {k: config["cka"][k] for k in ("batch_size", "epochs", "window")}
-LIB = Path(workflow.basedir) / "src" / "repatlas"
 REDSHIFT = config["redshift"]
 INFINITE = config["infinite"]
 MITOSIS = config["mitosis"]
@@ -85,9 +91,61 @@ def first_pc_mem(wildcards, attempt):
     return int(attempt * (layers + 2) * n * n * 8 / 1e6)
 
 
-def library(*modules):
-    """Library files a job depends on, so that editing one reruns it (the `code` trigger sees only scripts)."""
-    return [str(LIB / m) for m in ("__init__.py", "io.py", "threads.py", *modules)]
+# ----------------------------------------------------------------------------- code dependencies
+# Snakemake's `code` rerun trigger sees only a job's script, not the library modules it imports.
+# So every rule's input has `lib=library_of("<its script>")`, which lists each repatlas file the
+# script imports, directly or through other repatlas modules, anywhere in a file (imports inside
+# functions included), read with `ast` (nothing is imported or run). Editing a module reruns
+# exactly the jobs whose scripts reach it. Paths are relative to the working directory, so a
+# project copied or moved elsewhere plans nothing. tests/test_code_deps.py checks every rule.
+SCRIPTS = Path(workflow.basedir) / "scripts"
+SRC = Path(workflow.basedir) / "src"
+
+
+def _module_file(name):
+    """The file of a dotted repatlas module or package; None for names that are not modules."""
+    base = SRC.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+@functools.cache
+def _imported_files(path):
+    """repatlas files that importing the Python file `path` executes first-hand: each imported
+    module and the __init__.py of every package on its dotted path."""
+    package = path.parent.relative_to(SRC).parts if path.is_relative_to(SRC) else ()
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            parts = list(package[: len(package) - node.level + 1]) if node.level else []
+            parts += node.module.split(".") if node.module else []
+            # `from repatlas import plots` imports a module; `from repatlas.cka import x` a name
+            names.add(".".join(parts))
+            names.update(".".join([*parts, alias.name]) for alias in node.names)
+    files = set()
+    for name in names:
+        parts = name.split(".")
+        if parts[0] == "repatlas":
+            files.update(filter(None, (_module_file(".".join(parts[:i])) for i in range(1, len(parts) + 1))))
+    return frozenset(files)
+
+
+def library_of(script):
+    """Library inputs of the jobs that run scripts/`script`: the repatlas files it imports,
+    transitively, as sorted paths relative to the working directory."""
+    path = SCRIPTS / script
+    if not path.is_file():
+        raise ValueError(f"library_of({script!r}): no such script {path}")
+    seen, todo = set(), [path]
+    while todo:
+        for f in _imported_files(todo.pop()) - seen:
+            seen.add(f)
+            todo.append(f)
+    return sorted(os.path.relpath(f) for f in seen)
 
 
 def grid_records(**fixed):

@@ -3,7 +3,7 @@
 
 rule complexity_sweep:
     input:
-        lib=library("complexity.py", "redshift.py"),
+        lib=library_of("complexity_sweep.py"),
     output:
         "results/complexity/{sweep}.nc",
     log:
@@ -28,7 +28,7 @@ rule complexity_sweep:
 
 rule summod:
     input:
-        lib=library("complexity.py", "redshift.py"),
+        lib=library_of("summod.py"),
     output:
         "results/complexity/summod.nc",
     log:

@@ -6,7 +6,7 @@ rule prepare_dataset:
     params:
         data_dir=config["data_dir"],
     input:
-        lib=library("data.py"),
+        lib=library_of("prepare_dataset.py"),
     benchmark:
         "results/benchmarks/data/{dataset}/full.tsv"
     resources:
@@ -22,7 +22,7 @@ rule prepare_dataset:
 rule subset_dataset:
     input:
         full="results/data/{dataset}/full.npz",
-        lib=library("data.py"),
+        lib=library_of("subset_dataset.py"),
     output:
         "results/data/{dataset}/train-n{n}-s{seed}.npz",
     log:

@@ -7,7 +7,7 @@ ENSEMBLE_TRAINING = {k: ENSEMBLES[k] for k in ("epochs", "batch_size", "lr", "we
 rule ensembles_methods:
     input:
         unpack(ensembles_inputs),
-        lib=library("data.py", "models.py", "ensembles.py"),
+        lib=library_of("ensembles_methods.py"),
     output:
         "results/ensembles/{data}-{regime}.nc",
     log:
@@ -34,7 +34,7 @@ rule ensembles_methods:
 rule ensembles_dropping:
     input:
         unpack(ensembles_inputs),
-        lib=library("data.py", "models.py", "ensembles.py"),
+        lib=library_of("ensembles_dropping.py"),
     output:
         "results/ensembles/{data}-dropping.nc",
     log:
@@ -59,7 +59,8 @@ rule ensembles_dropping:
 
 rule ensembles_summary:
     input:
-        [f for f in ensembles_files() if not f.endswith("-dropping.nc")],
+        nc=[f for f in ensembles_files() if not f.endswith("-dropping.nc")],
+        lib=library_of("ensembles_summary.py"),
     output:
         "results/ensembles/summary.csv",
     log:

@@ -1,7 +1,7 @@
 rule figure_cka_within_grid:
     input:
         cka=cka_within_grid_inputs(),
-        lib=library("plots.py"),
+        lib=library_of("figure_cka_grid.py"),
     output:
         png=report(
             "results/figures/cka_within_grid.png",
@@ -33,7 +33,7 @@ rule figure_cka_within_grid:
 rule figure_cka_across_seeds:
     input:
         cka=[across_file(p) for p in across_seeds_figure_pairs()],
-        lib=library("plots.py"),
+        lib=library_of("figure_cka_grid.py"),
     output:
         png=report(
             "results/figures/cka_across_seeds.png",
@@ -65,7 +65,7 @@ rule figure_cka_across_seeds:
 rule figure_cka_across_archs:
     input:
         cka=[across_file(p) for p in across_archs_figure_pairs()],
-        lib=library("plots.py"),
+        lib=library_of("figure_cka_grid.py"),
     output:
         png=report(
             "results/figures/cka_across_archs.png",
@@ -101,7 +101,7 @@ rule figure_cka_across_archs:
 rule figure_redshift_lines:
     input:
         sweep=lambda w: f"results/complexity/{REDSHIFT_LINES[w.figure]['sweep']}.nc",
-        lib=library("plots.py", "complexity.py", "redshift.py"),
+        lib=library_of("figure_complexity_lines.py"),
     output:
         png=report(
             "results/figures/redshift_{figure}.png",
@@ -135,7 +135,7 @@ rule figure_redshift_lines:
 
 rule figure_redshift_functions:
     input:
-        lib=library("plots.py", "complexity.py", "redshift.py"),
+        lib=library_of("figure_redshift_functions.py"),
     output:
         png=report(
             "results/figures/redshift_functions.png",
@@ -166,7 +166,7 @@ rule figure_redshift_functions:
 rule figure_summod:
     input:
         summod="results/complexity/summod.nc",
-        lib=library("plots.py"),
+        lib=library_of("figure_summod.py"),
     output:
         png=report(
             "results/figures/redshift_summod.png",
@@ -196,7 +196,7 @@ rule figure_summod:
 rule figure_infinite:
     input:
         data=lambda w: INFINITE_FIGURES[w.name]["data"],
-        lib=library("plots.py"),
+        lib=library_of("figure_infinite.py"),
     output:
         png=report(
             "results/figures/infinite_{name}.png",
@@ -230,7 +230,7 @@ rule figure_infinite:
 rule figure_mitosis:
     input:
         chunks=[f"results/mitosis/chunks/{m}.nc" for m in mitosis_models()],
-        lib=library("plots.py"),
+        lib=library_of("figure_mitosis.py"),
     output:
         png=report(
             "results/figures/mitosis_{name}.png",
@@ -265,7 +265,7 @@ rule figure_mitosis_ensemble:
     input:
         wide=f"results/mitosis/features/{mitosis_ensemble_wide()}.npz",
         members=[f"results/mitosis/features/{m}.npz" for m in mitosis_ensemble_members()],
-        lib=library("plots.py", "mitosis.py"),
+        lib=library_of("figure_mitosis_ensemble.py"),
     output:
         png=report(
             "results/figures/mitosis_ensemble.png",
@@ -303,7 +303,7 @@ rule figure_ensembles:
             if w.name == "dropping"
             else [f"results/ensembles/{d}-{r}.nc" for d in ensembles_data() for r in ENSEMBLES["regimes"]]
         ),
-        lib=library("plots.py"),
+        lib=library_of("figure_ensembles.py"),
     output:
         png=report(
             "results/figures/ensembles_{name}.png",

@@ -3,7 +3,7 @@
 
 rule infinite_cookbook:
     input:
-        lib=library("infinite.py"),
+        lib=library_of("infinite_cookbook.py"),
     output:
         "results/infinite/cookbook-{architecture}.nc",
     log:
@@ -26,7 +26,7 @@ rule infinite_cookbook:
 
 rule infinite_ntk_convergence:
     input:
-        lib=library("infinite.py"),
+        lib=library_of("infinite_ntk_convergence.py"),
     output:
         "results/infinite/ntk_convergence.nc",
     log:
@@ -49,7 +49,7 @@ rule infinite_regression:
     input:
         full="results/data/{dataset}/full.npz",
         subset=lambda w: f"results/data/{w.dataset}/train-n{w.n}-s{config['subset_seed']}.npz",
-        lib=library("data.py", "infinite.py"),
+        lib=library_of("infinite_regression.py"),
     output:
         "results/infinite/regression-{dataset}-n{n}.nc",
     log:

@@ -6,7 +6,7 @@ rule train_mitosis_model:
     input:
         subset=lambda w: f"results/data/{w.dataset}/train-n{w.n}-s{config['subset_seed']}.npz",
         full="results/data/{dataset}/full.npz",
-        lib=library("data.py", "models.py", "train.py"),
+        lib=library_of("train_mitosis_model.py"),
     output:
         model=f"results/mitosis/models/{MITOSIS_MODEL}/model.pt",
         metrics=f"results/mitosis/models/{MITOSIS_MODEL}/metrics.json",
@@ -35,7 +35,7 @@ rule mitosis_features:
         model=f"results/mitosis/models/{MITOSIS_MODEL}/model.pt",
         full="results/data/{dataset}/full.npz",
         subset=lambda w: f"results/data/{w.dataset}/train-n{w.n}-s{config['subset_seed']}.npz",
-        lib=library("data.py", "models.py", "train.py", "activations.py", "mitosis.py"),
+        lib=library_of("mitosis_features.py"),
     output:
         f"results/mitosis/features/{MITOSIS_MODEL}.npz",
     log:
@@ -58,7 +58,7 @@ rule mitosis_features:
 rule mitosis_chunks:
     input:
         features=f"results/mitosis/features/{MITOSIS_MODEL}.npz",
-        lib=library("data.py", "mitosis.py"),
+        lib=library_of("mitosis_chunks.py"),
     output:
         f"results/mitosis/chunks/{MITOSIS_MODEL}.nc",
     log:
@@ -82,7 +82,7 @@ rule mitosis_chunks:
 rule mitosis_summary:
     input:
         chunks=[f"results/mitosis/chunks/{m}.nc" for m in mitosis_models()],
-        lib=library("mitosis.py"),
+        lib=library_of("mitosis_summary.py"),
     output:
         "results/mitosis/summary.csv",
     log:

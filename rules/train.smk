@@ -2,7 +2,7 @@ rule train_model:
     input:
         subset=lambda w: f"results/data/{w.dataset}/train-n{w.n}-s{config['subset_seed']}.npz",
         full="results/data/{dataset}/full.npz",
-        lib=library("data.py", "models.py", "train.py"),
+        lib=library_of("train_model.py"),
     output:
         model=f"results/models/{MODEL}/model.pt",
         metrics=f"results/models/{MODEL}/metrics.json",

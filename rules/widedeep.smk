@@ -6,7 +6,7 @@ rule block_table:
     input:
         within=[f"results/cka/within/{m}.nc" for m in models()],
         across=[across_file(p) for p in across_seed_pairs()],
-        lib=library("cka.py", "blocks.py"),
+        lib=library_of("block_table.py"),
     output:
         "results/widedeep/blocks.csv",
     log:
@@ -36,7 +36,7 @@ rule evaluate_model:
         model=f"results/models/{MODEL}/model.pt",
         full="results/data/{dataset}/full.npz",
         subset=lambda w: f"results/data/{w.dataset}/train-n{w.n}-s{config['subset_seed']}.npz",
-        lib=library("data.py", "models.py", "train.py", "activations.py", "cka.py", "probes.py", "errors.py"),
+        lib=library_of("evaluate_model.py"),
     output:
         probes=f"results/widedeep/probes/{MODEL}.nc",
         pruning=f"results/widedeep/pruning/{MODEL}.nc",
@@ -64,7 +64,7 @@ rule error_analysis:
     input:
         a=lambda w: predictions_of(w.ga),
         b=lambda w: predictions_of(w.gb),
-        lib=library("errors.py"),
+        lib=library_of("error_analysis.py"),
     output:
         "results/widedeep/errors/{ga}__{gb}.nc",
     log:
@@ -89,7 +89,7 @@ rule error_analysis:
 rule figure_cka_data_grid:
     input:
         cka=[f"results/cka/within/{cell_model(c)}.nc" for c in data_grid_cells()],
-        lib=library("plots.py"),
+        lib=library_of("figure_cka_grid.py"),
     output:
         png=report(
             "results/figures/cka_data_grid.png",
@@ -121,11 +121,11 @@ rule figure_cka_data_grid:
 rule figure_widedeep:
     input:
         unpack(widedeep_figure_inputs),
-        lib=library("plots.py", "cka.py", "blocks.py"),
+        lib=library_of("figure_widedeep.py"),
     output:
         png=report(
             "results/figures/widedeep_{figure}.png",
-            caption="../workflow/report/widedeep_{figure}.rst",
+            caption="../workflow/report/widedeep.rst",
             category="Wide vs deep",
         ),
         pdf="results/figures/widedeep_{figure}.pdf",
@@ -158,7 +158,7 @@ rule figure_widedeep:
 rule figure_widedeep_errors:
     input:
         data="results/widedeep/errors/{ga}__{gb}.nc",
-        lib=library("plots.py"),
+        lib=library_of("figure_widedeep_errors.py"),
     output:
         png=report(
             "results/figures/widedeep_errors_{ga}__{gb}.png",

@@ -1,8 +1,7 @@
-import sys
-
 from repatlas.blocks import block_table_to_file
+from repatlas.joblog import log_to
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to(snakemake.log[0])
 p = snakemake.params
 block_table_to_file(
     dict(zip(p.ids, snakemake.input.within, strict=True)),

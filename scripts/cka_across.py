@@ -1,8 +1,7 @@
-import sys
-
 from repatlas.cka import cka_stores_to_file
+from repatlas.joblog import log_to
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to(snakemake.log[0])
 cka_stores_to_file(
     snakemake.input.a, snakemake.output[0], snakemake.input.b, threads=snakemake.threads,
     scheduler=snakemake.config["cka"]["scheduler"], **snakemake.params.cka

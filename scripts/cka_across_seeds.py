@@ -1,8 +1,9 @@
 import sys
 
 from repatlas.cka import cka_stores_to_file
+from repatlas.joblog import log_to
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to(snakemake.log[0])
 for (i, j), out in zip(snakemake.params.pairs, snakemake.output):
     print(f"{snakemake.input.acts[i]} vs {snakemake.input.acts[j]} -> {out}", file=sys.stderr)
     cka_stores_to_file(

@@ -1,9 +1,10 @@
 import sys
 
 from repatlas.io import write_netcdf
+from repatlas.joblog import log_to
 from repatlas.redshift import complexity_sweep
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to(snakemake.log[0])
 s = snakemake.params.sweep
 ds = complexity_sweep(
     activations=s["activation"], scales=s["scale"], depths=s["depth"], widths=s["width"],

@@ -1,8 +1,9 @@
 import sys
 
 from repatlas.activations import dump_from_checkpoint
+from repatlas.joblog import log_to
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to(snakemake.log[0])
 layers = dump_from_checkpoint(
     snakemake.input.model,
     snakemake.input.full,

@@ -1,7 +1,6 @@
-import sys
-
 from repatlas.errors import error_analysis_to_file
+from repatlas.joblog import log_to
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to(snakemake.log[0])
 error_analysis_to_file(snakemake.input.a, snakemake.input.b, snakemake.output[0],
                        permutations=snakemake.params.permutations)

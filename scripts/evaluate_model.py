@@ -1,9 +1,10 @@
 import sys
 
 from repatlas.errors import predictions_to_file
+from repatlas.joblog import log_to
 from repatlas.probes import probes_to_file, pruning_to_file
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to(snakemake.log[0])
 i, o, p = snakemake.input, snakemake.output, snakemake.params
 run = dict(device=p.device, threads=snakemake.threads)
 probes_to_file(i.model, i.full, i.subset, o.probes, **p.probes, **run)

@@ -1,11 +1,10 @@
-import sys
-
 import xarray as xr
 
+from repatlas.joblog import log_to
 from repatlas.plots import complexity_lines, save_figure
 from repatlas.redshift import normalise_by_unbiased
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to(snakemake.log[0])
 p = snakemake.params
 with xr.open_dataset(snakemake.input.sweep) as ds:
     normalised = normalise_by_unbiased(ds.load())

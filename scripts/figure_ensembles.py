@@ -1,11 +1,10 @@
-import sys
-
 import pandas as pd
 import xarray as xr
 
 from repatlas import plots
+from repatlas.joblog import log_to
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to(snakemake.log[0])
 p = snakemake.params
 if p.figure == "methods":
     fig = plots.ensembles_methods_figure(pd.read_csv(snakemake.input.summary), title=p.title)

@@ -2,10 +2,11 @@ import sys
 
 from repatlas.data import load_npz
 from repatlas.ensembles import ensemble_accuracy
+from repatlas.joblog import log_to
 from repatlas.mitosis import last_layer_units
 from repatlas.plots import mitosis_ensemble_figure, save_figure
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to(snakemake.log[0])
 wide, _ = load_npz(snakemake.input.wide)
 members = [load_npz(path)[0] for path in snakemake.input.members]
 labels = wide["labels_test"]

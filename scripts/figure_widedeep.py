@@ -1,8 +1,7 @@
-import sys
-
 from repatlas import plots
+from repatlas.joblog import log_to
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to(snakemake.log[0])
 p, figure, data = snakemake.params, snakemake.wildcards.figure, snakemake.input.data
 if figure == "blocks":
     plots.blocks_figure_to_file(data[0], snakemake.output, title=p.title)

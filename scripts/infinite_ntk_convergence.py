@@ -4,8 +4,9 @@ import torch
 
 from repatlas.infinite import ntk_convergence
 from repatlas.io import write_netcdf
+from repatlas.joblog import log_to
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 ds = ntk_convergence(**snakemake.params.ntk)
 print(ds, file=sys.stderr)

@@ -5,8 +5,9 @@ import torch
 from repatlas.data import load_npz, probe_set
 from repatlas.infinite import regression_experiment
 from repatlas.io import write_netcdf
+from repatlas.joblog import log_to
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 full, _ = load_npz(snakemake.input.full)
 train, _ = load_npz(snakemake.input.subset)

@@ -1,7 +1,8 @@
 import sys
 
+from repatlas.joblog import log_to
 from repatlas.mitosis import features_to_file
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to(snakemake.log[0])
 print(features_to_file(snakemake.input.model, snakemake.input.full, snakemake.input.subset, snakemake.output[0]),
       file=sys.stderr)

@@ -1,6 +1,5 @@
-import sys
-
+from repatlas.joblog import log_to
 from repatlas.mitosis import summary_to_file
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to(snakemake.log[0])
 summary_to_file(snakemake.input.chunks, snakemake.output[0])

@@ -1,6 +1,7 @@
 import sys
 
 from repatlas.data import write_full
+from repatlas.joblog import log_to
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to(snakemake.log[0])
 print(write_full(snakemake.wildcards.dataset, snakemake.output[0], snakemake.params.data_dir), file=sys.stderr)

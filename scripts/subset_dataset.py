@@ -1,8 +1,9 @@
 import sys
 
 from repatlas.data import write_subset
+from repatlas.joblog import log_to
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to(snakemake.log[0])
 meta = write_subset(
     snakemake.input.full, snakemake.output[0], int(snakemake.wildcards.n), int(snakemake.wildcards.seed)
 )

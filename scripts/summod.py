@@ -1,9 +1,10 @@
 import sys
 
 from repatlas.io import write_netcdf
+from repatlas.joblog import log_to
 from repatlas.redshift import summod_sweep
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to(snakemake.log[0])
 p = snakemake.params.summod
 ds = summod_sweep(
     activations=p["activation"], alphas=p["alpha"], Ms=p["M"], seeds=p["seed"], steps=p["steps"],

@@ -1,5 +1,7 @@
+from repatlas.joblog import log_to
 from repatlas.train import TrainConfig, train_to_files
 
+log_to(snakemake.log[0])  # training adds its epoch lines to the same log
 w = snakemake.wildcards
 train_to_files(
     snakemake.input.subset,
@@ -13,4 +15,5 @@ train_to_files(
     config=TrainConfig(**snakemake.params.train, seed=int(w.seed)),
     device=snakemake.params.device,
     threads=snakemake.threads,
+    progress=False,  # the log's epoch lines are the progress record; a bar in a file is noise
 )

@@ -1,5 +1,7 @@
+from repatlas.joblog import log_to
 from repatlas.train import TrainConfig, train_to_files
 
+log_to(snakemake.log[0])  # training adds its epoch lines to the same log
 w = snakemake.wildcards
 train_to_files(
     snakemake.input.subset,
@@ -14,4 +16,5 @@ train_to_files(
     model_options=snakemake.params.model_options,
     device=snakemake.params.device,
     threads=snakemake.threads,
+    progress=False,  # the log's epoch lines are the progress record; a bar in a file is noise
 )

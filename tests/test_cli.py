@@ -52,3 +52,33 @@ def test_bad_arguments_give_one_clear_error(store, tmp_path, capsys):
 def test_console_script_help():
     result = subprocess.run([sys.executable, "-m", "repatlas.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "cka" in result.stdout and "info" in result.stdout
+
+
+def test_info_reads_multi_variable_datasets_and_tables(tmp_path, capsys):
+    ds = xr.Dataset({"test_accuracy": ("layer", [0.5, 0.75]), "train_accuracy": ("layer", [0.6, 0.9])},
+                    coords={"layer": ["stem", "pool"]}, attrs={"epochs": 2})
+    ds.to_netcdf(tmp_path / "probes.nc")
+    assert cli.main(["info", str(tmp_path / "probes.nc")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["kind"] == "Dataset" and info["dims"] == {"layer": 2} and info["attrs"] == {"epochs": 2}
+    assert info["variables"]["train_accuracy"] == {"dims": ["layer"], "dtype": "float64"}
+    assert info["coords"] == {"layer": ["stem", "pool"]}
+    (tmp_path / "t.csv").write_text("a,b\n1,x\n2,y\n")
+    assert cli.main(["info", str(tmp_path / "t.csv")]) == 0
+    assert json.loads(capsys.readouterr().out) == {"kind": "table", "rows": 2, "columns": {"a": "int64", "b": "str"}}
+
+
+def test_info_into_a_closed_pipe_is_quiet(store):
+    """`repatlas info store | head -1`: the reader leaves early; no BrokenPipeError traceback."""
+    result = subprocess.run(f"{sys.executable} -m repatlas.cli info {store} | head -n 1", shell=True,
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout == "{\n" and result.stderr == ""
+
+
+def test_cka_batch_size_default_is_the_pipelines():
+    import yaml
+    from pathlib import Path
+
+    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+    pipeline = schema["properties"]["cka"]["properties"]["batch_size"]["default"]
+    assert cli.build_parser().parse_args(["cka", "a.zarr", "-o", "o.nc"]).batch_size == pipeline

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from repatlas.config import ConfigError, check_schema, check_semantics
+from repatlas.config import ConfigError, apply_overrides, check_schema, check_semantics
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -67,6 +67,7 @@ def edit(path, value):
         (("grid", "arch"), "vgg", "grid.arch", "expected one of 'resnet', 'mlp'"),
         (("device",), "tpu", "device", "does not match"),
         (("probe_size",), 1000, "probe_size", "exceeds the digits test split of 360"),
+        (("probe_size",), 200, "cka.batch_size", "120 needs probe_size >= 240.*got probe_size 200"),
     ],
 )
 def test_bad_config_names_key(path, value, key, expected):
@@ -84,3 +85,64 @@ def test_check_does_not_mutate_on_error():
     with pytest.raises(ConfigError):
         checked(config)
     assert config == snapshot
+
+
+# ----------------------------------------------------------------------------- --config overrides
+
+
+def overridden(*args):
+    """config.yaml with command-line overrides, parsed and merged by Snakemake's own code, typed
+    by apply_overrides, then checked: what common.smk does with `snakemake --config ARGS`."""
+    from snakemake.cli import parse_config
+    from snakemake.utils import update_config
+
+    overrides = parse_config(list(args))
+    config = base()
+    update_config(config, overrides)
+    apply_overrides(config, overrides)
+    return checked(config)
+
+
+def test_nested_overrides_are_typed_like_a_config_file():
+    config = overridden("grid={depth: [8, 14], width: [1]}", "train={epochs: 2, lr: 0.05, weight_decay: 1e-4}",
+                        "cka={across_seeds: false}", "train={flip: true}", "probe_size=300", "data_dir=/some/path",
+                        "studies=[wide_deep, infinite]")
+    assert config["grid"]["depth"] == [8, 14] and config["grid"]["width"] == [1]
+    assert config["grid"]["n"] == [500]  # keys not overridden keep the config file's values
+    assert config["train"]["epochs"] == 2 and isinstance(config["train"]["epochs"], int)
+    assert config["train"]["lr"] == 0.05 and config["train"]["weight_decay"] == 1e-4
+    assert config["train"]["flip"] is True and config["cka"]["across_seeds"] is False
+    assert config["train"]["crop_pad"] == 1  # from config.yaml, next to the overridden train keys
+    assert config["probe_size"] == 300 and config["data_dir"] == "/some/path"
+    assert config["studies"] == ["wide_deep", "infinite"]
+
+
+def test_only_numerals_become_numbers():
+    """Python's float() also reads 'nan' and 'inf'; as config values these are names."""
+    config = {}
+    apply_overrides(config, {"a": {"b": ["nan", "inf", "-3", "+2.5", "1e-3", ".5", "x1", "0x10"]}})
+    assert config == {"a": {"b": ["nan", "inf", -3, 2.5, 0.001, 0.5, "x1", 16]}}
+
+
+def test_without_typing_snakemake_leaves_nested_values_strings():
+    """The failure apply_overrides fixes: Snakemake's parse keeps nested leaves as strings."""
+    from snakemake.cli import parse_config
+
+    assert parse_config(["grid={depth: [8]}"]) == {"grid": {"depth": ["8"]}}
+
+
+@pytest.mark.parametrize(
+    "arg,key,expected",
+    [
+        ("grid={depth: [8}", "grid", "is not valid YAML"),
+        ("grid={depth: [8, x]}", "grid.depth.1", "'x' is not of type 'integer'"),
+        ("train={epochs: two}", "train.epochs", "'two' is not of type 'integer'"),
+        ("cka={across_seeds: maybe}", "cka.across_seeds", "is not of type 'boolean'"),
+    ],
+)
+def test_malformed_override_is_one_line_naming_the_key(arg, key, expected):
+    with pytest.raises(ConfigError) as info:
+        overridden(arg)
+    message = str(info.value)
+    assert f"config key '{key}'" in message and expected in message, message
+    assert "\n" not in message

@@ -1,6 +1,8 @@
 """The real workflow, run by snakemake on configs/ci-tiny.yaml in a temporary directory."""
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,20 +74,81 @@ def test_rerun_has_nothing_to_do(tiny_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_library_change_reruns_dependants(tiny_run, tmp_path):
+# Three modules at different depths of the import graph: ensembles.py (imported by the ensembles
+# scripts and figure_mitosis_ensemble), config.py (imported by models.py, so by everything that
+# builds a model) and cka.py (imported by CKA scripts and, through blocks.py, by plots.py).
+EDITED = ["ensembles.py", "config.py", "cka.py"]
+
+
+def rule_scripts() -> dict[str, str]:
+    """rule name -> its script's file name, read from rules/*.smk."""
+    found = {}
+    for smk in (ROOT / "rules").glob("*.smk"):
+        for name, body in re.findall(r"(?m)^\s*rule (\w+):\n((?:\s{4,}.*\n|\n)*)", smk.read_text()):
+            script = re.search(r'script:\s*\n\s*"\.\./scripts/([\w.]+)"', body)
+            if script:
+                found[name] = script.group(1)
+    return found
+
+
+def planned_rules(workdir) -> set[str]:
+    """Rules with jobs in a dry run (its job-stats table)."""
+    result = snakemake(workdir, "-n", "--quiet", "rules")
+    assert result.returncode == 0, result.stderr[-4000:]
+    return set(re.findall(r"(?m)^(\w+)\s+\d+$", result.stdout + result.stderr)) - {"total"}
+
+
+def rule_children(workdir) -> dict[str, set[str]]:
+    """rule -> rules that read its outputs (Snakemake's rule graph)."""
+    dot = snakemake(workdir, "--rulegraph").stdout
+    names = dict(re.findall(r'(?m)^\s*(\d+)\[label = "(\w+)"', dot))
+    children = {}
+    for a, b in re.findall(r"(?m)^\s*(\d+) -> (\d+)", dot):
+        children.setdefault(names[a], set()).add(names[b])
+    return children
+
+
+def downstream(children: dict[str, set[str]], rules: set[str]) -> set[str]:
+    """`rules` and every rule that reads their outputs, directly or not."""
+    found, todo = set(rules), list(rules)
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def test_editing_a_module_reruns_exactly_the_rules_whose_scripts_import_it(tiny_run):
+    """Per edited module: the planned jobs are those of the rules whose scripts import it (computed
+    independently, with modulefinder) and of the rules downstream of them, nothing else.
+    (Snakemake's per-job reasons cannot attribute it: a job whose inputs are also being rebuilt
+    only says 'Input files updated by another job'.)"""
+    from test_code_deps import import_closure
+
     workdir, _ = tiny_run
-    lib = workdir / "src/repatlas/cka.py"
-    original = lib.read_text()
-    try:
-        # a content change (an mtime-only touch with the same checksum reruns nothing)
-        lib.write_text(original + "\n# edited\n")
-        result = snakemake(workdir, "-n")
-        out = result.stdout + result.stderr
-        assert result.returncode == 0, out
-        assert "rule cka_within" in out and "rule figure_cka_within_grid" in out
-        assert "rule train_model" not in out and "rule dump_activations" not in out
-    finally:
-        lib.write_text(original)
+    scripts = rule_scripts()
+    children = rule_children(workdir)
+    for module in EDITED:
+        lib = workdir / "src/repatlas" / module
+        original = lib.read_text()
+        try:
+            lib.write_text(original + "\n# edited\n")  # a content change: a mere touch reruns nothing
+            planned = planned_rules(workdir)
+        finally:
+            lib.write_text(original)
+        importers = {rule for rule, script in scripts.items()
+                     if f"src/repatlas/{module}" in import_closure(ROOT / "scripts" / script)}
+        assert importers and importers <= planned, (module, sorted(importers - planned))
+        expected = downstream(children, importers)
+        assert planned == expected, (module, sorted(planned ^ expected))
+        if module == "ensembles.py":
+            assert {"ensembles_summary", "figure_mitosis_ensemble"} <= importers  # missed by the old lists
+            assert "train_model" not in planned and "train_mitosis_model" not in planned
+        if module == "config.py":
+            assert "train_model" in importers  # models.py imports config.py
+        if module == "cka.py":
+            assert not {"train_model", "dump_activations", "prepare_dataset"} & planned
 
 
 def test_lint_is_clean():
@@ -237,3 +300,109 @@ def test_wide_deep_analyses(tiny_run):
     for name in figures:
         for ext in ("png", "pdf"):
             assert (res / "figures" / f"{name}.{ext}").stat().st_size > 1000
+
+
+# ----------------------------------------------------------------------------- a finished project elsewhere
+
+
+def test_copied_or_moved_project_plans_nothing(tiny_run, tmp_path):
+    """Input paths are relative: copying the finished project deeper (`cp -a` keeps timestamps)
+    and then moving it shallower (`mv`) leaves Snakemake nothing to do in either place."""
+    workdir, _ = tiny_run
+    copy = tmp_path / "a" / "b" / "c" / "copy"
+    assert len(copy.parts) != len(workdir.parts) and len((tmp_path / "moved").parts) != len(copy.parts)
+    shutil.copytree(workdir, copy, symlinks=True)  # copy2: timestamps kept
+    result = snakemake(copy, "-n")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0 and "Nothing to be done" in out, out[-3000:]
+    moved = copy.rename(tmp_path / "moved")
+    result = snakemake(moved, "-n")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0 and "Nothing to be done" in out, out[-3000:]
+
+
+def test_damaged_store_fails_its_job_with_one_line(tiny_run, tmp_path):
+    workdir, _ = tiny_run
+    project = shutil.copytree(workdir, tmp_path / "project", symlinks=True)
+    model = "digits-n100/resnet-d8-w1/s0"
+    chunk = project / "results/activations" / model / "acts.zarr/block2/c/1/0"
+    data = bytearray(chunk.read_bytes())
+    data[20:40] = b"\xff" * 20
+    chunk.write_bytes(bytes(data))
+    result = snakemake(project, "--cores", "1", "--force", f"results/cka/within/{model}.nc")
+    assert result.returncode != 0
+    ours = [line for line in result.stderr.splitlines() if line.startswith("repatlas: ")]
+    assert len(ours) == 1, result.stderr[-3000:]
+    assert ours[0].startswith(f"repatlas: DamagedStoreError: results/activations/{model}/acts.zarr: layer 'block2', "
+                              f"chunk 1 (examples 20-39, file results/activations/{model}/acts.zarr/block2/c/1/0)")
+    assert "rerun snakemake" in ours[0]
+    log = (project / "results/logs/cka/within" / f"{model}.log").read_text()
+    assert "Traceback (most recent call last)" in log and "DamagedStoreError" in log
+
+
+def test_info_reads_every_file_the_project_writes(tiny_run):
+    from repatlas.cli import describe
+
+    workdir, _ = tiny_run
+    res = workdir / "results"
+    netcdf = sorted(res.rglob("*.nc"))
+    assert len(netcdf) > 50
+    kinds = {describe(path)["kind"] for path in netcdf}
+    assert kinds == {"DataArray", "Dataset"}  # CKA matrices and the analyses' Datasets
+    for path in [*sorted(res.rglob("*.csv")), *sorted(res.rglob("*.zarr"))[:2], next(res.rglob("*.npz")),
+                 next(res.rglob("model.pt")), next(res.rglob("metrics.json"))]:
+        assert describe(path, verify=True), path
+    store = next(res.rglob("*.zarr"))
+    assert describe(store, verify=True)["verify"]["damaged"] == []
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def report_results(html: str) -> dict[str, dict]:
+    """{path: record} of the results a Snakemake report embeds (`var results = {...};`): each
+    record has the rendered caption (HTML), the rule and the wildcards of the job that made it."""
+    start = html.index("var results = ", html.index('<script id="results">')) + len("var results = ")
+    return json.JSONDecoder().raw_decode(html, start)[0]
+
+
+def test_report_has_every_figure_with_its_caption(tiny_run):
+    """Every figure of the run is in the report with its caption, and a rule drawing several
+    figures (a {figure}/{name} wildcard) gives each its own caption through the templating."""
+    workdir, _ = tiny_run
+    result = snakemake(workdir, "--report", "report.html")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    results = report_results((workdir / "report.html").read_text())
+    figures = sorted(f"results/figures/{p.name}" for p in (workdir / "results/figures").glob("*.png"))
+    assert len(figures) >= 26 and set(figures) <= set(results), set(figures) - set(results)  # 26 in ci-tiny today
+    by_rule = {}
+    for path in figures:
+        record = results[path]
+        caption = record["caption"]
+        assert len(caption) > 200 and "{{" not in caption and "{%" not in caption, (path, caption)
+        by_rule.setdefault(record["job_properties"]["rule"], []).append((path, caption))
+    name = lambda path: Path(path).stem
+    for rule, entries in by_rule.items():
+        if len(entries) > 1:  # one caption file, one paragraph per figure
+            assert len({caption for _, caption in entries}) == len(entries), rule
+    assert "largest block" in results["results/figures/widedeep_blocks.png"]["caption"]
+    assert "probe accuracy" in results["results/figures/widedeep_probes.png"]["caption"]
+    for path, caption in by_rule["figure_redshift_lines"] + by_rule["figure_infinite"] + by_rule["figure_ensembles"]:
+        assert name(path) in caption, (path, caption)  # the figure's own wildcard, rendered
+    for path, caption in by_rule["figure_widedeep_errors"]:
+        ga, gb = name(path).removeprefix("widedeep_errors_").split("__")
+        assert ga in caption and gb in caption
+
+
+def test_nested_config_overrides_on_the_command_line(tmp_path):
+    """`--config 'grid={...}'` reaches the rules typed (Snakemake passes nested values as strings)."""
+    workdir = copy_workflow(tmp_path)
+    smk = [sys.executable, "-m", "snakemake", "-n", "--config"]
+    ok = subprocess.run([*smk, "grid={depth: [8], width: [1, 2]}", "train={epochs: 2}", "cka={across_seeds: false}"],
+                        cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    counts = dict(re.findall(r"(?m)^(\w+)\s+(\d+)$", ok.stdout))
+    assert counts["train_model"] == "2" and counts["cka_within"] == "2"  # depth 8 × widths 1, 2
+    bad = subprocess.run([*smk, "grid={depth: [8}"], cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0
+    assert "config key 'grid': --config value '{depth: [8}' is not valid YAML" in bad.stdout + bad.stderr

@@ -194,7 +194,7 @@ def _centred_gram(array, n: int, rows: int, name: str) -> np.ndarray:
     spans = [(lo, min(lo + rows, n)) for lo in range(0, n, rows)]
 
     def read(lo, hi):
-        return np.asarray(array[lo:hi], dtype=np.float64).reshape(hi - lo, -1)
+        return activations.read_rows(array, lo, hi).astype(np.float64).reshape(hi - lo, -1)
 
     if len(spans) == 1:
         x = read(0, n)

@@ -10,6 +10,7 @@ catastrophically, features are centred per batch before it (`_gram`).
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -255,6 +256,17 @@ def as_dataarray(matrix: np.ndarray, layers_a, layers_b, **attrs):
 # ----------------------------------------------------------------------------- streaming from zarr
 
 
+def _warn_single_batch(n: int, batch_size: int, source, stacklevel: int = 3) -> None:
+    """Minibatch CKA averages HSIC over batches; from fewer than two it is a single-batch estimate
+    (noisier, and not the quantity a file's batch_size would suggest)."""
+    if n < 2 * batch_size:
+        warnings.warn(
+            f"CKA of {source} from {n} examples with batch_size {batch_size}: fewer than two batches, "
+            f"so the minibatch estimate is one batch of {min(n, batch_size)} examples; use at least "
+            f"{2 * batch_size} examples or batch_size <= {n // 2}", stacklevel=stacklevel,
+        )
+
+
 def batch_plan(n: int, batch_size: int, chunk: int, *, shuffle: bool, rng, window: int):
     """Windows of batches covering all n examples once.
 
@@ -388,6 +400,7 @@ def cka_from_stores(
             if arr.shape[0] != n:
                 raise ValueError(f"{path}: layer {name!r} has {arr.shape[0]} examples; expected {n}")
     chunk = arrays_a[0].chunks[0]
+    _warn_single_batch(n, batch_size, path_a)
 
     rng = np.random.default_rng(seed)
     plans = [b for _ in range(epochs) for b in batch_plan(n, batch_size, chunk, shuffle=shuffle, rng=rng, window=window)]
@@ -410,7 +423,8 @@ def cka_from_stores(
         names_a,
         names_b,
         estimator="minibatch linear CKA, unbiased HSIC (U-centred)",
-        batch_size=batch_size,
+        batch_size=min(batch_size, n),  # what was used: a probe set smaller than one batch is one batch
+        n_batches=acc.batches,
         epochs=epochs,
         shuffle=int(shuffle),
         seed=seed,
@@ -478,6 +492,7 @@ def cka_heatmap(
     x = torch.as_tensor(inputs)
     if len(x) < MIN_BATCH:
         raise ValueError(f"inputs must hold at least {MIN_BATCH} examples; got {len(x)}")
+    _warn_single_batch(len(x), batch_size, "inputs", stacklevel=4)  # past torch.no_grad's wrapper
     device = next(iter(model_a.parameters()), torch.empty(0)).device
     x = x.to(device)
     hooks_a = _gram_capture(model_a, list(layers_a) if layers_a else _default_layers(model_a))
@@ -513,8 +528,8 @@ def cka_heatmap(
         for m, mode in zip((model_a, model_b), was_training):
             m.train(mode)
     names_b = acc.names_a if hooks_b is None else acc.names_b
-    return as_dataarray(acc.compute().copy(), acc.names_a, names_b, batch_size=batch_size,
-                        epochs=epochs, seed=seed,
+    return as_dataarray(acc.compute().copy(), acc.names_a, names_b, batch_size=min(batch_size, len(x)),
+                        n_batches=acc.batches, epochs=epochs, seed=seed,
                         estimator="minibatch linear CKA, unbiased HSIC (U-centred)")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -25,31 +26,57 @@ def _cmd_cka(args) -> int:
     return 0
 
 
-def describe(path: Path) -> dict:
-    """A short, JSON-serialisable description of any repatlas artifact."""
+def _values(values, limit: int = 12) -> list:
+    """Coordinate values for display: all of them, or the first `limit` and how many more."""
+    shown = [str(v) for v in values[:limit]]
+    return shown + [f"... ({len(values) - limit} more)"] if len(values) > limit else shown
+
+
+def _describe_netcdf(path: Path, verify: bool) -> dict:
+    """A .nc file the pipeline writes: a DataArray (CKA) or a Dataset of several variables
+    (first PC, probes, pruning, predictions, complexity sweeps, ...). `verify` reads every value."""
+    import xarray as xr
+
+    with xr.open_dataset(path) as ds:
+        if verify:
+            ds.load()  # decoding every variable is the check
+        coords = {dim: _values(ds[dim].values) for dim in ds.dims if dim in ds.coords}
+        if len(ds.data_vars) == 1:
+            (name, da), = ds.data_vars.items()
+            return {"kind": "DataArray", "name": name, "dims": dict(da.sizes), "dtype": str(da.dtype),
+                    "attrs": dict(da.attrs) or dict(ds.attrs), **{f"{d} coords": coords[d] for d in da.dims if d in coords}}
+        return {
+            "kind": "Dataset",
+            "dims": dict(ds.sizes),
+            "variables": {n: {"dims": list(v.dims), "dtype": str(v.dtype)} for n, v in ds.data_vars.items()},
+            "coords": coords,
+            "attrs": dict(ds.attrs),
+        }
+
+
+def describe(path: Path, *, verify: bool = False) -> dict:
+    """A short, JSON-serialisable description of any repatlas artifact. With `verify`, every
+    chunk of an activation store (every value of a .nc file) is read, and an activation store's
+    description gets a "verify" entry listing damaged chunks."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
     if path.suffix == ".zarr" or (path / "zarr.json").exists():
-        from repatlas.activations import layer_arrays, open_layers
+        from repatlas.activations import layer_arrays, open_layers, verify_store
 
         layers, attrs = open_layers(path)
         arrays = layer_arrays(path)
-        return {
+        out = {
             "kind": "activation store",
             "examples": attrs.get("n_examples"),
             "layers": {n: {"shape": list(a.shape), "chunks": list(a.chunks), "dtype": str(a.dtype)}
                        for n, a in arrays.items()},
             "attrs": {k: v for k, v in attrs.items() if k != "layers"},
         }
+        if verify:
+            out["verify"] = verify_store(path)
+        return out
     if path.suffix == ".nc":
-        import xarray as xr
-
-        with xr.open_dataarray(path) as da:
-            out = {"kind": "DataArray", "name": da.name, "dims": dict(da.sizes), "attrs": dict(da.attrs)}
-            for dim in da.dims:
-                if dim in da.coords:
-                    out[f"{dim} coords"] = [str(v) for v in da[dim].values]
-            return out
+        return _describe_netcdf(path, verify)
     if path.suffix == ".npz":
         from repatlas.data import load_npz
 
@@ -64,11 +91,28 @@ def describe(path: Path) -> dict:
                 "meta": meta}
     if path.suffix == ".json":
         return json.loads(path.read_text())
-    raise ValueError(f"{path}: unknown artifact type; expected .zarr, .nc, .npz, .pt or .json")
+    if path.suffix == ".csv":
+        import pandas as pd
+
+        table = pd.read_csv(path)
+        return {"kind": "table", "rows": len(table), "columns": {c: str(t) for c, t in table.dtypes.items()}}
+    raise ValueError(f"{path}: unknown artifact type; expected .zarr, .nc, .npz, .pt, .json or .csv")
+
+
+def _plain(value):
+    """JSON for what json does not know: NumPy scalars and arrays (netCDF attrs) as numbers and lists."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
 
 
 def _cmd_info(args) -> int:
-    print(json.dumps(describe(args.artifact), indent=2, default=str))
+    info = describe(args.artifact, verify=args.verify)
+    print(json.dumps(info, indent=2, default=_plain))
+    damaged = info.get("verify", {}).get("damaged", [])
+    if damaged:
+        print(f"repatlas info: {args.artifact}: {len(damaged)} of {info['verify']['chunks']} chunks cannot be "
+              f"read (listed under verify.damaged); delete the store (rm -r {args.artifact}) and rerun "
+              "snakemake, which writes it again", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -82,15 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
     cka.add_argument("-o", "--output", type=Path, required=True, help="output .nc file")
     cka.add_argument("--layers-a", nargs="+", help="layers of A (default: all)")
     cka.add_argument("--layers-b", nargs="+", help="layers of B (default: all)")
-    cka.add_argument("--batch-size", type=int, default=256)
+    cka.add_argument("--batch-size", type=int, default=120,
+                     help="examples per minibatch (default 120, as the pipeline's cka.batch_size)")
     cka.add_argument("--epochs", type=int, default=1, help="passes (reshuffled when > 1)")
     cka.add_argument("--seed", type=int, default=0)
     cka.add_argument("--threads", type=int, default=1)
     cka.add_argument("--window", type=int, default=8, help="storage chunks read at a time")
     cka.set_defaults(func=_cmd_cka)
 
-    info = sub.add_parser("info", help="describe an artifact (.zarr, .nc, .npz, .pt, .json)")
+    info = sub.add_parser("info", help="describe an artifact (.zarr, .nc, .npz, .pt, .json, .csv) as JSON")
     info.add_argument("artifact", type=Path)
+    info.add_argument("--verify", action="store_true",
+                      help="read every chunk of an activation store (every value of a .nc file); "
+                           "exit status 1 and the damaged chunks listed if any cannot be read")
     info.set_defaults(func=_cmd_info)
     return parser
 
@@ -102,6 +150,11 @@ def main(argv=None) -> int:
     except (FileNotFoundError, KeyError, ValueError) as exc:
         print(f"repatlas {args.command}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader left (`repatlas info ... | head`): not an error of ours; point stdout at
+        # /dev/null so that the interpreter's final flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

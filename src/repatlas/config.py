@@ -3,14 +3,18 @@
 The JSON schema (workflow/schemas/config.schema.yaml) says what each key may be; `check_schema`
 reports the first violation as `config key 'a.b': <what is wrong>; expected <what is allowed>`.
 `check_semantics` adds the rules a schema cannot express (ResNet depths of the form 6n+2,
-subsets no larger than the dataset).
+subsets no larger than the dataset, at least two CKA batches in the probe set).
+`apply_overrides` types the values of nested `--config` overrides, which Snakemake passes on as
+strings, before either check runs.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jsonschema
+import yaml
 
 from repatlas.data import DATASET_SIZES
 
@@ -62,6 +66,51 @@ def check_schema(config: dict, schema: dict) -> None:
     raise ConfigError(f"config key {_key(path)!r}: {err.message}; expected {_expected(err)}")
 
 
+def _typed(value, key: str):
+    """A command-line value read as a config file would read it: numbers, booleans, lists and
+    mappings from their YAML spelling; other strings stay strings."""
+    if isinstance(value, dict):
+        return {k: _typed(v, f"{key}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v, f"{key}.{i}") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+    if re.fullmatch(r"[-+]?\d+", value):
+        return int(value)
+    if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", value):
+        return float(value)  # as Snakemake reads top-level values (YAML 1.1 would keep 1e-3 a string)
+    try:
+        return yaml.safe_load(value) if value.strip() else value
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(
+            f"config key {key!r}: --config value {value!r} is not valid YAML ({problem}); expected "
+            f"e.g. --config 'grid={{depth: [8, 14], width: [1]}}' 'train={{epochs: 2}}'"
+        ) from None
+
+
+def _merge(config: dict, overrides: dict) -> None:
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            _merge(config[key], value)
+        else:
+            config[key] = value
+
+
+def apply_overrides(config: dict, overrides: dict) -> None:
+    """Give `--config` overrides their YAML types in `config` (in place), so nested keys work as
+    typed: `--config 'grid={depth: [8]}' 'train={epochs: 2}' 'cka={across_seeds: false}'`.
+
+    Snakemake reads a nested override with YAML's base loader, which keeps every leaf a string
+    ({"grid": {"depth": ["8"]}}), and merges it into `config`; `overrides` is that raw mapping
+    (Snakemake's `workflow.config_settings.config`). Each string leaf is read again as YAML (after
+    int and float, as Snakemake reads top-level values) and written back at its place. A value
+    that is not valid YAML raises ConfigError naming its key. Dotted keys (`grid.depth=[8]`) are
+    refused by Snakemake itself before the workflow is read.
+    """
+    _merge(config, {key: _typed(value, key) for key, value in overrides.items()})
+
+
 def check_semantics(config: dict) -> None:
     """Checks beyond the schema; `config` must already have its defaults filled in."""
     grid = config["grid"]
@@ -86,6 +135,14 @@ def check_semantics(config: dict) -> None:
         raise ConfigError(
             f"config key 'grid.n': subset size(s) {too_big} exceed the {config['dataset']} "
             f"training pool of {n_train} examples; expected values between 1 and {n_train}"
+        )
+    batch = config["cka"]["batch_size"]
+    if "wide_deep" in config["studies"] and config["probe_size"] < 2 * batch:
+        raise ConfigError(
+            f"config key 'cka.batch_size': {batch} needs probe_size >= {2 * batch} (minibatch CKA "
+            f"averages over batches; one batch of {config['probe_size']} examples is a different, "
+            f"noisier estimate); expected probe_size >= 2 x cka.batch_size, got probe_size "
+            f"{config['probe_size']}"
         )
     if config["probe_size"] > n_test:
         raise ConfigError(

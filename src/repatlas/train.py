@@ -488,7 +488,8 @@ def train_to_files(
     seed_everything(config.seed)
     model = build_model(**spec)
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w") as log_file:
+    # appended: a pipeline job's stderr (repatlas.joblog.log_to) shares this log file
+    with open(log_path, "a") as log_file:
         def log(line: str) -> None:
             print(line, file=log_file, flush=True)
 
