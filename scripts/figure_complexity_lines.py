@@ -3,13 +3,9 @@ import sys
 import xarray as xr
 
 from repatlas.plots import complexity_lines, save_figure
-from repatlas.redshift import normalise_by_unbiased
 
 sys.stderr = open(snakemake.log[0], "w")
 p = snakemake.params
 with xr.open_dataset(snakemake.input.sweep) as ds:
-    normalised = normalise_by_unbiased(ds.load())
-fig = complexity_lines(
-    normalised, x=p.x, hue=p.hue, col=p.col, select=p.select, logx=p.logx, title=p.title
-)
+    fig = complexity_lines(ds.load(), x=p.x, hue=p.hue, col=p.col, select=p.select, logx=p.logx, title=p.title)
 save_figure(fig, *snakemake.output)

@@ -1,5 +1,6 @@
 import sys
 
+from repatlas.complexity import MeasureSettings
 from repatlas.io import write_netcdf
 from repatlas.redshift import summod_sweep
 
@@ -7,7 +8,7 @@ sys.stderr = open(snakemake.log[0], "w")
 p = snakemake.params.summod
 ds = summod_sweep(
     activations=p["activation"], alphas=p["alpha"], Ms=p["M"], seeds=p["seed"], steps=p["steps"],
-    R=snakemake.params.grid_size,
+    settings=MeasureSettings(measures=("fourier",), **snakemake.params.settings),
 )
 print(ds, file=sys.stderr)
 write_netcdf(ds, snakemake.output[0])

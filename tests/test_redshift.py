@@ -85,6 +85,21 @@ def test_depth_d_network_is_the_first_d_layers_of_deeper_ones():
         np.testing.assert_allclose(alone, ref, rtol=2e-4, atol=2e-4 * np.abs(ref).max())
 
 
+def test_flat_outputs_are_evaluated_in_float64():
+    # sigmoid at A = 0.1, depth 7: the output varies by ~1e-6 of its value, below what float32
+    # resolves, so the library re-runs it in float64 (equal to a float64 reference to 1e-12);
+    # a network that varies (tanh, A = 2) stays on the float32 path (differs at ~1e-7).
+    R = 8
+    flat = random_mlp_values(R, activation="sigmoid", scale=0.1, depth=7, width=16, seed=2)[0]
+    ref = _numpy_mlp(_base_params(2, 0, 7, 16, "plain"), R, "sigmoid", "plain", 7, 0.1)
+    assert np.ptp(ref) < 1e-3 * np.abs(ref).max()
+    np.testing.assert_allclose(flat, ref, rtol=1e-12)
+    varied = random_mlp_values(R, activation="tanh", scale=2.0, depth=3, width=16, seed=2)[0]
+    ref = _numpy_mlp(_base_params(2, 0, 3, 16, "plain"), R, "tanh", "plain", 3, 2.0)
+    assert np.abs(varied - ref).max() > 1e-9 * np.abs(ref).max()
+    np.testing.assert_allclose(varied, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
 def test_weights_are_uniform_in_minus_one_one():
     params = _base_params(0, 0, 3, 64, "gating")
     flat = np.concatenate([p.ravel() for p in params])
@@ -207,9 +222,11 @@ def test_unbiased_values_and_normalisation(small_sweep):
     norm = normalise_by_unbiased(small_sweep, ref)
     np.testing.assert_allclose(norm.fourier.values, small_sweep.fourier.values / ref["fourier"])
     assert norm.lz.attrs["reference_value"] == ref["lz"]
-    # the default reference uses the sweep's own settings
-    default = normalise_by_unbiased(small_sweep, n_functions=16)
-    np.testing.assert_allclose(default.fourier.values, norm.fourier.values)
+    # the sweep stores the reference of its own settings (32 white-noise functions), the default
+    stored = unbiased_reference(settings_from_attrs(small_sweep.attrs, ["fourier", "lz"]), n_functions=32)
+    assert small_sweep.fourier.attrs["unbiased_reference"] == stored["fourier"]
+    default = normalise_by_unbiased(small_sweep)
+    np.testing.assert_allclose(default.lz.values, small_sweep.lz.values / stored["lz"])
     # the reference normalised by itself is 1 on average
     own = unbiased_reference(settings, n_functions=16, seed=7)["fourier"] / ref["fourier"]
     assert own == pytest.approx(1.0, abs=0.02)
