@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Sequence
 
 import numpy as np
 import scipy.fft
@@ -515,23 +516,36 @@ class MeasureSettings:
             return "lz_grid"
         return "grid"
 
-    def sample_sets(self) -> dict[str, np.ndarray]:
-        """``{set name: (P, 2) points}`` for the sets the selected measures need, in a fixed order."""
-        sets = {}
-        for m in self.measures:
-            name = self.sample_set(m)
-            if name == "chebyshev":
-                sets[name] = chebyshev_grid(self.chebyshev_nodes)
-            elif name == "lz_grid":
-                sets[name] = grid(self.lz_grid_size, self.grid_endpoint)
-            else:
-                sets[name] = grid(self.grid_size, self.grid_endpoint)
-        return sets
+    def sample_sides(self) -> dict[str, int]:
+        """``{set name: points per axis}`` for the sets the selected measures need, in a fixed order."""
+        sides = {"grid": self.grid_size, "chebyshev": self.chebyshev_nodes, "lz_grid": self.lz_grid_size}
+        return {name: sides[name] for name in dict.fromkeys(self.sample_set(m) for m in self.measures)}
 
-    def compute(self, samples: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """``{measure: values}`` from ``samples[set name]`` of shape ``(..., R, R)``."""
+    def sample_sets(self) -> dict[str, np.ndarray]:
+        """``{set name: (side * side, 2) points}``, in the order of :meth:`sample_sides`."""
+        return {name: chebyshev_grid(side) if name == "chebyshev" else grid(side, self.grid_endpoint)
+                for name, side in self.sample_sides().items()}
+
+    def points(self) -> np.ndarray:
+        """All sample points, the sets one after the other: evaluate a function once on these."""
+        return np.concatenate(list(self.sample_sets().values()))
+
+    def split(self, values) -> dict[str, np.ndarray]:
+        """Values ``(..., P)`` at :meth:`points` -> ``{set name: (..., side, side)}``."""
+        values = np.asarray(values)
+        out, start = {}, 0
+        for name, side in self.sample_sides().items():
+            out[name] = values[..., start : start + side * side].reshape(values.shape[:-1] + (side, side))
+            start += side * side
+        if start != values.shape[-1]:
+            raise ValueError(f"expected {start} values per function (the sample points), got {values.shape[-1]}")
+        return out
+
+    def compute(self, samples: dict[str, np.ndarray], measures: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """``{measure: values}`` from ``samples[set name]`` of shape ``(..., R, R)``, for the
+        selected measures (or the named subset of them)."""
         out = {}
-        for m in self.measures:
+        for m in self.measures if measures is None else measures:
             v = samples[self.sample_set(m)]
             if m == "fourier":
                 r = fourier_complexity(v, self.fourier_convention)

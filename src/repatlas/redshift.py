@@ -263,8 +263,7 @@ def unbiased_reference(settings: MeasureSettings | None = None, *, n_functions: 
     """Mean of each measure over ``n_functions`` unbiased (white-noise) functions, each measure
     sampled as ``settings`` says (white noise on each sample set)."""
     settings = settings or MeasureSettings()
-    samples = {name: unbiased_values(int(round(math.sqrt(len(pts)))), seed, n_functions)
-               for name, pts in settings.sample_sets().items()}
+    samples = {name: unbiased_values(side, seed, n_functions) for name, side in settings.sample_sides().items()}
     return {m: float(v.mean()) for m, v in settings.compute(samples).items()}
 
 
@@ -318,10 +317,7 @@ def _sweep_task(activation, width, variant, depths, scales, seeds, settings, tor
     """
     if torch_threads:
         torch.set_num_threads(torch_threads)  # only passed to process workers
-    sets = settings.sample_sets()
-    pts = np.concatenate(list(sets.values()))
-    bounds = np.cumsum([0] + [len(p) for p in sets.values()])
-    sides = [int(round(math.sqrt(len(p)))) for p in sets.values()]
+    pts = settings.points()
     results = {m: np.full((len(scales), len(depths), len(seeds)), np.nan) for m in settings.measures}
     timings = {k: 0.0 for k in ["network", *settings.measures]}
     with torch.no_grad():
@@ -331,17 +327,12 @@ def _sweep_task(activation, width, variant, depths, scales, seeds, settings, tor
                 base = _base_params(seed, 0, max(depths), width, variant)
                 y = _evaluate(base, A, pts, activation, variant, depths)  # (n_depths, P), depths sorted
                 timings["network"] += time.perf_counter() - t0
-                samples = {name: y[:, bounds[k] : bounds[k + 1]].reshape(len(depths), sides[k], sides[k])
-                           for k, name in enumerate(sets)}
+                samples = settings.split(y)
                 for m in settings.measures:
                     t = time.perf_counter()
-                    results[m][i, :, s] = _one_measure(settings, m, samples)
+                    results[m][i, :, s] = settings.compute(samples, [m])[m]
                     timings[m] += time.perf_counter() - t
     return (activation, width, variant), results, timings
-
-
-def _one_measure(settings: MeasureSettings, measure: str, samples: dict) -> np.ndarray:
-    return dataclasses.replace(settings, measures=(measure,)).compute(samples)[measure]
 
 
 def complexity_sweep(
