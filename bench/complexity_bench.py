@@ -10,8 +10,8 @@ configs/redshift.yaml (repatlas.complexity.MeasureSettings defaults).
     python bench/complexity_bench.py --baselines     # + ratios against the approaches replaced
     python bench/complexity_bench.py --variants plain residual layernorm gating
 
-Prints the wall and CPU time, per-function seconds of each stage (network evaluation and each
-measure, summed over workers), each stage's share, the Fourier complexity (paper convention) at
+Prints the wall and CPU time, per-function CPU seconds of each stage (network evaluation and
+each measure, summed over workers), each stage's share, the Fourier complexity (paper convention) at
 A ~ 1, 10, 100 per activation and depth, and with --baselines, measured in the same run on a
 sample of the sweep's networks: one pass through the deepest network for all depths vs one
 network per depth, and the LZ parse on the 300 x 300 grid vs the study's LZ grid.
@@ -43,7 +43,7 @@ def _report_timing(ds, wall: float, cpu: float) -> None:
     busy = sum(stages.values())
     print(f"functions: {n}   wall: {wall:.1f} s   CPU (this process): {cpu:.1f} s   "
           f"({wall / n * 1e3:.2f} ms wall per function)   scheduler: {ds.attrs['scheduler']}, n_jobs={ds.attrs['n_jobs']}")
-    print(f"{'stage':<10} {'total s':>9} {'ms/function':>12} {'share':>7}")
+    print(f"{'stage':<10} {'CPU s':>9} {'ms/function':>12} {'share':>7}")
     for k, v in stages.items():
         print(f"{k:<10} {v:9.2f} {v / n * 1e3:12.3f} {v / busy:7.1%}")
     print(f"{'sum':<10} {busy:9.2f} {busy / n * 1e3:12.3f}")

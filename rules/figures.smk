@@ -180,7 +180,7 @@ rule figure_redshift_heatmap:
         "results/logs/figures/redshift_heatmap.log",
     params:
         select={"width": 64, "variant": "plain"},
-        title="Fourier complexity (paper convention) of random MLPs, mean over seeds",
+        title=f"Fourier complexity ({REDSHIFT['fourier_convention']} convention) of random MLPs, mean over seeds",
     benchmark:
         "results/benchmarks/figures/redshift_heatmap.tsv"
     resources:

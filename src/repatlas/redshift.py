@@ -313,7 +313,9 @@ def _sweep_task(activation, width, variant, depths, scales, seeds, settings, tor
     """Measures (n_scales, n_depths, n_seeds) of one (activation, width, variant) group, and timings.
 
     Each (scale, seed) network is evaluated once, at every sample point of every measure and
-    for every depth at once (one pass through the deepest network).
+    for every depth at once (one pass through the deepest network). Timings are CPU seconds of
+    the calling thread (wall time on a shared machine says little): exact with one torch
+    intra-op thread, an undercount with more.
     """
     if torch_threads:
         torch.set_num_threads(torch_threads)  # only passed to process workers
@@ -323,15 +325,15 @@ def _sweep_task(activation, width, variant, depths, scales, seeds, settings, tor
     with torch.no_grad():
         for i, A in enumerate(scales):
             for s, seed in enumerate(seeds):
-                t0 = time.perf_counter()
+                t0 = time.thread_time()
                 base = _base_params(seed, 0, max(depths), width, variant)
                 y = _evaluate(base, A, pts, activation, variant, depths)  # (n_depths, P), depths sorted
-                timings["network"] += time.perf_counter() - t0
+                timings["network"] += time.thread_time() - t0
                 samples = settings.split(y)
                 for m in settings.measures:
-                    t = time.perf_counter()
+                    t = time.thread_time()
                     results[m][i, :, s] = settings.compute(samples, [m])[m]
-                    timings[m] += time.perf_counter() - t
+                    timings[m] += time.thread_time() - t
     return (activation, width, variant), results, timings
 
 
@@ -361,7 +363,7 @@ def complexity_sweep(
     through the deepest network. ``n_jobs > 1`` runs the tasks on ``n_jobs`` dask workers;
     ``scheduler`` = "processes" (default: the LZ parse holds the GIL, so only processes overlap
     it) or "threads". ``torch_threads`` = intra-op threads during the sweep (restored
-    afterwards). ``attrs`` record the settings, the sample sets and the seconds spent per stage,
+    afterwards). ``attrs`` record the settings, the wall time and the CPU seconds spent per stage,
     summed over tasks; each measure's attrs its ``description`` and ``unbiased_reference``, the
     mean over ``n_unbiased`` white-noise functions (:func:`unbiased_reference`; 0 = skip).
     """
