@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")  # figures are files; never needs a display
@@ -116,11 +118,11 @@ def complexity_lines(ds, *, x: str, hue: str, select: dict | None = None, col: s
         label = _MEASURE_LABELS[m] + (" (paper)" if m == "fourier" and "paper" in ds[m].attrs.get("description", "") else "")
         ax.set_ylabel(label)
         if col == "measure":
-            ax.set_title(ds[m].attrs.get("description", m), fontsize=7)
+            ax.set_title(textwrap.fill(ds[m].attrs.get("description", m), 45), fontsize=7)
     if ds.attrs.get("normalised"):
         grid.set_ylabels("complexity / unbiased")
     if title:
-        grid.figure.suptitle(title + ("   (dotted: unbiased white-noise model)" if reference else ""), y=1.03)
+        grid.figure.suptitle(title + ("   (dotted: unbiased white-noise model)" if reference else ""), y=1.08)
     return grid.figure
 
 
@@ -141,7 +143,8 @@ def complexity_heatmaps(ds, *, measure: str = "fourier", select: dict | None = N
     acts = list(da.activation.values)
     ncol = min(4, len(acts))
     nrow = -(-len(acts) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, squeeze=False, figsize=(2.2 * ncol + 0.8, 3.0 * nrow), sharex=True, sharey=True)
+    fig, axes = plt.subplots(nrow, ncol, squeeze=False, figsize=(2.2 * ncol + 1.2, 3.0 * nrow + 0.6), sharex=True,
+                             sharey=True, layout="constrained")
     for ax, a in zip(axes.flat, acts):
         img = ax.imshow(da.sel(activation=a).transpose("scale", "depth").values, cmap="Spectral", vmin=0, vmax=vmax,
                         aspect="auto", interpolation="none")
@@ -154,7 +157,7 @@ def complexity_heatmaps(ds, *, measure: str = "fourier", select: dict | None = N
         ax.set_xlabel("hidden layers")
     for ax in axes[:, 0]:
         ax.set_ylabel("weight magnitude A")
-    fig.colorbar(img, ax=axes, shrink=0.8, label=da.attrs.get("description", measure))
+    fig.colorbar(img, ax=axes, shrink=0.8, label=textwrap.fill(da.attrs.get("description", measure), 40))
     if title:
         fig.suptitle(title)
     return fig
@@ -214,7 +217,7 @@ def summod_scatter(ds, *, title: str | None = None):
         ax.axhline(0.5, linestyle=":", color="grey")
         inits = ", ".join(f"α={al:g}: {init[(a, al)]:.2f}" for al in ds.alpha.values)
         ax.set_title(f"{a}\ninit complexity {inits}", fontsize=7)
-    grid.set_axis_labels("target complexity (Fourier, paper convention)", "test accuracy")
+    grid.set_axis_labels("target's complexity (Fourier)", "test accuracy")
     if title:
         grid.figure.suptitle(title, y=1.05)
     return grid.figure
