@@ -366,7 +366,7 @@ def _test_functions():
 
 
 def test_measure_settings_sample_sets_and_compute():
-    s = MeasureSettings(grid_size=12, chebyshev_nodes=10, chebyshev_degree=5)
+    s = MeasureSettings(grid_size=12, chebyshev_nodes=10, chebyshev_degree=5, lz_grid_size=None)  # LZ on the Fourier grid
     sets = s.sample_sets()
     assert list(sets) == ["grid", "chebyshev"]
     np.testing.assert_array_equal(sets["grid"], grid(12, endpoint=True))

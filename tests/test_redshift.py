@@ -136,13 +136,17 @@ def test_all_activations_and_variants_run_finite():
             assert v.shape == (1, 8, 8) and np.isfinite(v).all()
 
 
+# the paper's grid convention at R = 32, LZ on the same grid
+SMALL = MeasureSettings(grid_size=32, lz_grid_size=None, measures=("fourier", "lz"))
+
+
 @pytest.fixture(scope="module")
 def small_sweep():
     # depth 2: at depth 1 ReLU is exactly scale-homogeneous (test above), so flatness there
     # would be trivial; from depth 2 on the bias/weight balance changes with A.
     return complexity_sweep(
         activations=["relu", "sin"], scales=[1.0, 10.0, 100.0], depths=[2], widths=[32, 256],
-        variants=["plain"], seeds=range(4), R=32, measures=("fourier", "lz"),
+        variants=["plain"], seeds=range(4), settings=SMALL,
     )
 
 
@@ -159,7 +163,7 @@ def test_sweep_dims_coords_attrs(small_sweep):
 
 def test_sweep_cell_equals_direct_evaluation(small_sweep):
     # the sweep samples the paper's grid (endpoints included) by default
-    assert settings_from_attrs(small_sweep.attrs) == MeasureSettings(grid_size=32)
+    assert settings_from_attrs(small_sweep.attrs, SMALL.measures) == SMALL
     v = random_mlp_values(32, activation="sin", scale=10.0, depth=2, width=256, seed=3, endpoint=True)[0]
     cell = small_sweep.sel(activation="sin", scale=10.0, depth=2, width=256, variant="plain", seed=3)
     assert float(cell.fourier) == pytest.approx(fourier_complexity(v), rel=1e-12)
@@ -189,7 +193,7 @@ def test_width_has_no_systematic_effect_for_relu(small_sweep):
 def test_sweep_parallel_threads_equals_serial(small_sweep):
     ds = complexity_sweep(
         activations=["relu", "sin"], scales=[1.0, 10.0, 100.0], depths=[2], widths=[32, 256],
-        seeds=range(4), R=32, measures=("fourier", "lz"), n_jobs=2, scheduler="threads",
+        seeds=range(4), settings=SMALL, n_jobs=2, scheduler="threads",
     )
     for m in ("fourier", "lz"):
         np.testing.assert_array_equal(ds[m].values, small_sweep[m].values)
@@ -211,7 +215,7 @@ def test_unbiased_values_and_normalisation(small_sweep):
     u = unbiased_values(32, seed=1, n_functions=4)
     assert u.shape == (4, 32, 32) and u.min() >= -1 and u.max() <= 1
     np.testing.assert_array_equal(u, unbiased_values(32, seed=1, n_functions=4))
-    settings = MeasureSettings(grid_size=32, measures=("fourier", "lz"))
+    settings = SMALL
     ref = unbiased_reference(settings, n_functions=16)
     # white noise: every kept DFT coefficient has the same expected magnitude, so the paper
     # measure is about the mean radial bin / r_max over the kept quadrant; lz = fair coin (~1)
