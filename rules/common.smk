@@ -357,6 +357,14 @@ def figure_files(name):
     return [f"results/figures/{name}.png", f"results/figures/{name}.pdf"]
 
 
+# How each Neural Redshift measure samples a function (repatlas.complexity.MeasureSettings).
+REDSHIFT_FOURIER = {k: REDSHIFT[k] for k in ("grid_size", "grid_endpoint", "fourier_convention")}
+REDSHIFT_SETTINGS = {
+    "measures": REDSHIFT["measures"], **REDSHIFT_FOURIER,
+    **{k: REDSHIFT[k] for k in ("chebyshev_nodes", "chebyshev_degree", "lz_grid_size")},
+}
+
+
 def redshift_line_figures():
     """Line figures of the Neural Redshift study, each drawn from one named sweep."""
     sweeps = REDSHIFT["sweeps"]
@@ -489,7 +497,9 @@ def study_figures(study):
         names += ["cka_across_archs"] if across_archs_figure_pairs() else []
         names += widedeep_figure_names()
     elif study == "redshift":
-        names = [f"redshift_{f}" for f in REDSHIFT_LINES] + ["redshift_functions", "redshift_summod"]
+        names = [f"redshift_{f}" for f in REDSHIFT_LINES] + ["redshift_functions", "redshift_summod",
+                                                            "redshift_chebyshev_degrees"]
+        names += ["redshift_heatmap"] if "scale" in REDSHIFT["sweeps"] and "fourier" in REDSHIFT["measures"] else []
     elif study == "infinite":
         names = [f"infinite_{f}" for f in INFINITE_FIGURES]
     elif study == "mitosis":
@@ -511,7 +521,8 @@ def default_study_outputs():
         outputs += [f"results/models/{m}/metrics.json" for m in models()] + within + across
         outputs += widedeep_outputs()
     if "redshift" in config["studies"]:
-        outputs += [f"results/complexity/{s}.nc" for s in REDSHIFT["sweeps"]] + ["results/complexity/summod.nc"]
+        outputs += [f"results/complexity/{s}.nc" for s in REDSHIFT["sweeps"]]
+        outputs += ["results/complexity/summod.nc", "results/complexity/chebyshev_degrees.nc"]
     if "infinite" in config["studies"]:
         outputs += [f["data"] for f in INFINITE_FIGURES.values()]
     if "mitosis" in config["studies"]:

@@ -1,4 +1,6 @@
-# Neural Redshift: complexity of random networks, and the sum-mod-M experiment.
+# Neural Redshift: complexity of random networks, the Chebyshev degree sensitivity, and the
+# sum-mod-M experiment. Each measure samples its own points (MeasureSettings): Fourier on the
+# equispaced grid, Chebyshev at Chebyshev points, LZ on its own (coarser) grid.
 
 
 rule complexity_sweep:
@@ -10,8 +12,7 @@ rule complexity_sweep:
         "results/logs/complexity/{sweep}.log",
     params:
         sweep=lambda w: REDSHIFT["sweeps"][w.sweep],
-        grid_size=REDSHIFT["grid_size"],
-        measures=REDSHIFT["measures"],
+        settings=REDSHIFT_SETTINGS,
     benchmark:
         "results/benchmarks/complexity/{sweep}.tsv"
     resources:
@@ -26,6 +27,29 @@ rule complexity_sweep:
         "../scripts/complexity_sweep.py"
 
 
+rule chebyshev_degrees:
+    input:
+        lib=library_of("chebyshev_degrees.py"),
+    output:
+        "results/complexity/chebyshev_degrees.nc",
+    log:
+        "results/logs/complexity/chebyshev_degrees.log",
+    params:
+        sensitivity=REDSHIFT["chebyshev_sensitivity"],
+        depth=REDSHIFT["figure_depth"],
+        nodes=REDSHIFT["chebyshev_nodes"],
+    benchmark:
+        "results/benchmarks/complexity/chebyshev_degrees.tsv"
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(30),
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    script:
+        "../scripts/chebyshev_degrees.py"
+
+
 rule summod:
     input:
         lib=library_of("summod.py"),
@@ -35,7 +59,7 @@ rule summod:
         "results/logs/complexity/summod.log",
     params:
         summod=REDSHIFT["summod"],
-        grid_size=REDSHIFT["grid_size"],
+        settings=REDSHIFT_FOURIER,
     benchmark:
         "results/benchmarks/complexity/summod.tsv"
     resources:

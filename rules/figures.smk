@@ -95,7 +95,8 @@ rule figure_cka_across_archs:
 
 
 # ----------------------------------------------------------------------------- Neural Redshift
-# Complexity figures are normalised by the unbiased (white-noise) model, so unbiased = 1.
+# Complexity figures show each measure's own value (Fourier in the paper's convention), with the
+# unbiased (white-noise) model's level as a reference line; captions name measure and grid.
 
 
 rule figure_redshift_lines:
@@ -147,6 +148,7 @@ rule figure_redshift_functions:
         "results/logs/figures/redshift_functions.log",
     params:
         grid_size=REDSHIFT["grid_size"],
+        endpoint=REDSHIFT["grid_endpoint"],
         activations=["relu", "tanh", "sin", "gaussian"],
         scales=[1.0, 5.0, 25.0],
         depth=REDSHIFT["figure_depth"],
@@ -163,6 +165,62 @@ rule figure_redshift_functions:
         "../scripts/figure_redshift_functions.py"
 
 
+rule figure_redshift_heatmap:
+    input:
+        sweep="results/complexity/scale.nc",
+        lib=library_of("figure_redshift_heatmap.py"),
+    output:
+        png=report(
+            "results/figures/redshift_heatmap.png",
+            caption="../workflow/report/redshift_heatmap.rst",
+            category="Neural Redshift",
+        ),
+        pdf="results/figures/redshift_heatmap.pdf",
+    log:
+        "results/logs/figures/redshift_heatmap.log",
+    params:
+        select={"width": 64, "variant": "plain"},
+        title=f"Fourier complexity ({REDSHIFT['fourier_convention']} convention) of random MLPs, mean over seeds",
+    benchmark:
+        "results/benchmarks/figures/redshift_heatmap.tsv"
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(30),
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/figure_redshift_heatmap.py"
+
+
+rule figure_chebyshev_degrees:
+    input:
+        data="results/complexity/chebyshev_degrees.nc",
+        lib=library_of("figure_chebyshev_degrees.py"),
+    output:
+        png=report(
+            "results/figures/redshift_chebyshev_degrees.png",
+            caption="../workflow/report/redshift_chebyshev_degrees.rst",
+            category="Neural Redshift",
+        ),
+        pdf="results/figures/redshift_chebyshev_degrees.pdf",
+    log:
+        "results/logs/figures/redshift_chebyshev_degrees.log",
+    params:
+        title=f"Chebyshev complexity vs maximum degree D, depth {REDSHIFT['figure_depth']}, "
+        f"{REDSHIFT['chebyshev_nodes']}² Chebyshev points",
+    benchmark:
+        "results/benchmarks/figures/redshift_chebyshev_degrees.tsv"
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(30),
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/figure_chebyshev_degrees.py"
+
+
 rule figure_summod:
     input:
         summod="results/complexity/summod.nc",
@@ -177,7 +235,7 @@ rule figure_summod:
     log:
         "results/logs/figures/redshift_summod.log",
     params:
-        title="sum-mod-M: generalisation vs complexity at initialisation",
+        title="sum-mod-M: test accuracy vs the target's complexity (smaller M = more complex target)",
     benchmark:
         "results/benchmarks/figures/redshift_summod.tsv"
     resources:

@@ -203,9 +203,15 @@ def test_redshift_artifacts(tiny_run):
     sin, relu = fourier.sel(activation="sin"), fourier.sel(activation="relu")
     assert (sin.sel(scale=10.0) > 1.5 * sin.sel(scale=1.0)).all()
     assert (abs(relu.sel(scale=10.0) / relu.sel(scale=1.0) - 1) < 0.2).all()
+    # the paper's Fourier convention on the grid with endpoints, its white-noise level stored
+    assert scale.attrs["settings_fourier_convention"] == "paper" and scale.attrs["settings_grid_endpoint"] == 1
+    assert 0.5 < scale["fourier"].attrs["unbiased_reference"] < 0.6
     summod = xr.open_dataset(res / "complexity" / "summod.nc")
     assert ((summod["test_accuracy"] >= 0) & (summod["test_accuracy"] <= 1)).all()
-    for name in ("scale", "depth", "width", "variant", "functions", "summod"):
+    assert summod["target_fourier_complexity"].dims == ("M",)
+    degrees = xr.open_dataset(res / "complexity" / "chebyshev_degrees.nc")
+    assert degrees["chebyshev"].sizes["degree"] == 2 and np.isfinite(degrees["chebyshev"]).all()
+    for name in ("scale", "heatmap", "depth", "width", "variant", "functions", "summod", "chebyshev_degrees"):
         assert (res / "figures" / f"redshift_{name}.png").stat().st_size > 1000
 
 

@@ -144,6 +144,14 @@ def check_semantics(config: dict) -> None:
             f"noisier estimate); expected probe_size >= 2 x cka.batch_size, got probe_size "
             f"{config['probe_size']}"
         )
+    red = config["redshift"]
+    degrees = [red["chebyshev_degree"], *red["chebyshev_sensitivity"]["degree"]]
+    if max(degrees) >= red["chebyshev_nodes"]:
+        raise ConfigError(
+            f"config key 'redshift.chebyshev_nodes': {red['chebyshev_nodes']} nodes interpolate degrees up to "
+            f"{red['chebyshev_nodes'] - 1}, but degree {max(degrees)} is asked for (redshift.chebyshev_degree, "
+            f"redshift.chebyshev_sensitivity.degree); expected more nodes than the largest degree"
+        )
     if config["probe_size"] > n_test:
         raise ConfigError(
             f"config key 'probe_size': {config['probe_size']} exceeds the {config['dataset']} test "
