@@ -340,9 +340,48 @@ def infinite_figures():
     figures["regression"] = dict(data=f"results/infinite/regression-{config['dataset']}-n{reg['n_train']}.nc",
                                  figure="regression_figure",
                                  title=f"{config['dataset']}, n = {reg['n_train']}: kernel regression vs finite networks")
+    figures["cookbook_gap"] = dict(data="results/infinite/cookbook_gap.nc", figure="cookbook_gap_figure",
+                                   title=f"cookbook ({c['activation']}, depth {c['depth']}, t = {c['steps'] * c['lr']:g}): "
+                                   "finite-ensemble mean − NTK mean")
+    conv = INFINITE["conv"]
+    figures["conv_regression"] = dict(data=conv_regression_file(), figure="conv_regression_figure",
+                                      title=f"{conv_dataset()} (pooled {conv['pool']}×{conv['pool']}), "
+                                      f"{conv['n_test']} test images: FC vs conv-GAP kernels, depth {conv['depth']}, "
+                                      f"{conv['activation']}")
     return figures
 
 
+def conv_dataset():
+    return INFINITE["conv"]["dataset"] or config["dataset"]
+
+
+def conv_regression_file():
+    return f"results/infinite/conv_regression-{conv_dataset()}-n{max(INFINITE['conv']['n_trains'])}.nc"
+
+
+def check_infinite_config():
+    """What the schema cannot say: one pair count per cookbook-gap width; conv sizes fit the dataset."""
+    from repatlas.config import ConfigError
+    from repatlas.data import DATASET_SIZES
+
+    gap = INFINITE["cookbook_gap"]
+    if len(gap["pairs"]) != len(gap["widths"]):
+        raise ConfigError(f"config key 'infinite.cookbook_gap.pairs': {len(gap['pairs'])} entries for "
+                          f"{len(gap['widths'])} widths; expected one pair count per width")
+    conv = INFINITE["conv"]
+    n_train, n_test = DATASET_SIZES[conv_dataset()]
+    if max(conv["n_trains"]) > n_train:
+        raise ConfigError(f"config key 'infinite.conv.n_trains': {max(conv['n_trains'])} exceeds the "
+                          f"{conv_dataset()} training pool; expected values between 2 and {n_train}")
+    if conv["n_test"] > n_test:
+        raise ConfigError(f"config key 'infinite.conv.n_test': {conv['n_test']} exceeds the {conv_dataset()} "
+                          f"test split; expected a value between 2 and {n_test}")
+    if conv["filter_size"] % 2 == 0:
+        raise ConfigError(f"config key 'infinite.conv.filter_size': {conv['filter_size']}; expected an odd size "
+                          "(SAME padding)")
+
+
+check_infinite_config()
 INFINITE_FIGURES = infinite_figures()
 
 MITOSIS_MODEL = "{dataset}-n{n}/{arch}-d{depth}-w{width}/{regime}/s{seed}"

@@ -212,6 +212,60 @@ def regression_figure(ds, *, title: str | None = None):
     return fig
 
 
+def cookbook_gap_figure(ds, *, title: str | None = None):
+    """Debiased rms gap (finite-ensemble mean − NTK mean) against width, ± 1 standard error, with
+    the fitted power law, a 1/width line through the fit at the smallest width and the noise level
+    (rms standard error of the ensemble mean) the gap was measured against."""
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    w = ds["width"].values.astype(float)
+    g, g2, g2_se = ds["gap"].values, ds["gap2"].values, ds["gap2_se"].values
+    lo = np.sqrt(np.clip(g2 - g2_se, 0, None))  # ±1 SE of gap², mapped through the square root
+    hi = np.sqrt(np.clip(g2 + g2_se, 0, None))
+    ok = g > 0
+    ax.errorbar(w[ok], g[ok], yerr=[g[ok] - lo[ok], hi[ok] - g[ok]], fmt="o", color="C0", capsize=3,
+                label="gap (debiased) ± 1 SE")
+    for wi, h in zip(w[~ok], hi[~ok]):  # debiased gap² ≤ 0: only an upper bound
+        ax.plot([wi], [h], marker="v", color="C0", ls="none")
+    ax.plot(w, ds["noise_rms"].values, "x", color="grey", label="rms SE of the ensemble mean")
+    if "exponent" in ds.attrs:
+        a, p, se = ds.attrs["amplitude"], ds.attrs["exponent"], ds.attrs["exponent_se"]
+        grid = np.geomspace(w.min(), w.max(), 50)
+        ax.plot(grid, np.sqrt(a) * grid**-p, color="C0", lw=1, label=f"fit: width^-({p:.2f} ± {se:.2f})")
+        ax.plot(grid, np.sqrt(a) * w.min() ** -p * (w.min() / grid), ls=":", color="k", lw=1, label="∝ 1/width")
+    ax.set(xscale="log", yscale="log", xlabel="hidden width", ylabel="rms(ensemble mean − NTK mean)")
+    ax.set_xticks(w)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def conv_regression_figure(ds, *, title: str | None = None):
+    """Test accuracy of NNGP/NTK kernel regression against training-set size: FC vs conv-GAP kernels
+    (left), and the paired difference conv − FC ± 2 standard errors (right)."""
+    fig, (ax_a, ax_d) = plt.subplots(1, 2, figsize=(10, 3.6))
+    n = ds["n_train"].values
+    for arch, color in (("fc", "C0"), ("conv", "C3")):
+        for kind, style in (("nngp", "--"), ("ntk", "-")):
+            ax_a.plot(n, ds["accuracy"].sel(architecture=arch, kernel=kind), ls=style, marker="o", color=color,
+                      label=f"{arch}, {kind.upper()}")
+    ax_a.set(xscale="log", xlabel="training images", ylabel="test accuracy")
+    ax_a.legend(fontsize=7)
+    for kind, style, shift in (("nngp", "--", 0.97), ("ntk", "-", 1.03)):
+        d, se = ds["conv_minus_fc"].sel(kernel=kind), ds["conv_minus_fc_se"].sel(kernel=kind)
+        ax_d.errorbar(n * shift, d, yerr=2 * se, ls=style, marker="o", capsize=3, color="k", label=kind.upper())
+    ax_d.axhline(0, color="grey", lw=0.8)
+    ax_d.set(xscale="log", xlabel="training images", ylabel="accuracy(conv) − accuracy(FC), ± 2 SE")
+    ax_d.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 # ----------------------------------------------------------------------------- representation mitosis
 
 
