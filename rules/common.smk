@@ -384,12 +384,19 @@ def check_infinite_config():
 check_infinite_config()
 INFINITE_FIGURES = infinite_figures()
 
+# One training run per (arch, width, seed); the models analysed are its final weights
+# ("converged") and its snapshots at mitosis.archs.<arch>.early_epochs ("epoch<E>").
+MITOSIS_RUN = "{dataset}-n{n}/{arch}-d{depth}-w{width}/s{seed}"
 MITOSIS_MODEL = "{dataset}-n{n}/{arch}-d{depth}-w{width}/{regime}/s{seed}"
-MITOSIS_REGIMES = ("converged", "early")
+
+
+def mitosis_regimes(arch):
+    return ["converged"] + [f"epoch{e}" for e in sorted(MITOSIS["archs"][arch]["early_epochs"])]
 
 
 def check_mitosis_config():
-    """What the schema cannot say: ResNet depths are 6n+2; the ensemble's arch is a swept one."""
+    """What the schema cannot say: ResNet depths are 6n+2; snapshots come before the last epoch;
+    the ensemble's arch is a swept one."""
     from repatlas.config import ConfigError, resnet_blocks_per_stage
 
     archs = MITOSIS["archs"]
@@ -398,6 +405,11 @@ def check_mitosis_config():
             resnet_blocks_per_stage(archs["resnet"]["depth"])
         except ValueError as exc:
             raise ConfigError(f"config key 'mitosis.archs.resnet.depth': {exc}") from None
+    for arch, a in archs.items():
+        late = [e for e in a["early_epochs"] if e >= a["epochs"]]
+        if late:
+            raise ConfigError(f"config key 'mitosis.archs.{arch}.early_epochs': {late} not before the last epoch "
+                              f"({a['epochs']}); expected epochs between 1 and {a['epochs'] - 1}")
     if MITOSIS["ensemble"]["arch"] not in archs:
         raise ConfigError(f"config key 'mitosis.ensemble.arch': {MITOSIS['ensemble']['arch']!r} is not swept; "
                           f"expected one of {', '.join(archs)} (the keys of mitosis.archs)")
@@ -406,12 +418,13 @@ def check_mitosis_config():
 check_mitosis_config()
 
 
-def mitosis_sweep(archs=None, regimes=MITOSIS_REGIMES, widths=None, seeds=None):
+def mitosis_sweep(archs=None, regimes=None, widths=None, seeds=None):
     """One record per model of the mitosis sweep: arch, depth, width, regime, seed and `model`, its
-    path below results/mitosis/models. `widths` (the arch's width unit) makes sense with one arch."""
+    id below results/mitosis/{features,chunks}. `regimes` defaults to every regime of each arch;
+    `widths` (the arch's width unit) makes sense with one arch."""
     out = []
     for a in archs or MITOSIS["archs"]:
-        for r in regimes:
+        for r in regimes or mitosis_regimes(a):
             for w in widths or MITOSIS["archs"][a]["widths"]:
                 for s in seeds or MITOSIS["seeds"]:
                     cell = {"arch": a, "depth": MITOSIS["archs"][a]["depth"], "width": w, "regime": r, "seed": s}
@@ -444,10 +457,25 @@ def ensembles_inputs(wildcards):
 
 
 def mitosis_train_settings(wildcards):
-    """TrainConfig fields of one mitosis model: its arch's settings, epochs by regime."""
+    """TrainConfig fields of one mitosis run: its arch's settings."""
     a = MITOSIS["archs"][wildcards.arch]
-    epochs = a["epochs"] if wildcards.regime == "converged" else a["early_epochs"]
-    return {"epochs": epochs, **{k: a[k] for k in ("batch_size", "lr", "weight_decay", "crop_pad", "flip")}}
+    return {k: a[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "crop_pad", "flip")}
+
+
+def mitosis_weights(wildcards):
+    """The weights a mitosis model is read from: its run's model.pt ("converged") or the run's
+    snapshots folder ("epoch<E>", with mitosis_epoch naming the snapshot inside)."""
+    run = f"results/mitosis/models/{MITOSIS_RUN.format(**wildcards)}"
+    return f"{run}/model.pt" if wildcards.regime == "converged" else f"{run}/snapshots"
+
+
+def mitosis_epoch(wildcards):
+    return None if wildcards.regime == "converged" else int(wildcards.regime.removeprefix("epoch"))
+
+
+def mitosis_figure_cells(wildcards):
+    """The width figures show the converged models; the training figure every snapshot too."""
+    return mitosis_sweep(regimes=("converged",) if wildcards.name != "training" else None)
 
 
 def mitosis_ensemble_members():
@@ -474,7 +502,7 @@ def study_figures(study):
     elif study == "infinite":
         names = [f"infinite_{f}" for f in INFINITE_FIGURES]
     elif study == "mitosis":
-        names = ["mitosis_chunks", "mitosis_clones", "mitosis_ensemble"]
+        names = ["mitosis_chunks", "mitosis_clones", "mitosis_training", "mitosis_ensemble"]
     elif study == "ensembles":
         names = ["ensembles_methods", "ensembles_size", "ensembles_dropping"]
     return [f for name in names for f in figure_files(name)]

@@ -13,4 +13,6 @@ train_to_files(
     config=TrainConfig(**snakemake.params.train, seed=int(w.seed)),
     device=snakemake.params.device,
     threads=snakemake.threads,
+    snapshot_epochs=snakemake.params.snapshot_epochs,
+    snapshots_dir=snakemake.output.snapshots,
 )
