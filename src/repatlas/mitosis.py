@@ -832,7 +832,8 @@ def mitosis_claims(table, tolerances: dict | None = None):
 def clones_table(datasets, tolerances: dict | None = None) -> "pd.DataFrame":
     """One row per :func:`chunks_to_file` result (:func:`chunk_summary`: ``width`` = last-hidden-layer
     units, ``model_width`` = the model's width argument; a missing attr is empty) with the claim
-    columns of :func:`mitosis_claims`, rows sorted by arch, regime, width, seed."""
+    columns of :func:`mitosis_claims`, rows sorted by arch, width, seed and epoch (each run's
+    snapshots, then its converged model)."""
     import pandas as pd
 
     rows = [chunk_summary(ds) for ds in datasets]
@@ -840,7 +841,7 @@ def clones_table(datasets, tolerances: dict | None = None) -> "pd.DataFrame":
         raise ValueError("datasets must hold at least one chunk-metrics Dataset")
     columns = list(dict.fromkeys([*SUMMARY_COLUMNS, *(k for r in rows for k in r)]))
     table = pd.DataFrame(rows, columns=columns).sort_values(
-        ["arch", "regime", "width", "model_seed"], kind="stable").reset_index(drop=True)
+        ["arch", "width", "model_seed", "epoch"], kind="stable").reset_index(drop=True)
     return mitosis_claims(table, tolerances)
 
 
