@@ -18,6 +18,12 @@ Architectures (``depth`` counts hidden layers / residual blocks; every Dense use
 
 Finite networks: ``h = (w_std / sqrt(fan_in)) x W + b_std b`` with ``W, b ~ N(0, 1)``; their empirical NTK and
 output covariance converge to the kernels above as width -> infinity.
+
+Convolutional networks (:func:`conv_kernels`): ``[Conv(k x k, SAME), phi] x depth -> GlobalAvgPool ->
+Dense(1)``, the same recursion over pairs of pixel positions (== neural-tangents' ``stax.Conv`` /
+``stax.GlobalAvgPool``), compared with the fully-connected kernels by :func:`conv_regression`.
+:func:`cookbook_gap` measures how far the mean of GD-trained finite networks sits from the NTK mean,
+per width, to see whether that gap is a finite-width bias (~ 1/width).
 """
 
 from __future__ import annotations
