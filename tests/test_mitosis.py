@@ -621,6 +621,13 @@ def test_claims_known_answers():
     assert (c["clones_before_zero_error"] == c["width"] / 32).all()  # epoch 8, the last with error > 0
     assert (c["claim_mitosis_needs_zero_error"] == 1).all()
     assert t.loc[t["regime"] != "converged", "claim_mitosis_needs_zero_error"].isna().all()
+    # "zero" allows an image or two (eval-mode BatchNorm): an error of 0.001 is zero, 0.01 is not
+    snaps.loc[snaps["epoch"] == 32, "train_error"] = 0.001
+    t = mitosis.mitosis_claims(pd.concat([conv.assign(train_error=0.001), snaps], ignore_index=True))
+    assert (t.loc[t["regime"] == "converged", "clones_before_zero_error"] == c["width"].values / 32).all()
+    assert (t.loc[t["regime"] == "converged", "claim_mitosis_needs_zero_error"] == 1).all()
+    t = mitosis.mitosis_claims(pd.concat([conv.assign(train_error=0.01), snaps], ignore_index=True))
+    assert (t.loc[t["regime"] == "converged", "claim_mitosis_needs_zero_error"] == 0).all()
     snaps.loc[snaps["epoch"] == 8, "critical_chunk"] = 20  # as many clones before zero error: fails
     snaps["clones"] = snaps["width"] / snaps["critical_chunk"]
     t = mitosis.mitosis_claims(pd.concat([conv, snaps], ignore_index=True))

@@ -714,6 +714,9 @@ CLAIM_TOLERANCES = {
     # mitosis needs zero training error: clones at zero error at least this factor above every
     # earlier snapshot of the same run with training error > 0
     "growth_ratio": 1.5,
+    # "zero" training error: at most this (eval-mode BatchNorm statistics can miss an image or
+    # two of 1000 that the training-mode pass fitted: converged digits ResNets measure 0.001)
+    "zero_error": 0.002,
 }
 
 
@@ -779,9 +782,10 @@ def mitosis_claims(table, tolerances: dict | None = None):
       ``accuracy_gap_at_critical`` ≤ ``accuracy``;
 
     and per converged model above the onset (its own row): ``clones_before_zero_error``, the most
-    clones of a snapshot of the same run with training error > 0, and
-    ``claim_mitosis_needs_zero_error``: the converged model has zero training error and at least
-    ``growth_ratio`` times those clones (empty when no snapshot had training error > 0).
+    clones of a snapshot of the same run with training error above ``zero_error``, and
+    ``claim_mitosis_needs_zero_error``: the converged model's training error is at most
+    ``zero_error`` and it has at least ``growth_ratio`` times those clones (empty when no snapshot
+    had training error above ``zero_error``).
     Claims are 1/0 (empty where untestable: below the onset, too few widths). Tolerances:
     ``CLAIM_TOLERANCES`` updated by ``tolerances``.
     """
@@ -820,12 +824,12 @@ def mitosis_claims(table, tolerances: dict | None = None):
         for i in out.index[above]:
             r = out.loc[i]
             run = ((out["arch"] == arch) & (out["width"] == r["width"]) & (out["model_seed"] == r["model_seed"])
-                   & ~conv & (out["train_error"] > 0))
+                   & ~conv & (out["train_error"] > tol["zero_error"]))
             if run.any():
                 before = float(out.loc[run, "clones"].max())
                 out.loc[i, "clones_before_zero_error"] = before
                 out.loc[i, "claim_mitosis_needs_zero_error"] = float(
-                    r["train_error"] == 0 and r["clones"] >= tol["growth_ratio"] * before)
+                    r["train_error"] <= tol["zero_error"] and r["clones"] >= tol["growth_ratio"] * before)
     return out
 
 
