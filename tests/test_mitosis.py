@@ -561,6 +561,7 @@ def test_chunks_to_file_heldout_and_threshold_sensitivity(tmp_path):
     assert row["residual_corr_heldout_at_2critical"] == float(at2["residual_corr_heldout_mean"])
     assert row["chunk_accuracy_at_critical"] == float(at["accuracy_mean"])
     assert row["accuracy_gap_at_critical"] == pytest.approx(ds.attrs["test_accuracy"] - float(at["accuracy_mean"]))
+    assert row["accuracy_gap_at_2critical"] == pytest.approx(ds.attrs["test_accuracy"] - float(at2["accuracy_mean"]))
 
 
 def test_rank_d_mixture_has_the_critical_chunk_of_planted_clones():

@@ -735,7 +735,7 @@ def chunk_summary(ds: xr.Dataset) -> dict:
     ``clones_heldout_r2_<t>``), and at the (in-sample, primary-threshold) critical chunk c* — read
     at the smallest chunk size of the grid ≥ c* — the residual correlation (in-sample; also at 2c*,
     in-sample and held-out), the rescaled chunk accuracy and its shortfall from the full layer's
-    test accuracy."""
+    test accuracy (also at 2c*)."""
     row = {k: ds.attrs.get(k) for k in SUMMARY_COLUMNS}
     if row["train_accuracy"] is not None:
         row["train_error"] = 1.0 - float(row["train_accuracy"])
@@ -751,6 +751,7 @@ def chunk_summary(ds: xr.Dataset) -> dict:
         row["residual_corr_heldout_at_2critical"] = _at_critical(ds, "residual_corr_heldout_mean", 2 * c_star)
     row["chunk_accuracy_at_critical"] = _at_critical(ds, "accuracy_mean", c_star)
     row["accuracy_gap_at_critical"] = float(row["test_accuracy"]) - row["chunk_accuracy_at_critical"]
+    row["accuracy_gap_at_2critical"] = float(row["test_accuracy"]) - _at_critical(ds, "accuracy_mean", 2 * c_star)
     return row
 
 
