@@ -308,7 +308,7 @@ def mitosis_chunks_figure(datasets, cells, *, title: str | None = None):
                 for u, g in sub.groupby("units"):
                     ax.plot(g["chunk_size"], g["r2_heldout_mean"], ls="--", lw=0.8, color=palette[u])
                 ax.set_ylim(max(-0.1, ax.get_ylim()[0]), 1.02)
-                label += " (dashed: held out)"
+                label = "R² of the layer from the chunk\n(solid: in-sample, dashed: held out)"
             ax.set(xscale="log", xlabel="chunk size (neurons)", ylabel=label)
         row[0].set_title(arch, fontsize=9, loc="left")
         if (sub["error_gap"] > 0).any():
@@ -400,6 +400,8 @@ def mitosis_training_figure(datasets, cells, *, title: str | None = None):
         ax.set_xlim(left=-1e-4)
         ax.invert_xaxis()  # training runs left to right
         ax.set(yscale="log", xlabel="training error (eval mode; ★ = converged)", ylabel="clones (width / critical chunk)")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title(arch, fontsize=9, loc="left")
         ax.legend(fontsize=7, title="width", title_fontsize=7)
     if title:
