@@ -406,17 +406,63 @@ def infinite_figures():
     figures["regression"] = dict(data=f"results/infinite/regression-{config['dataset']}-n{reg['n_train']}.nc",
                                  figure="regression_figure",
                                  title=f"{config['dataset']}, n = {reg['n_train']}: kernel regression vs finite networks")
+    figures["cookbook_gap"] = dict(data="results/infinite/cookbook_gap.nc", figure="cookbook_gap_figure",
+                                   title=f"cookbook ({c['activation']}, depth {c['depth']}, t = {c['steps'] * c['lr']:g}): "
+                                   "finite-ensemble mean − NTK mean")
+    conv = INFINITE["conv"]
+    figures["conv_regression"] = dict(data=conv_regression_file(), figure="conv_regression_figure",
+                                      title=f"{conv_dataset()} (pooled {conv['pool']}×{conv['pool']}), "
+                                      f"{conv['n_test']} test images: FC vs conv-GAP kernels, depth {conv['depth']}, "
+                                      f"{conv['activation']}")
     return figures
 
 
+def conv_dataset():
+    return INFINITE["conv"]["dataset"] or config["dataset"]
+
+
+def conv_regression_file():
+    return f"results/infinite/conv_regression-{conv_dataset()}-n{max(INFINITE['conv']['n_trains'])}.nc"
+
+
+def check_infinite_config():
+    """What the schema cannot say: one pair count per cookbook-gap width; conv sizes fit the dataset."""
+    from repatlas.config import ConfigError
+    from repatlas.data import DATASET_SIZES
+
+    gap = INFINITE["cookbook_gap"]
+    if len(gap["pairs"]) != len(gap["widths"]):
+        raise ConfigError(f"config key 'infinite.cookbook_gap.pairs': {len(gap['pairs'])} entries for "
+                          f"{len(gap['widths'])} widths; expected one pair count per width")
+    conv = INFINITE["conv"]
+    n_train, n_test = DATASET_SIZES[conv_dataset()]
+    if max(conv["n_trains"]) > n_train:
+        raise ConfigError(f"config key 'infinite.conv.n_trains': {max(conv['n_trains'])} exceeds the "
+                          f"{conv_dataset()} training pool; expected values between 2 and {n_train}")
+    if conv["n_test"] > n_test:
+        raise ConfigError(f"config key 'infinite.conv.n_test': {conv['n_test']} exceeds the {conv_dataset()} "
+                          f"test split; expected a value between 2 and {n_test}")
+    if conv["filter_size"] % 2 == 0:
+        raise ConfigError(f"config key 'infinite.conv.filter_size': {conv['filter_size']}; expected an odd size "
+                          "(SAME padding)")
+
+
+check_infinite_config()
 INFINITE_FIGURES = infinite_figures()
 
+# One training run per (arch, width, seed); the models analysed are its final weights
+# ("converged") and its snapshots at mitosis.archs.<arch>.early_epochs ("epoch<E>").
+MITOSIS_RUN = "{dataset}-n{n}/{arch}-d{depth}-w{width}/s{seed}"
 MITOSIS_MODEL = "{dataset}-n{n}/{arch}-d{depth}-w{width}/{regime}/s{seed}"
-MITOSIS_REGIMES = ("converged", "early")
+
+
+def mitosis_regimes(arch):
+    return ["converged"] + [f"epoch{e}" for e in sorted(MITOSIS["archs"][arch]["early_epochs"])]
 
 
 def check_mitosis_config():
-    """What the schema cannot say: ResNet depths are 6n+2; the ensemble's arch is a swept one."""
+    """What the schema cannot say: ResNet depths are 6n+2; snapshots come before the last epoch;
+    the ensemble's arch is a swept one."""
     from repatlas.config import ConfigError, resnet_blocks_per_stage
 
     archs = MITOSIS["archs"]
@@ -425,6 +471,11 @@ def check_mitosis_config():
             resnet_blocks_per_stage(archs["resnet"]["depth"])
         except ValueError as exc:
             raise ConfigError(f"config key 'mitosis.archs.resnet.depth': {exc}") from None
+    for arch, a in archs.items():
+        late = [e for e in a["early_epochs"] if e >= a["epochs"]]
+        if late:
+            raise ConfigError(f"config key 'mitosis.archs.{arch}.early_epochs': {late} not before the last epoch "
+                              f"({a['epochs']}); expected epochs between 1 and {a['epochs'] - 1}")
     if MITOSIS["ensemble"]["arch"] not in archs:
         raise ConfigError(f"config key 'mitosis.ensemble.arch': {MITOSIS['ensemble']['arch']!r} is not swept; "
                           f"expected one of {', '.join(archs)} (the keys of mitosis.archs)")
@@ -433,12 +484,13 @@ def check_mitosis_config():
 check_mitosis_config()
 
 
-def mitosis_sweep(archs=None, regimes=MITOSIS_REGIMES, widths=None, seeds=None):
+def mitosis_sweep(archs=None, regimes=None, widths=None, seeds=None):
     """One record per model of the mitosis sweep: arch, depth, width, regime, seed and `model`, its
-    path below results/mitosis/models. `widths` (the arch's width unit) makes sense with one arch."""
+    id below results/mitosis/{features,chunks}. `regimes` defaults to every regime of each arch;
+    `widths` (the arch's width unit) makes sense with one arch."""
     out = []
     for a in archs or MITOSIS["archs"]:
-        for r in regimes:
+        for r in regimes or mitosis_regimes(a):
             for w in widths or MITOSIS["archs"][a]["widths"]:
                 for s in seeds or MITOSIS["seeds"]:
                     cell = {"arch": a, "depth": MITOSIS["archs"][a]["depth"], "width": w, "regime": r, "seed": s}
@@ -471,10 +523,25 @@ def ensembles_inputs(wildcards):
 
 
 def mitosis_train_settings(wildcards):
-    """TrainConfig fields of one mitosis model: its arch's settings, epochs by regime."""
+    """TrainConfig fields of one mitosis run: its arch's settings."""
     a = MITOSIS["archs"][wildcards.arch]
-    epochs = a["epochs"] if wildcards.regime == "converged" else a["early_epochs"]
-    return {"epochs": epochs, **{k: a[k] for k in ("batch_size", "lr", "weight_decay", "crop_pad", "flip")}}
+    return {k: a[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "crop_pad", "flip")}
+
+
+def mitosis_weights(wildcards):
+    """The weights a mitosis model is read from: its run's model.pt ("converged") or the run's
+    snapshots folder ("epoch<E>", with mitosis_epoch naming the snapshot inside)."""
+    run = f"results/mitosis/models/{MITOSIS_RUN.format(**wildcards)}"
+    return f"{run}/model.pt" if wildcards.regime == "converged" else f"{run}/snapshots"
+
+
+def mitosis_epoch(wildcards):
+    return None if wildcards.regime == "converged" else int(wildcards.regime.removeprefix("epoch"))
+
+
+def mitosis_figure_cells(wildcards):
+    """The width figures show the converged models; the training figure every snapshot too."""
+    return mitosis_sweep(regimes=("converged",) if wildcards.name != "training" else None)
 
 
 def mitosis_ensemble_members():
@@ -503,7 +570,7 @@ def study_figures(study):
     elif study == "infinite":
         names = [f"infinite_{f}" for f in INFINITE_FIGURES]
     elif study == "mitosis":
-        names = ["mitosis_chunks", "mitosis_clones", "mitosis_ensemble"]
+        names = ["mitosis_chunks", "mitosis_clones", "mitosis_training", "mitosis_ensemble"]
     elif study == "ensembles":
         names = ["ensembles_methods", "ensembles_size", "ensembles_dropping"]
     return [f for name in names for f in figure_files(name)]

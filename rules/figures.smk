@@ -287,7 +287,7 @@ rule figure_infinite:
 
 rule figure_mitosis:
     input:
-        chunks=[f"results/mitosis/chunks/{m}.nc" for m in mitosis_models()],
+        chunks=lambda w: [f"results/mitosis/chunks/{c['model']}.nc" for c in mitosis_figure_cells(w)],
         lib=library_of("figure_mitosis.py"),
     output:
         png=report(
@@ -301,12 +301,12 @@ rule figure_mitosis:
         "results/logs/figures/mitosis_{name}.log",
     params:
         figure=lambda w: f"mitosis_{w.name}_figure",
-        cells=[{k: c[k] for k in ("arch", "regime", "width", "seed")} for c in mitosis_sweep()],
+        cells=lambda w: [{k: c[k] for k in ("arch", "regime", "width", "seed")} for c in mitosis_figure_cells(w)],
         title=f"{config['dataset']}, n = {MITOSIS['n']}, "
         + ", ".join(f"{a} depth {s['depth']}" for a, s in MITOSIS["archs"].items())
         + ", test split",
     wildcard_constraints:
-        name="chunks|clones",
+        name="chunks|clones|training",
     benchmark:
         "results/benchmarks/figures/mitosis_{name}.tsv"
     resources:
@@ -327,7 +327,7 @@ rule figure_mitosis_ensemble:
     output:
         png=report(
             "results/figures/mitosis_ensemble.png",
-            caption="../workflow/report/mitosis.rst",
+            caption="../workflow/report/mitosis_ensemble.rst",
             category="Representation mitosis",
         ),
         pdf="results/figures/mitosis_ensemble.pdf",

@@ -1,5 +1,7 @@
 # Representation mitosis: clones in the last hidden layer of wide networks, for each architecture
-# in mitosis.archs (MLP hidden width; ResNet pooled features, 64·k units).
+# in mitosis.archs (MLP hidden width; ResNet pooled features, 64·k units). One training run per
+# model; its final weights are the "converged" model and its snapshots at early_epochs the
+# "epoch<E>" models (the same run stopped early).
 
 
 rule train_mitosis_model:
@@ -8,17 +10,17 @@ rule train_mitosis_model:
         full="results/data/{dataset}/full.npz",
         lib=library_of("train_mitosis_model.py"),
     output:
-        model=f"results/mitosis/models/{MITOSIS_MODEL}/model.pt",
-        metrics=f"results/mitosis/models/{MITOSIS_MODEL}/metrics.json",
+        model=f"results/mitosis/models/{MITOSIS_RUN}/model.pt",
+        metrics=f"results/mitosis/models/{MITOSIS_RUN}/metrics.json",
+        snapshots=directory(f"results/mitosis/models/{MITOSIS_RUN}/snapshots"),
     log:
-        f"results/mitosis/models/{MITOSIS_MODEL}/train.log",
+        f"results/mitosis/models/{MITOSIS_RUN}/train.log",
     params:
         train=mitosis_train_settings,
+        snapshot_epochs=lambda w: MITOSIS["archs"][w.arch]["early_epochs"],
         device=config["device"],
-    wildcard_constraints:
-        regime="converged|early",
     benchmark:
-        f"results/benchmarks/train_mitosis_model/{MITOSIS_MODEL}.tsv"
+        f"results/benchmarks/train_mitosis_model/{MITOSIS_RUN}.tsv"
     resources:
         mem_mb=scaled(8000),
         runtime=scaled(60),
@@ -32,7 +34,7 @@ rule train_mitosis_model:
 
 rule mitosis_features:
     input:
-        model=f"results/mitosis/models/{MITOSIS_MODEL}/model.pt",
+        weights=mitosis_weights,
         full="results/data/{dataset}/full.npz",
         subset=lambda w: f"results/data/{w.dataset}/train-n{w.n}-s{config['subset_seed']}.npz",
         lib=library_of("mitosis_features.py"),
@@ -40,8 +42,10 @@ rule mitosis_features:
         f"results/mitosis/features/{MITOSIS_MODEL}.npz",
     log:
         f"results/logs/mitosis/features/{MITOSIS_MODEL}.log",
+    params:
+        epoch=mitosis_epoch,
     wildcard_constraints:
-        regime="converged|early",
+        regime=r"converged|epoch\d+",
     benchmark:
         f"results/benchmarks/mitosis_features/{MITOSIS_MODEL}.tsv"
     resources:
@@ -65,8 +69,10 @@ rule mitosis_chunks:
         f"results/logs/mitosis/chunks/{MITOSIS_MODEL}.log",
     params:
         repeats=MITOSIS["repeats"],
+        thresholds=MITOSIS["r2_thresholds"],
+        heldout=MITOSIS["heldout"],
     wildcard_constraints:
-        regime="converged|early",
+        regime=r"converged|epoch\d+",
     benchmark:
         f"results/benchmarks/mitosis_chunks/{MITOSIS_MODEL}.tsv"
     resources:

@@ -16,4 +16,6 @@ train_to_files(
     device=snakemake.params.device,
     threads=snakemake.threads,
     progress=False,  # the log's epoch lines are the progress record; a bar in a file is noise
+    snapshot_epochs=snakemake.params.snapshot_epochs,
+    snapshots_dir=snakemake.output.snapshots,
 )

@@ -383,3 +383,251 @@ def test_sine_dataset():
     assert 0 < np.abs(ytr - np.sin(xtr[:, 0])).max() < 0.5
     np.testing.assert_array_equal(sine_dataset(seed=4)[1], ytr)
     np.testing.assert_allclose(sine_dataset(noise=0.0, seed=4)[1], np.sin(xtr[:, 0]))
+
+
+# ---------------------------------------------------------------- convolutional kernels (CNN + global average pooling)
+
+
+class FiniteCNN(torch.nn.Module):
+    """[Conv(k x k, SAME zeros), phi] x depth -> global average pool -> Dense(1), NTK parameterisation:
+    every weight and bias N(0, 1), a layer computes w_std / sqrt(fan_in) conv(x, W) + b_std b with
+    fan_in = channels_in * k * k. Written here, independently of the kernel recursion it checks."""
+
+    def __init__(self, c_in, channels, depth, *, k, activation, w_std, b_std, seed):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.k, self.w_std, self.b_std = k, w_std, b_std
+        self.phi = torch.relu if activation == "relu" else torch.erf
+        dims = [c_in] + [channels] * depth
+        self.convs = torch.nn.ParameterList(
+            [torch.nn.Parameter(torch.randn(o, i, k, k, generator=g, dtype=torch.float64)) for i, o in zip(dims, dims[1:])])
+        self.conv_b = torch.nn.ParameterList(
+            [torch.nn.Parameter(torch.randn(o, generator=g, dtype=torch.float64)) for o in dims[1:]])
+        self.head = torch.nn.Parameter(torch.randn(channels, 1, generator=g, dtype=torch.float64))
+        self.head_b = torch.nn.Parameter(torch.randn(1, generator=g, dtype=torch.float64))
+
+    def features(self, x):
+        for w, b in zip(self.convs, self.conv_b):
+            scale = self.w_std / math.sqrt(w.shape[1] * self.k * self.k)
+            x = self.phi(torch.nn.functional.conv2d(x, w, padding=self.k // 2) * scale + self.b_std * b[:, None, None])
+        return x.mean(dim=(2, 3))  # global average pooling
+
+    def forward(self, x):
+        g = self.features(x)
+        return (g @ self.head * (self.w_std / math.sqrt(g.shape[1])) + self.b_std * self.head_b)[:, 0]
+
+
+def _images(n=4, c=2, h=4, w=3, seed=0):
+    return np.random.default_rng(seed).standard_normal((n, c, h, w))
+
+
+@pytest.mark.parametrize("activation,depth,k", [("relu", 1, 3), ("erf", 2, 3), ("relu", 2, 1)])
+def test_conv_nngp_matches_wide_random_cnns(activation, depth, k):
+    # One wide network gives `channels` draws of the pooled features (exactly independent at the
+    # first layer, up to O(1/channels) beyond): E[f f'] = w² mean_c g_c g'_c + b²
+    # (networks are independent: their spread gives the standard error of the mean estimate).
+    x = _images()
+    nngp, _ = inf.conv_kernels(x, depth=depth, activation=activation, w_std=W, b_std=B, filter_size=k)
+    est = []
+    for seed in range(8):
+        net = FiniteCNN(2, 1024, depth, k=k, activation=activation, w_std=W, b_std=B, seed=seed)
+        with torch.no_grad():
+            g = net.features(torch.as_tensor(x)).numpy()
+        est.append(W**2 * g @ g.T / g.shape[1] + B**2)
+    est = np.array(est)
+    se = est.std(0, ddof=1) / np.sqrt(len(est))
+    iu = np.triu_indices(len(x))
+    z = ((est.mean(0) - nngp) / se)[iu]
+    assert np.abs(z).max() < 4.5, z  # 10 correlated entries; finite-width bias O(1/channels) << 1 SE
+    # power check: the same estimate rejects the kernel of a 10% larger w_std
+    bad, _ = inf.conv_kernels(x, depth=depth, activation=activation, w_std=1.1 * W, b_std=B, filter_size=k)
+    assert np.abs(((est.mean(0) - bad) / se)[iu]).max() > 6
+
+
+@pytest.mark.parametrize("activation", ["relu", "erf"])
+def test_conv_ntk_matches_empirical_ntk_of_wide_cnns(activation):
+    x = _images(n=3, h=4, w=4)
+    _, theta = inf.conv_kernels(x, depth=2, activation=activation, w_std=W, b_std=B)
+
+    class Flat(torch.nn.Module):  # empirical_ntk feeds flattened inputs
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, z):
+            return self.net(z.reshape(-1, 2, 4, 4))
+
+    def rel_err(channels):
+        errs = [np.linalg.norm(inf.empirical_ntk(Flat(FiniteCNN(2, channels, 2, k=3, activation=activation, w_std=W,
+                                                                  b_std=B, seed=s)), torch.as_tensor(x)) - theta)
+                / np.linalg.norm(theta) for s in range(3)]
+        return float(np.mean(errs))
+
+    small, big = rel_err(16), rel_err(512)
+    assert big < 0.08 and big < 0.5 * small, (small, big)  # fluctuations ~ 1/sqrt(channels)
+
+
+def test_conv_kernels_symmetry_blocks_threads_and_diagonal():
+    x1, x2 = _images(n=7, seed=1), _images(n=5, seed=2)
+    opts = dict(depth=2, activation="relu", w_std=W, b_std=B)
+    k12, t12 = inf.conv_kernels(x1, x2, **opts)
+    k21, t21 = inf.conv_kernels(x2, x1, **opts, batch_size=2, threads=2)
+    np.testing.assert_allclose(k12, k21.T, rtol=1e-13)
+    np.testing.assert_allclose(t12, t21.T, rtol=1e-13)
+    k11, t11 = inf.conv_kernels(x1, **opts, batch_size=3, threads=2)
+    np.testing.assert_array_equal(k11, k11.T)
+    np.testing.assert_allclose(k11, inf.conv_kernels(x1, x1, **opts)[0], rtol=1e-13)
+    for i in (0, 4, 6):  # the diagonal is the image's own kernel, computed alone
+        ks, ts = inf.conv_kernels(x1[i:i + 1], **opts)
+        assert k11[i, i] == ks[0, 0] and t11[i, i] == ts[0, 0]
+    assert np.linalg.eigvalsh(k11).min() > 0 and np.linalg.eigvalsh(t11).min() > 0
+    # single-channel (n, H, W) input is (n, 1, H, W)
+    x = x1[:, 0]
+    np.testing.assert_array_equal(inf.conv_kernels(x, **opts)[0], inf.conv_kernels(x[:, None], **opts)[0])
+
+
+def test_conv_kernel_of_a_1x1_filter_by_hand():
+    # A 1x1 conv mixes no positions: K1[i, j] = w² x_i x'_j / C + b², then ReLU's arc-cosine map per
+    # position pair, then the mean over all pairs, then the readout
+    x = _images(n=2, c=1, h=2, w=2, seed=3)[:, 0].reshape(2, 4)
+    q = W**2 * x**2 + B**2
+    k1 = W**2 * x[0][:, None] * x[1][None, :] + B**2
+    cos = k1 / np.sqrt(q[0][:, None] * q[1][None, :])
+    theta = np.arccos(np.clip(cos, -1, 1))
+    e = np.sqrt(q[0][:, None] * q[1][None, :]) * (np.sin(theta) + (np.pi - theta) * np.cos(theta)) / (2 * np.pi)
+    ed = (np.pi - theta) / (2 * np.pi)
+    expected_k = W**2 * e.mean() + B**2
+    expected_t = expected_k + W**2 * (k1 * ed).mean()
+    k, t = inf.conv_kernels(x.reshape(2, 2, 2), depth=1, activation="relu", w_std=W, b_std=B, filter_size=1)
+    assert k[0, 1] == pytest.approx(expected_k, rel=1e-12) and t[0, 1] == pytest.approx(expected_t, rel=1e-12)
+
+
+def test_conv_kernels_bad_input():
+    x = _images()
+    with pytest.raises(ValueError, match="filter_size"):
+        inf.conv_kernels(x, depth=1, w_std=W, b_std=B, filter_size=2)
+    with pytest.raises(ValueError, match="depth"):
+        inf.conv_kernels(x, depth=0, w_std=W, b_std=B)
+    with pytest.raises(ValueError, match="image shapes"):
+        inf.conv_kernels(x, _images(h=5), depth=1, w_std=W, b_std=B)
+    with pytest.raises(ValueError, match="shape"):
+        inf.conv_kernels(np.ones((3, 4)), depth=1, w_std=W, b_std=B)
+    with pytest.raises(ValueError, match="activation"):
+        inf.conv_kernels(x, depth=1, w_std=W, b_std=B, activation="tanh")
+
+
+@pytest.mark.parametrize("activation,depth,k", [("relu", 1, 3), ("relu", 2, 3), ("erf", 2, 3), ("relu", 2, 5)])
+def test_conv_kernels_match_neural_tangents(activation, depth, k):
+    nt = pytest.importorskip("neural_tangents")
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    stax = nt.stax
+    act = stax.Relu() if activation == "relu" else stax.Erf()
+    layers = []
+    for _ in range(depth):
+        layers += [stax.Conv(5, (k, k), padding="SAME", W_std=W, b_std=B), act]
+    _, _, kernel_fn = stax.serial(*layers, stax.GlobalAvgPool(), stax.Dense(1, W_std=W, b_std=B))
+    x1, x2 = _images(n=3, h=5, w=4, seed=4), _images(n=2, h=5, w=4, seed=5)
+    nhwc = lambda a: np.transpose(a, (0, 2, 3, 1))  # noqa: E731  neural-tangents puts channels last
+    for a, b in ((x1, x2), (x1, None)):
+        ref = kernel_fn(nhwc(a), None if b is None else nhwc(b), ("nngp", "ntk"))
+        ours = inf.conv_kernels(a, b, depth=depth, activation=activation, w_std=W, b_std=B, filter_size=k)
+        np.testing.assert_allclose(ours[0], np.asarray(ref.nngp), rtol=1e-10, atol=0)
+        np.testing.assert_allclose(ours[1], np.asarray(ref.ntk), rtol=1e-10, atol=0)
+
+
+def test_pooled_images():
+    x = np.arange(2 * 1 * 4 * 6, dtype=np.uint8).reshape(2, 1, 4, 6)
+    p = inf.pooled_images(x, 2)
+    assert p.shape == (2, 1, 2, 3)
+    assert p[1, 0, 1, 2] == pytest.approx(np.mean(x[1, 0, 2:4, 4:6]) / 255.0)
+    np.testing.assert_allclose(inf.pooled_images(x, 1), x / 255.0)
+    with pytest.raises(ValueError, match="pool"):
+        inf.pooled_images(x, 4)
+
+
+def test_conv_regression_against_explicit_kernel_ridge():
+    from repatlas.data import balanced_order, load_dataset
+
+    d = load_dataset("digits")
+    xtr, ytr = inf.pooled_images(d["x_train"][:80], 2), d["y_train"][:80]
+    xte, yte = inf.pooled_images(d["x_test"][:30], 2), d["y_test"][:30]
+    ds = inf.conv_regression(xtr, ytr, xte, yte, n_trains=[40, 20], depth=1, diag_reg=1e-3)
+    assert list(ds["n_train"].values) == [20, 40] and ds["correct"].shape == (2, 2, 2, 30)
+    order = balanced_order(ytr, 0)[:40]
+    assert np.bincount(ytr[order[:20]], minlength=10).max() <= 2  # nested sets are class-balanced
+    y = np.eye(10)[ytr[order]] - 0.1
+    for arch, fn in (("fc", inf.kernels), ("conv", inf.conv_kernels)):
+        k_dd, t_dd = fn(xtr[order], depth=1, activation="relu", w_std=1.5, b_std=0.05)
+        k_td, t_td = fn(xte, xtr[order], depth=1, activation="relu", w_std=1.5, b_std=0.05)
+        for kind, m, c in (("nngp", k_dd, k_td), ("ntk", t_dd, t_td)):
+            reg = m + 1e-3 * np.trace(m) / 40 * np.eye(40)  # diag_reg * trace / n, as neural-tangents
+            pred = c @ np.linalg.solve(reg, y)
+            acc = float(ds["accuracy"].sel(architecture=arch, kernel=kind, n_train=40))
+            assert acc == pytest.approx(np.mean(pred.argmax(1) == yte))
+    diff = ds["correct"].sel(architecture="conv") - ds["correct"].sel(architecture="fc")
+    np.testing.assert_allclose(ds["conv_minus_fc"], diff.mean("example"))
+    np.testing.assert_allclose(ds["conv_minus_fc_se"], diff.std("example", ddof=1) / np.sqrt(30))
+
+
+# ---------------------------------------------------------------- cookbook gap across widths
+
+
+def test_gap_statistics_unbiased_and_calibrated():
+    # rows = bias + correlated noise; the debiased gap² averages to the true mean(b²) and its spread
+    # over replicates matches the reported standard error
+    rng = np.random.default_rng(0)
+    n, p = 12, 20
+    bias = 0.05 * np.sin(np.linspace(0, 3, n))
+    a = rng.standard_normal((n, n)) * 0.03
+    est, ses = [], []
+    for _ in range(3000):
+        rows = bias + rng.standard_normal((p, n)) @ a
+        s = inf.gap_statistics(rows, np.zeros(n))
+        est.append(s["gap2"])
+        ses.append(s["gap2_se"])
+        assert s["gap_raw"] ** 2 == pytest.approx(s["gap2"] + s["noise_rms"] ** 2)
+    est = np.array(est)
+    assert abs(est.mean() - np.mean(bias**2)) < 3 * est.std() / np.sqrt(len(est))
+    assert 0.8 < np.mean(ses) / est.std() < 1.25
+    with pytest.raises(ValueError, match="2 independent"):
+        inf.gap_statistics(np.ones((1, 3)), np.zeros(3))
+
+
+def test_fit_gap_exponent_recovers_power_law():
+    w = np.array([128, 256, 512, 1024, 2048.0])
+    g2 = (3.0 / w) ** 2
+    se = 0.1 * g2
+    fit = inf.fit_gap_exponent(w, g2, se)
+    assert fit["exponent"] == pytest.approx(1.0, abs=1e-6) and fit["amplitude"] == pytest.approx(9.0, rel=1e-6)
+    # noisy estimates (some gap² below 0) still give a fit whose error bar covers the truth
+    rng = np.random.default_rng(1)
+    hits = 0
+    for _ in range(200):
+        se = np.full(5, 2e-5)
+        f = inf.fit_gap_exponent(w, (2.0 / w) ** 2 + se * rng.standard_normal(5), se)
+        hits += abs(f["exponent"] - 1) <= 2 * f["exponent_se"]
+    assert hits >= 170  # ~95 % coverage of a ±2 SE interval
+    with pytest.raises(ValueError, match="3 widths"):
+        inf.fit_gap_exponent(w[:2], g2[:2], g2[:2])
+
+
+def test_cookbook_gap_and_table():
+    ds = [inf.cookbook_gap(width=w, pairs=3, steps=30, seed=0) for w in (8, 16, 32)]
+    one = ds[0]
+    assert one["pair_mean"].shape == (3, 50) and one.attrs["t"] == pytest.approx(3.0)
+    # the target is the NTK mean at the ensemble's final time
+    xtr, ytr, xte, _ = sine_dataset(5, 50, 0.1, seed=0)
+    mean, _ = predict_gd_mse(xtr, ytr, xte, t=3.0, depth=2, activation="erf", w_std=1.5, b_std=0.05,
+                             compute_cov=False)
+    np.testing.assert_allclose(one["ntk_mean"], mean)
+    stats = inf.gap_statistics(one["pair_mean"].values, mean)
+    assert float(one["gap2"]) == pytest.approx(stats["gap2"])
+    # widths draw independent networks
+    assert ds[0].attrs["width_seed"] != ds[1].attrs["width_seed"]
+    table = inf.cookbook_gap_table(ds[::-1])
+    assert list(table["width"].values) == [8, 16, 32]
+    np.testing.assert_allclose(table["gap2"], [float(d["gap2"]) for d in ds])
+    assert {"exponent", "exponent_se", "one_over_width"} <= set(table.attrs)
+    with pytest.raises(ValueError, match="one result per width"):
+        inf.cookbook_gap_table([ds[0], ds[0]])

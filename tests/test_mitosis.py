@@ -51,12 +51,17 @@ def test_chunk_accuracy_hand_made():
     np.testing.assert_allclose(ds["error_mean"], 1 - ds["accuracy_mean"])
 
 
-def test_chunk_accuracy_matches_direct_computation():
+@pytest.mark.parametrize("rescale", [True, False])
+def test_chunk_accuracy_matches_direct_computation(rescale):
     f, w, b, y = random_layer()
     width = f.shape[1]
-    ds = mitosis.chunk_metrics(f, w, b, y, [1, 3, 7, width], repeats=8, seed=3, keep_repeats=True)
+    ds = mitosis.chunk_metrics(f, w, b, y, [1, 3, 7, width], repeats=8, seed=3, keep_repeats=True,
+                               rescale=rescale)
+    assert ds.attrs["rescale"] == int(rescale)
     for ci in range(ds.sizes["chunk_size"]):
-        direct = [((f[:, s] @ w[:, s].T + b).argmax(1) == y).mean() for s in subsets(ds, ci)]
+        c = int(ds["chunk_size"].values[ci])
+        scale = width / c if rescale else 1.0  # the paper's (width / c) F_S W_S^T + b
+        direct = [((scale * (f[:, s] @ w[:, s].T) + b).argmax(1) == y).mean() for s in subsets(ds, ci)]
         np.testing.assert_array_equal(ds["accuracy"].values[ci], direct)
         assert all(len(s) == ds["chunk_size"].values[ci] for s in subsets(ds, ci))
         np.testing.assert_allclose(ds["accuracy_mean"].values[ci], np.mean(direct), rtol=0, atol=1e-15)
@@ -417,7 +422,7 @@ def test_summary_table_one_row_per_model(tmp_path):
     for arch, width, k in [("resnet", 1, 4), ("mlp", 32, 2)]:
         x = mitosis.planted_clones(300, 16 * 4 // k if arch == "resnet" else 16, k, noise=0.1, seed=k)
         write_features(tmp_path / f"{arch}.npz", *x, {"arch": arch, "depth": 2, "width": width})
-        for regime in ("early", "converged"):
+        for regime in ("epoch2", "converged"):
             path = tmp_path / f"{arch}-{regime}.nc"
             mitosis.chunks_to_file(tmp_path / f"{arch}.npz", path, repeats=4,
                                    attrs={"regime": regime, "model_seed": 0, "dataset": "synthetic", "n": 300})
@@ -427,11 +432,17 @@ def test_summary_table_one_row_per_model(tmp_path):
     import pandas as pd
 
     table = pd.read_csv(tmp_path / "summary.csv")
-    assert list(table.columns) == list(mitosis.SUMMARY_COLUMNS)
-    assert list(zip(table["arch"], table["regime"])) == sorted((a, r) for a, r, *_ in expected)
+    assert list(table.columns[: len(mitosis.SUMMARY_COLUMNS)]) == list(mitosis.SUMMARY_COLUMNS)
+    assert {"clones_r2_0.8", "clones_r2_0.95", "clones_heldout_r2_0.9", "residual_corr_at_2critical",
+            "chunk_accuracy_at_critical", "claim_constant_critical_chunk", "claim_mitosis_needs_zero_error"} <= set(table)
+    # runs in order (arch, width, seed), each run's models by epoch (these files carry none: -1)
+    assert list(table["arch"]) == ["mlp", "mlp", "resnet", "resnet"]
     for arch, regime, units, clones in expected:
         row = table[(table["arch"] == arch) & (table["regime"] == regime)].iloc[0]
         assert row["width"] == units and row["clones"] == pytest.approx(clones, rel=1e-5)
+        assert row["clones_r2_0.9"] == pytest.approx(clones, rel=1e-5)
+        assert row["train_error"] == pytest.approx(1 - row["train_accuracy"])
+    assert table["claim_constant_critical_chunk"].isna().all()  # one width per arch: untestable
     assert set(table["model_width"]) == {1, 32}
     with pytest.raises(ValueError, match="datasets"):
         mitosis.clones_table([])
@@ -460,6 +471,13 @@ def test_figures_show_both_archs():
     # the ResNet points sit at 64·k units: x data of the drawn lines include 64 and 128
     xs = {float(v) for line in ax.get_lines() for v in line.get_xdata()}
     assert {16.0, 64.0, 128.0} <= xs
+    for ds, cell in zip(datasets, cells):  # snapshots: epoch and training error
+        ds.attrs.update(train_accuracy=1.0 if cell["regime"] == "converged" else 0.9,
+                        epoch=10 if cell["regime"] == "converged" else 2)
+    fig = plots.mitosis_training_figure(datasets, cells, title="t")
+    assert [ax.get_title(loc="left") for ax in fig.axes] == ["mlp", "resnet"]
+    xs = {round(float(v), 6) for line in fig.axes[0].get_lines() for v in line.get_xdata()}
+    assert xs == {0.0, 0.1}
 
 
 def test_config_schema_mitosis_archs():
@@ -482,7 +500,168 @@ def test_config_schema_mitosis_archs():
     validate(default, schema=str(schema_path))
     assert set(default["mitosis"]["archs"]) == {"mlp", "resnet"}
     assert default["mitosis"]["archs"]["mlp"]["epochs"] == 150 and default["mitosis"]["ensemble"]["arch"] == "mlp"
+    assert default["mitosis"]["archs"]["mlp"]["early_epochs"] == [1, 2, 4, 8, 16, 32]
+    assert default["mitosis"]["r2_thresholds"] == [0.8, 0.9, 0.95] and default["mitosis"]["heldout"] == 0.5
+    with pytest.raises(ConfigError, match="early_epochs"):  # the old one-integer form (a separate run)
+        check_schema({"mitosis": {"archs": {"mlp": {"early_epochs": 3}}}}, schema)
     with pytest.raises(ConfigError, match="mitosis.widths"):  # the pre-archs layout names the moved key
         check_schema({"mitosis": {"widths": [8, 16]}}, schema)
     with pytest.raises(ConfigError, match="mitosis.archs.cnn"):
         check_schema({"mitosis": {"archs": {"cnn": {}}}}, schema)
+
+
+# ----------------------------------------------------------------------------- the paper's measures and claims
+
+
+def test_rescaled_chunk_accuracy_keeps_the_bias_in_proportion():
+    # a bias towards class 0 that the full layer outweighs: unscaled chunks (logits ~ c / width of the
+    # full ones) mostly answer class 0; the paper's (width / c) rescaling restores the proportion
+    f, w, _, y = mitosis.planted_clones(1000, 12, 4, noise=0.1, seed=0)
+    b = np.zeros(10)
+    b[0] = (f @ w.T).std()  # measured: full layer 0.72; chunk of 12: rescaled 0.46, unscaled 0.17
+    kw = dict(repeats=20, compute_regression=False, keep_repeats=True)
+    scaled = mitosis.chunk_metrics(f, w, b, y, [12, 48], **kw)
+    plain = mitosis.chunk_metrics(f, w, b, y, [12, 48], rescale=False, **kw)
+    assert float(scaled["accuracy_mean"].sel(chunk_size=12)) > float(plain["accuracy_mean"].sel(chunk_size=12)) + 0.2
+    s = subsets(plain, 0)[0]
+    assert np.mean((f[:, s] @ w[:, s].T + b).argmax(1) == 0) > 0.5  # the bias decides
+    # the full layer is unchanged, and without a bias rescaling cannot change any argmax
+    assert float(scaled["accuracy_mean"].sel(chunk_size=48)) == float(plain["accuracy_mean"].sel(chunk_size=48))
+    no_bias = [mitosis.chunk_metrics(f, w, np.zeros(10), y, [3, 12], rescale=r, **kw)["accuracy"].values
+               for r in (True, False)]
+    np.testing.assert_array_equal(*no_bias)
+
+
+def test_chunks_to_file_heldout_and_threshold_sensitivity(tmp_path):
+    x = mitosis.planted_clones(600, 16, 4, noise=0.1, seed=3)
+    write_features(tmp_path / "f.npz", *x, {"arch": "mlp", "depth": 2, "width": 64})
+    ds = mitosis.chunks_to_file(tmp_path / "f.npz", tmp_path / "c.nc", repeats=6, seed=1,
+                                thresholds=(0.8, 0.95), heldout=0.4)
+    held = mitosis.chunk_metrics(*x, mitosis.default_chunk_sizes(64), repeats=6, seed=1, heldout=0.4)
+    np.testing.assert_array_equal(ds["r2_heldout_mean"], held["r2_mean"])
+    np.testing.assert_array_equal(ds["residual_corr_heldout_mean"], held["residual_corr_mean"])
+    assert list(ds["threshold"].values) == [0.8, 0.9, 0.95] and list(ds["r2"].values) == ["in_sample", "heldout"]
+    for kind, var in (("in_sample", "r2_mean"), ("heldout", "r2_heldout_mean")):
+        for t in (0.8, 0.9, 0.95):
+            c = mitosis.critical_chunk_size(ds, t, variable=var)
+            assert float(ds["critical_chunk"].sel(r2=kind, threshold=t)) == pytest.approx(c)
+            assert float(ds["clones"].sel(r2=kind, threshold=t)) == pytest.approx(64 / c)
+    # a higher bar needs a bigger chunk; held-out R² (no fitting of noise) needs at least as big a one
+    cc = ds["critical_chunk"]
+    assert (cc.diff("threshold") > 0).all()
+    assert (cc.sel(r2="heldout") >= cc.sel(r2="in_sample")).all()
+    assert (ds["r2_heldout_mean"] <= ds["r2_mean"] + 1e-12).all()
+    assert ds.attrs["clones"] == pytest.approx(float(ds["clones"].sel(r2="in_sample", threshold=0.9)))
+    row = mitosis.chunk_summary(ds)
+    c_star = ds.attrs["critical_chunk"]
+    at = ds.sel(chunk_size=ds["chunk_size"].values[ds["chunk_size"].values >= c_star][0])
+    assert row["residual_corr_at_critical"] == float(at["residual_corr_mean"])
+    at2 = ds.sel(chunk_size=ds["chunk_size"].values[ds["chunk_size"].values >= 2 * c_star][0])
+    assert row["residual_corr_at_2critical"] == float(at2["residual_corr_mean"])
+    assert row["residual_corr_heldout_at_2critical"] == float(at2["residual_corr_heldout_mean"])
+    assert row["chunk_accuracy_at_critical"] == float(at["accuracy_mean"])
+    assert row["accuracy_gap_at_critical"] == pytest.approx(ds.attrs["test_accuracy"] - float(at["accuracy_mean"]))
+    assert row["accuracy_gap_at_2critical"] == pytest.approx(ds.attrs["test_accuracy"] - float(at2["accuracy_mean"]))
+
+
+def test_rank_d_mixture_has_the_critical_chunk_of_planted_clones():
+    # no designed copies, rank 16 plus independent noise: c* ≈ 16 like 16-dimensional clones
+    # (measured 15.7-15.9 vs 15.8-16.7 at widths 64-256): clones = width / effective dimension
+    for width in (64, 256):
+        mix = mitosis.chunk_metrics(*mitosis.planted_mixture(1000, 16, width, seed=0),
+                                    mitosis.default_chunk_sizes(width), repeats=8)
+        clones = mitosis.chunk_metrics(*mitosis.planted_clones(1000, 16, width // 16, seed=1),
+                                       mitosis.default_chunk_sizes(width), repeats=8)
+        c_mix, c_clones = mitosis.critical_chunk_size(mix), mitosis.critical_chunk_size(clones)
+        assert c_mix == pytest.approx(16, rel=0.2) and c_mix == pytest.approx(c_clones, rel=0.2)
+    f, w, b, y = mitosis.planted_mixture(500, 6, 30, noise=0.0, seed=2)
+    assert np.linalg.matrix_rank(f) == 6 and ((f @ w.T + b).argmax(1) == y).mean() == 1.0
+    with pytest.raises(ValueError, match="width"):
+        mitosis.planted_mixture(10, 2, 0)
+
+
+def summary_rows(widths, c_star, *, arch="mlp", residual=0.05, gap=0.0, train_error=0.0):
+    """Converged summary rows with a given critical chunk per width (other columns plausible)."""
+    import pandas as pd
+
+    return pd.DataFrame([{"arch": arch, "regime": "converged", "width": w, "model_seed": 0, "critical_chunk": c,
+                          "clones": w / c, "residual_corr_at_2critical": residual, "accuracy_gap_at_critical": gap,
+                          "train_error": train_error, "epoch": 100} for w, c in zip(widths, c_star)])
+
+
+def test_claims_known_answers():
+    import pandas as pd
+
+    widths = [16, 32, 64, 128, 256]
+    # c* follows the width up to 64, then stays at 40-50: onset 64, clones ∝ width above it
+    t = mitosis.mitosis_claims(summary_rows(widths, [16, 30, 45, 40, 50]))
+    assert (t["onset_width"] == 64).all() and (t["claim_constant_critical_chunk"] == 1).all()
+    slope = np.polyfit(np.log([64, 128, 256]), np.log(np.array([64, 128, 256]) / [45, 40, 50]), 1)[0]
+    assert t["clones_width_slope"].iloc[0] == pytest.approx(slope)
+    assert (t["claim_clones_proportional_to_width"] == 1).all()
+    assert list(t["above_onset"]) == [0, 0, 1, 1, 1]
+    assert (t["claim_low_residual_corr"] == 1).all() and (t["claim_chunk_accuracy_matches_full"] == 1).all()
+    # c* growing like sqrt(width): no onset, clones ~ width^0.5
+    t = mitosis.mitosis_claims(summary_rows(widths, np.sqrt(widths) * 4))
+    assert t["onset_width"].isna().all() and (t["claim_constant_critical_chunk"] == 0).all()
+    assert t["clones_width_slope"].iloc[0] == pytest.approx(0.5)
+    assert (t["claim_clones_proportional_to_width"] == 0).all() and t["claim_low_residual_corr"].isna().all()
+    # one wide model with correlated residuals or a chunk far below the full layer fails its claim
+    t = mitosis.mitosis_claims(summary_rows(widths, [16] * 5).assign(
+        residual_corr_at_2critical=[0.05, 0.05, 0.05, 0.05, 0.3], accuracy_gap_at_critical=[0, 0, 0, 0.05, 0]))
+    assert (t["claim_low_residual_corr"] == 0).all() and (t["claim_chunk_accuracy_matches_full"] == 0).all()
+    # fewer than 3 widths: the width claims are untestable (empty)
+    assert mitosis.mitosis_claims(summary_rows([16, 32], [8, 8]))["claim_constant_critical_chunk"].isna().all()
+    # early stopping along one run: snapshots with training error > 0 have fewer clones
+    conv = summary_rows([64, 128, 256], [16, 16, 16])
+    snaps = pd.DataFrame([{"arch": "mlp", "regime": f"epoch{e}", "width": w, "model_seed": 0, "critical_chunk": c,
+                           "clones": w / c, "train_error": err, "epoch": e}
+                          for w in (64, 128, 256) for e, c, err in ((2, 64, 0.3), (8, 32, 0.02), (32, 16, 0.0))])
+    t = mitosis.mitosis_claims(pd.concat([conv, snaps], ignore_index=True))
+    c = t[t["regime"] == "converged"]
+    assert (c["clones_before_zero_error"] == c["width"] / 32).all()  # epoch 8, the last with error > 0
+    assert (c["claim_mitosis_needs_zero_error"] == 1).all()
+    assert t.loc[t["regime"] != "converged", "claim_mitosis_needs_zero_error"].isna().all()
+    # "zero" allows an image or two (eval-mode BatchNorm): an error of 0.001 is zero, 0.01 is not
+    snaps.loc[snaps["epoch"] == 32, "train_error"] = 0.001
+    t = mitosis.mitosis_claims(pd.concat([conv.assign(train_error=0.001), snaps], ignore_index=True))
+    assert (t.loc[t["regime"] == "converged", "clones_before_zero_error"] == c["width"].values / 32).all()
+    assert (t.loc[t["regime"] == "converged", "claim_mitosis_needs_zero_error"] == 1).all()
+    t = mitosis.mitosis_claims(pd.concat([conv.assign(train_error=0.01), snaps], ignore_index=True))
+    assert (t.loc[t["regime"] == "converged", "claim_mitosis_needs_zero_error"] == 0).all()
+    snaps.loc[snaps["epoch"] == 8, "critical_chunk"] = 20  # as many clones before zero error: fails
+    snaps["clones"] = snaps["width"] / snaps["critical_chunk"]
+    t = mitosis.mitosis_claims(pd.concat([conv, snaps], ignore_index=True))
+    assert (t.loc[t["regime"] == "converged", "claim_mitosis_needs_zero_error"] == 0).all()
+
+
+def test_claims_hold_on_planted_clones_of_fixed_size(tmp_path):
+    # clones of a 16-dimensional latent at every width: the paper's picture, end to end through files
+    datasets = []
+    for width in (32, 64, 128):
+        write_features(tmp_path / f"f{width}.npz", *mitosis.planted_clones(800, 16, width // 16, seed=width),
+                       {"arch": "mlp", "depth": 2, "width": width})
+        datasets.append(mitosis.chunks_to_file(tmp_path / f"f{width}.npz", tmp_path / f"c{width}.nc", repeats=6,
+                                               attrs={"regime": "converged", "model_seed": 0}))
+    t = mitosis.clones_table(datasets)
+    assert (t["claim_constant_critical_chunk"] == 1).all() and (t["onset_width"] == 32).all()
+    assert (t["claim_clones_proportional_to_width"] == 1).all() and (t["claim_low_residual_corr"] == 1).all()
+    np.testing.assert_allclose(t["clones"], [2, 4, 8], rtol=0.3)
+
+
+def test_features_to_file_reads_a_snapshot_and_records_its_epoch(tmp_path, digits_files):
+    from repatlas.data import load_npz
+    from repatlas.models import build_model
+    from repatlas.train import save_checkpoint, snapshot_path
+
+    full_path, sub_path = digits_files
+    _, meta = load_npz(full_path)
+    spec = {"arch": "mlp", "depth": 2, "width": 8, "input_shape": meta["shape"], "n_classes": meta["n_classes"]}
+    torch.manual_seed(0)
+    save_checkpoint(snapshot_path(tmp_path / "snapshots", 3), build_model(**spec), spec, {"epoch": 3})
+    torch.manual_seed(1)
+    save_checkpoint(tmp_path / "model.pt", build_model(**spec), spec, {"final": {"epoch": 7}})
+    snap = mitosis.features_to_file(tmp_path / "snapshots", full_path, sub_path, tmp_path / "a.npz", epoch=3)
+    final = mitosis.features_to_file(tmp_path / "model.pt", full_path, sub_path, tmp_path / "b.npz")
+    assert snap["epoch"] == 3 and final["epoch"] == 7 and load_npz(tmp_path / "a.npz")[1]["epoch"] == 3
+    assert not np.array_equal(load_npz(tmp_path / "a.npz")[0]["features_test"], load_npz(tmp_path / "b.npz")[0]["features_test"])

@@ -228,28 +228,37 @@ def test_infinite_artifacts(tiny_run):
     assert ntk["relative_error"].dims == ("width", "seed")
     reg = xr.open_dataset(res / "regression-digits-n100.nc")
     assert 0 <= float(reg["nngp_inf"]) <= 1 and reg["finite_accuracy"].shape == (2, 2, 1)
-    for name in ("cookbook_mlp", "cookbook_resnet", "ntk_convergence", "regression"):
+    gap = xr.open_dataset(res / "cookbook_gap.nc")
+    assert list(gap["width"].values) == [8, 16, 32] and (gap["pairs"] == 2).all() and "exponent" in gap.attrs
+    conv = xr.open_dataset(res / "conv_regression-digits-n20.nc")
+    assert conv["accuracy"].shape == (2, 2, 2) and conv.attrs["image_shape"] == [1, 4, 4]
+    for name in ("cookbook_mlp", "cookbook_resnet", "ntk_convergence", "regression", "cookbook_gap",
+                 "conv_regression"):
         assert (workdir / "results" / "figures" / f"infinite_{name}.png").stat().st_size > 1000
 
 
 def test_mitosis_artifacts(tiny_run):
     workdir, _ = tiny_run
     res = workdir / "results"
-    for regime in ("converged", "early"):
+    for regime, epoch in (("converged", 5), ("epoch1", 1)):  # the run's end and its epoch-1 snapshot
         ds = xr.open_dataset(res / "mitosis" / "chunks" / f"digits-n100/mlp-d2-w32/{regime}/s0.nc")
         assert list(ds["chunk_size"].values) == [1, 2, 4, 8, 16, 32]
         assert np.isclose(float(ds["r2_mean"].sel(chunk_size=32)), 1.0, atol=1e-6)
-        assert ds.attrs["width"] == 32 and ds.attrs["clones"] > 0
-        # the ResNet's last hidden layer is its pooled 64·k features
-        ds = xr.open_dataset(res / "mitosis" / "chunks" / f"digits-n100/resnet-d8-w1/{regime}/s0.nc")
-        assert ds.attrs["width"] == 64 and ds["chunk_size"].values[-1] == 64
+        assert ds.attrs["width"] == 32 and ds.attrs["clones"] > 0 and ds.attrs["epoch"] == epoch
+        assert ds["clones"].dims == ("r2", "threshold") and "r2_heldout_mean" in ds
+    # the ResNet's last hidden layer is its pooled 64·k features
+    ds = xr.open_dataset(res / "mitosis" / "chunks" / "digits-n100/resnet-d8-w1/epoch1/s0.nc")
+    assert ds.attrs["width"] == 64 and ds["chunk_size"].values[-1] == 64
+    assert sorted(p.name for p in (res / "mitosis" / "models" / "digits-n100/mlp-d2-w32/s0/snapshots").iterdir()) == [
+        "epoch-1.pt", "epoch-2.pt"]
     summary = pd.read_csv(res / "mitosis" / "summary.csv")
-    # 2 regimes × (2 MLP widths + 1 ResNet width) × 1 seed, clone counts as in the chunk files
-    assert len(summary) == 6 and set(summary["arch"]) == {"mlp", "resnet"}
+    # MLP: 3 widths × (converged + 2 snapshots); ResNet: 1 width × (converged + 1 snapshot); 1 seed
+    assert len(summary) == 11 and set(summary["arch"]) == {"mlp", "resnet"}
     row = summary[(summary["arch"] == "mlp") & (summary["width"] == 32) & (summary["regime"] == "converged")]
     ds = xr.open_dataset(res / "mitosis" / "chunks" / "digits-n100/mlp-d2-w32/converged/s0.nc")
     assert float(row["clones"].iloc[0]) == pytest.approx(ds.attrs["clones"], rel=1e-5)
-    for name in ("chunks", "clones", "ensemble"):
+    assert row["claim_constant_critical_chunk"].notna().all()  # 3 MLP widths: the width claims are tested
+    for name in ("chunks", "clones", "training", "ensemble"):
         assert (res / "figures" / f"mitosis_{name}.png").stat().st_size > 1000
 
 

@@ -5,8 +5,10 @@ that carry the same information and differ by independent noise. The signature i
 random chunks of neurons (``chunk_metrics``): for each chunk size ``c`` and each of ``repeats``
 random subsets ``S`` of ``c`` neurons (drawn without replacement),
 
-* **chunk accuracy** — the trained last layer restricted to the chunk,
-  ``logits = features[:, S] @ weight[:, S].T + bias``, scored against ``labels``;
+* **chunk accuracy** — the trained last layer restricted to the chunk and rescaled to the full
+  layer's magnitude, ``logits = (width / c) · features[:, S] @ weight[:, S].T + bias`` (the
+  paper's chunk classifier; without the factor the bias dominates small chunks), scored against
+  ``labels``;
 * **R²** — ridge regression with intercept (penalty ``ridge`` on the coefficients only, the sum of
   squares *not* divided by n, as in ``sklearn.linear_model.Ridge``) from the chunk to the *full*
   representation; variance-weighted ``R² = 1 − Σ_ij (F_ij − F̂_ij)² / Σ_ij (F_ij − F̄_j)²``
@@ -28,8 +30,10 @@ Implementation: everything is float64 and goes through the centred Gram matrix `
 are solved in batches with ``numpy.linalg.solve``; BLAS is pinned to ``threads`` (default 1).
 
 ``estimate_clones`` turns the R² curve into a number of clones, ``width / c*`` (see its
-docstring for ``c*``), and ``planted_clones`` builds synthetic representations with a known
-number of clones.
+docstring for ``c*``); ``planted_clones`` builds synthetic representations with a known
+number of clones and ``planted_mixture`` rank-d ones without designed copies, which give the
+same critical chunk (≈ d): a clone count is width ÷ the layer's effective dimension, bounded
+below by the rank floor ``pca_chunk_size``.
 
 The pipeline steps at the end (``features_to_file``, ``chunks_to_file``, ``summary_to_file``)
 work on any ``repatlas.models`` classifier: the representation is the input of the final linear
@@ -144,14 +148,15 @@ def _heldout_split(n: int, heldout: float, seed: int) -> tuple[np.ndarray, np.nd
 # ----------------------------------------------------------------------------- per-batch kernels
 
 
-def _chunk_accuracy(f, w, b, y, masks: np.ndarray) -> np.ndarray:
-    """Accuracy of the last layer restricted by 0/1 ``masks`` (r, width) — one per row.
+def _chunk_accuracy(f, w, b, y, masks: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """Accuracy of the last layer restricted by 0/1 ``masks`` (r, width) — one per row — with the
+    chunk's logits multiplied by ``scale`` before the bias is added.
 
     Masking the weight columns instead of gathering keeps the summation order of the full layer,
-    so an all-ones mask reproduces ``features @ weight.T + bias`` exactly.
+    so an all-ones mask with scale 1 reproduces ``features @ weight.T + bias`` exactly.
     """
     r, (k, width) = len(masks), w.shape
-    wm = (w[None, :, :] * masks[:, None, :]).reshape(r * k, width)   # (r·classes, width)
+    wm = (w[None, :, :] * (masks[:, None, :] * scale)).reshape(r * k, width)   # (r·classes, width)
     logits = (f @ wm.T).reshape(len(f), r, k) + b                     # one GEMM: (n, r, classes)
     return (logits.argmax(-1) == y[:, None]).mean(axis=0)
 
@@ -218,8 +223,8 @@ class _RegressionStats:
 
 
 _DEFS = {
-    "def_accuracy": "mean over examples of argmax(features[:, S] @ weight[:, S].T + bias) == label, "
-    "S a uniform random subset of chunk_size neurons",
+    "def_accuracy": "mean over examples of argmax((width / chunk_size) * features[:, S] @ weight[:, S].T + bias) "
+    "== label (the factor is 1 when rescale is off), S a uniform random subset of chunk_size neurons",
     "def_r2": "variance-weighted R^2 = 1 - sum_ij (F - Fhat)^2 / sum_ij (F - mean_j F)^2 of a ridge regression "
     "(intercept unpenalised, penalty `ridge` on unnormalised sums of squares, as sklearn Ridge) from "
     "features[:, S] to all features",
@@ -243,6 +248,8 @@ def chunk_metrics(
     var_tol: float = 1e-6,
     keep_repeats: bool = False,
     compute_regression: bool = True,
+    compute_accuracy: bool = True,
+    rescale: bool = True,
     threads: int | None = 1,
 ) -> xr.Dataset:
     """Chunk accuracy, reconstruction R² and residual correlation of random neuron chunks.
@@ -264,6 +271,12 @@ def chunk_metrics(
         repeat) and the boolean ``subset`` mask (chunk_size, repeat, neuron).
     compute_regression : ``False`` skips R² and residual correlation (NaN), e.g. for accuracy-only
         sweeps.
+    compute_accuracy : ``False`` skips the chunk accuracy (NaN; ``full_accuracy`` is still computed).
+    rescale : ``True`` (default, the paper's chunk classifier) scores
+        ``(width / c) · features[:, S] @ weight[:, S].T + bias``: the chunk's logits are scaled up
+        to the full layer's magnitude, so the bias keeps its weight relative to them. ``False``
+        scores the unscaled ``features[:, S] @ weight[:, S].T + bias``, where the bias dominates
+        small chunks.
     threads : BLAS threads while computing (default 1, fastest on shared machines for these many
         small products; ``None`` leaves the BLAS setting alone).
 
@@ -309,15 +322,18 @@ def chunk_metrics(
             per = 8 * max(n * (n_classes + 1) + n_classes * width, 5 * width * width if compute_regression else 0)
             bs = int(max(1, min(repeats, _BATCH_BYTES // max(per, 1))))
             if c == width:  # every subset is the whole layer: compute once (acc == full_acc)
-                acc[ci] = full_acc
+                acc[ci] = full_acc if compute_accuracy else np.nan
                 if stats is not None:
                     r2[ci], rc[ci] = (v[0] for v in stats.batch(idx[:1], ridge, var_tol))
                 continue
             for lo in range(0, repeats, bs):
                 sl = slice(lo, lo + bs)
-                masks = np.zeros((len(idx[sl]), width))
-                np.put_along_axis(masks, idx[sl], 1.0, axis=1)
-                acc[ci, sl] = _chunk_accuracy(f, w, b, y, masks)
+                if compute_accuracy:
+                    masks = np.zeros((len(idx[sl]), width))
+                    np.put_along_axis(masks, idx[sl], 1.0, axis=1)
+                    acc[ci, sl] = _chunk_accuracy(f, w, b, y, masks, width / c if rescale else 1.0)
+                else:
+                    acc[ci, sl] = np.nan
                 if stats is not None:
                     r2[ci, sl], rc[ci, sl] = stats.batch(idx[sl], ridge, var_tol)
 
@@ -349,6 +365,7 @@ def chunk_metrics(
         "var_tol": float(var_tol),
         "regression_rows": "in-sample (all rows)" if heldout is None else f"fit on {1 - heldout:g}, scored on held-out {heldout:g} of rows",
         "heldout": 0.0 if heldout is None else float(heldout),
+        "rescale": int(rescale),
         "width": int(width),
         "n_examples": int(n),
         "full_accuracy": full_acc,
@@ -357,9 +374,10 @@ def chunk_metrics(
     return ds
 
 
-def critical_chunk_size(ds: xr.Dataset, threshold: float = DEFAULT_R2_THRESHOLD) -> float:
-    """Critical chunk size c* of a :func:`chunk_metrics` result: where the mean R² first reaches
-    ``threshold``, linearly interpolated in log(chunk size).
+def critical_chunk_size(ds: xr.Dataset, threshold: float = DEFAULT_R2_THRESHOLD, *,
+                        variable: str = "r2_mean") -> float:
+    """Critical chunk size c* of a :func:`chunk_metrics` result: where the mean R² (``variable``)
+    first reaches ``threshold``, linearly interpolated in log(chunk size).
 
     With grid sizes c_1 < c_2 < … and mean R² values R_i, let j be the first index with
     R_j ≥ threshold. If j = 1, c* = c_1 (only an upper bound on the crossing). Otherwise
@@ -367,7 +385,7 @@ def critical_chunk_size(ds: xr.Dataset, threshold: float = DEFAULT_R2_THRESHOLD)
     NaN when no chunk size reaches the threshold.
     """
     c = ds["chunk_size"].values.astype(float)
-    r = ds["r2_mean"].values
+    r = ds[variable].values
     hit = np.flatnonzero(r >= threshold)
     if hit.size == 0:
         return float("nan")
@@ -514,6 +532,41 @@ def planted_clones(
     return features, weight, np.zeros(n_classes), labels
 
 
+def planted_mixture(
+    n: int,
+    d: int,
+    width: int,
+    *,
+    noise: float = 0.1,
+    n_classes: int = 10,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Synthetic representation of rank ``d`` with independent noise and no designed copies.
+
+    ``features = z M + noise · ε`` with ``z ~ N(0, I_d)`` (n, d), ``M ~ N(0, 1/d)`` (d, width) and
+    ``ε ~ N(0, I)`` (n, width): every neuron is its own random mixture of the d latent directions
+    (variance ≈ 1 + noise², like a :func:`planted_clones` neuron). Labels are the argmax of
+    ``z Aᵀ`` (A ~ N(0, 1), (n_classes, d)); ``weight`` is the least-squares readout of those class
+    scores from the features, ``bias = 0``.
+
+    Why: any d random neurons of it span z, so its critical chunk is ≈ d and its "clone count"
+    width / d, exactly as for width / d planted clones — the chunk measure counts how many times
+    the layer's effective dimension fits in its width; "clones" are redundancy beyond the rank
+    (identical information plus independent noise), which is what the paper's definition says.
+    """
+    for name, v in (("n", n), ("d", d), ("width", width), ("n_classes", n_classes)):
+        if int(v) != v or v < 1:
+            raise ValueError(f"{name} must be a positive integer; got {v!r}")
+    if not (np.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a finite number ≥ 0; got {noise!r}")
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, d))
+    features = z @ (rng.standard_normal((d, width)) / np.sqrt(d)) + noise * rng.standard_normal((n, width))
+    scores = z @ rng.standard_normal((n_classes, d)).T
+    weight = np.linalg.lstsq(features, scores, rcond=None)[0].T
+    return features, weight, np.zeros(n_classes), scores.argmax(1).astype(np.int64)
+
+
 # --------------------------------------------------------------------------------------------------
 # Pipeline steps: last-layer features of trained classifiers, their chunk metrics, ensembles
 # --------------------------------------------------------------------------------------------------
@@ -530,10 +583,12 @@ def last_layer_units(arch: str, width: int) -> int:
     return units[arch] * int(width)
 
 
-def features_to_file(model_path, full_path, subset_path, out_path) -> dict:
+def features_to_file(model_path, full_path, subset_path, out_path, *, epoch: int | None = None) -> dict:
     """Last-hidden-layer features (input of the final linear layer: an MLP's last hidden layer, a
     ResNet's pooled features) on the training subset and the test split, with the final layer's
-    weight and bias, the test logits and both accuracies → .npz (meta: model spec, layer, accuracies).
+    weight and bias, the test logits and both accuracies → .npz (meta: model spec, layer, accuracies,
+    the training epoch of the weights). ``model_path`` is a ``model.pt``, or with ``epoch`` the
+    snapshots folder of a run (``repatlas.train.train_to_files``), read at that epoch.
 
     Features are taken in eval mode (BatchNorm running statistics), without augmentation."""
     import torch
@@ -541,9 +596,9 @@ def features_to_file(model_path, full_path, subset_path, out_path) -> dict:
     from repatlas.activations import iter_activations
     from repatlas.data import load_npz, save_npz, standardise
     from repatlas.models import representation_layers
-    from repatlas.train import load_checkpoint
+    from repatlas.train import load_checkpoint, snapshot_path
 
-    model, spec, _ = load_checkpoint(model_path)
+    model, spec, ckpt_meta = load_checkpoint(model_path if epoch is None else snapshot_path(model_path, epoch))
     full, meta = load_npz(full_path)
     sub, _ = load_npz(subset_path)
     last = representation_layers(model)[-1]
@@ -560,42 +615,70 @@ def features_to_file(model_path, full_path, subset_path, out_path) -> dict:
     train_logits = f_train @ weight.T + bias
     info = {"model": spec, "layer": last, "units": int(f_test.shape[1]),
             "test_accuracy": float((logits.argmax(1) == full["y_test"]).mean()),
-            "train_accuracy": float((train_logits.argmax(1) == sub["y"]).mean())}
+            "train_accuracy": float((train_logits.argmax(1) == sub["y"]).mean()),
+            # the training epoch of these weights: a snapshot's, or the final epoch of model.pt
+            "epoch": int(ckpt_meta.get("epoch", (ckpt_meta.get("final") or {}).get("epoch", -1)))}
     save_npz(out_path, info, features_train=f_train, labels_train=sub["y"], features_test=f_test,
              labels_test=full["y_test"], weight=weight, bias=bias, logits_test=logits)
     return info
 
 
+R2_THRESHOLDS = (0.8, 0.9, 0.95)
+DEFAULT_HELDOUT = 0.5
+
+
 def chunks_to_file(features_path, out_path, *, repeats: int = 50, seed: int = 0,
-                   threshold: float = DEFAULT_R2_THRESHOLD, attrs: dict | None = None) -> xr.Dataset:
+                   threshold: float = DEFAULT_R2_THRESHOLD, thresholds=R2_THRESHOLDS,
+                   heldout: float = DEFAULT_HELDOUT, attrs: dict | None = None) -> xr.Dataset:
     """Chunk metrics of a features file on the test split (chunk sizes 1, 2, 4, … width) → netCDF.
 
-    The clone estimate comes from the R² curve of this very Dataset (the one the figures draw):
-    ``critical_chunk`` = :func:`critical_chunk_size` at ``threshold`` and ``clones`` = width ÷ it,
-    both in ``attrs``, with the rank floor ``pca_chunk`` (:func:`pca_chunk_size`), ``arch``,
-    ``depth``, ``model_width`` (the model's width argument), ``width`` (last-hidden-layer units),
-    ``test_accuracy``, ``train_accuracy`` and ``attrs`` (e.g. regime, dataset, n; plain
+    Two regressions per chunk: in-sample (fit and score on all test rows, as the paper's code) and
+    held-out (fit on a random ``1 − heldout`` of the test rows, score R² and residual correlation
+    on the rest: ``r2_heldout_*``, ``residual_corr_heldout_*``). In-sample R² cannot fall as the
+    chunk grows and reaches 1 once the chunk has as many neurons as rows (360 test images for
+    digits); held-out R² charges a chunk for fitting noise. Chunk accuracy (rescaled, the
+    paper's) uses all rows.
+
+    Clones: ``critical_chunk`` and ``clones`` (= width ÷ critical chunk) for each R² kind
+    (``r2``: in_sample, heldout) and each of ``thresholds`` (:func:`critical_chunk_size`), as
+    variables; the attrs ``critical_chunk`` and ``clones`` are the in-sample values at
+    ``threshold`` (the figures' estimate), with the rank floor ``pca_chunk``
+    (:func:`pca_chunk_size`), ``arch``, ``depth``, ``model_width`` (the model's width argument),
+    ``width`` (last-hidden-layer units), ``test_accuracy``, ``train_accuracy`` (eval
+    mode, no augmentation, on the training subset), ``epoch`` (the training epoch of the weights;
+    -1 if unknown) and ``attrs`` (e.g. regime, dataset, n; plain
     str/int/float values). Returns the Dataset it wrote.
     """
     from repatlas.data import load_npz
     from repatlas.io import write_netcdf
 
-    if not 0 < threshold <= 1:
-        raise ValueError(f"threshold must lie in (0, 1]; got {threshold!r}")
+    thresholds = sorted({float(t) for t in (*thresholds, threshold)})
+    if not all(0 < t <= 1 for t in thresholds):
+        raise ValueError(f"threshold(s) must lie in (0, 1]; got {thresholds}")
     arrays, info = load_npz(features_path)
     missing = [k for k in ("features_test", "weight", "bias", "labels_test") if k not in arrays]
     if missing:
         raise KeyError(f"{features_path}: not a mitosis features file (lacks {missing})")
     args = (arrays["features_test"], arrays["weight"], arrays["bias"], arrays["labels_test"])
     width = arrays["features_test"].shape[1]
-    ds = chunk_metrics(*args, default_chunk_sizes(width), repeats=repeats, seed=seed)
-    c_star = critical_chunk_size(ds, threshold)  # finite: R² = 1 at the full width
+    sizes = default_chunk_sizes(width)
+    ds = chunk_metrics(*args, sizes, repeats=repeats, seed=seed)
+    held = chunk_metrics(*args, sizes, repeats=repeats, seed=seed, heldout=heldout, compute_accuracy=False)
+    for name in ("r2_mean", "r2_std", "residual_corr_mean", "residual_corr_std"):
+        ds[name.replace("_mean", "_heldout_mean").replace("_std", "_heldout_std")] = held[name]
+    kinds = {"in_sample": "r2_mean", "heldout": "r2_heldout_mean"}
+    c_star = np.array([[critical_chunk_size(ds, t, variable=v) for t in thresholds] for v in kinds.values()])
+    ds["critical_chunk"] = (("r2", "threshold"), c_star, {"long_name": "chunk size where mean R^2 first reaches the threshold"})
+    ds["clones"] = (("r2", "threshold"), width / c_star, {"long_name": "width / critical_chunk"})
+    ds = ds.assign_coords(r2=list(kinds), threshold=thresholds)
+    primary = float(ds["critical_chunk"].sel(r2="in_sample", threshold=float(threshold)))
     spec = info.get("model") or {}
     ds.attrs.update({
-        "clones": float(width / c_star),
-        "critical_chunk": float(c_star),
+        "clones": float(width / primary),
+        "critical_chunk": primary,
         "pca_chunk": pca_chunk_size(arrays["features_test"], threshold),
         "r2_threshold": float(threshold),
+        "heldout": float(heldout),
         "def_clones": f"width / critical_chunk; critical_chunk = chunk size where mean R^2 first reaches "
                       f"{threshold:g}, interpolated in log(chunk size)",
         "width": int(width),
@@ -605,27 +688,166 @@ def chunks_to_file(features_path, out_path, *, repeats: int = 50, seed: int = 0,
         "model_width": int(spec.get("width", -1)),
         "test_accuracy": float(info.get("test_accuracy", float("nan"))),
         "train_accuracy": float(info.get("train_accuracy", float("nan"))),
+        "epoch": int(info.get("epoch", -1)),
         **(attrs or {}),
     })
     write_netcdf(ds, out_path)
     return ds
 
 
-SUMMARY_COLUMNS = ("dataset", "n", "arch", "depth", "model_width", "width", "regime", "model_seed", "clones",
-                   "critical_chunk", "pca_chunk", "train_accuracy", "test_accuracy")
+SUMMARY_COLUMNS = ("dataset", "n", "arch", "depth", "model_width", "width", "regime", "epoch", "model_seed",
+                   "clones", "critical_chunk", "pca_chunk", "train_accuracy", "train_error", "test_accuracy")
+
+# Tolerances of the paper's qualitative claims (mitosis_claims). Fixed before looking at our data.
+CLAIM_TOLERANCES = {
+    # critical chunk "constant" above the onset: max / min over those widths at most this ratio
+    "constant_ratio": 1.5,
+    # clones ∝ width: the log-log slope above the onset within 1 ± this
+    "slope_tolerance": 0.25,
+    # residual correlations "low": mean |ρ| of the residuals at twice the critical chunk at most
+    # this. Ideal planted clones and rank-d mixtures with independent noise give 0.12-0.14 there
+    # (0.35-0.44 at c* itself, where 10 % of the shared signal is still unexplained, 0.06 at 4c*);
+    # independent noise measured on n rows has a floor ≈ sqrt(2 / (π n)): 0.04 for 360 rows.
+    "residual_corr": 0.15,
+    # chunk accuracy ≈ full-layer accuracy: the (rescaled) chunk at the critical size within this
+    "accuracy": 0.02,
+    # mitosis needs zero training error: clones at zero error at least this factor above every
+    # earlier snapshot of the same run with training error > 0
+    "growth_ratio": 1.5,
+    # "zero" training error: at most this (eval-mode BatchNorm statistics can miss an image or
+    # two of 1000 that the training-mode pass fitted: converged digits ResNets measure 0.001)
+    "zero_error": 0.002,
+}
 
 
-def clones_table(datasets) -> "pd.DataFrame":
-    """One row per :func:`chunks_to_file` result: the columns of ``SUMMARY_COLUMNS`` from its attrs
-    (``width`` = last-hidden-layer units, ``model_width`` = the model's width argument; a missing
-    attr is empty), rows sorted by arch, regime, width, seed."""
+def _at_critical(ds: xr.Dataset, variable: str, c_star: float) -> float:
+    """``variable`` at the smallest chunk size of the grid ≥ c* (NaN if c* is NaN or beyond the grid)."""
+    if not np.isfinite(c_star):
+        return float("nan")
+    sizes = ds["chunk_size"].values
+    i = np.searchsorted(sizes, c_star * (1 - 1e-9))
+    return float(ds[variable].values[i]) if i < len(sizes) else float("nan")
+
+
+def chunk_summary(ds: xr.Dataset) -> dict:
+    """One summary row of a :func:`chunks_to_file` Dataset: its attrs (``SUMMARY_COLUMNS``), the
+    clone count for each R² kind and threshold (``clones_r2_<t>`` in-sample,
+    ``clones_heldout_r2_<t>``), and at the (in-sample, primary-threshold) critical chunk c* — read
+    at the smallest chunk size of the grid ≥ c* — the residual correlation (in-sample; also at 2c*,
+    in-sample and held-out), the rescaled chunk accuracy and its shortfall from the full layer's
+    test accuracy (also at 2c*)."""
+    row = {k: ds.attrs.get(k) for k in SUMMARY_COLUMNS}
+    if row["train_accuracy"] is not None:
+        row["train_error"] = 1.0 - float(row["train_accuracy"])
+    if "clones" in ds.data_vars:
+        for kind, prefix in (("in_sample", "clones_r2_"), ("heldout", "clones_heldout_r2_")):
+            for t in ds["threshold"].values:
+                row[f"{prefix}{float(t):g}"] = float(ds["clones"].sel(r2=kind, threshold=t))
+    c_star = float(ds.attrs.get("critical_chunk", np.nan))
+    row["residual_corr_at_critical"] = _at_critical(ds, "residual_corr_mean", c_star)
+    # at 2c* (NaN when that is the whole layer: no residuals left)
+    row["residual_corr_at_2critical"] = _at_critical(ds, "residual_corr_mean", 2 * c_star)
+    if "residual_corr_heldout_mean" in ds.data_vars:
+        row["residual_corr_heldout_at_2critical"] = _at_critical(ds, "residual_corr_heldout_mean", 2 * c_star)
+    row["chunk_accuracy_at_critical"] = _at_critical(ds, "accuracy_mean", c_star)
+    row["accuracy_gap_at_critical"] = float(row["test_accuracy"]) - row["chunk_accuracy_at_critical"]
+    row["accuracy_gap_at_2critical"] = float(row["test_accuracy"]) - _at_critical(ds, "accuracy_mean", 2 * c_star)
+    return row
+
+
+def _onset(widths: np.ndarray, c_star: np.ndarray, ratio: float):
+    """Smallest width from which on (≥ 3 widths) max/min of the critical chunk is ≤ ratio; None if none."""
+    for i in range(len(widths) - 2):
+        tail = c_star[i:]
+        if np.all(np.isfinite(tail)) and tail.max() <= ratio * tail.min():
+            return int(widths[i])
+    return None
+
+
+def mitosis_claims(table, tolerances: dict | None = None):
+    """The paper's qualitative claims as columns of the summary ``table`` (rows of
+    :func:`chunk_summary`; ``regime`` "converged" for the trained-to-the-end model, "epoch<E>" for
+    snapshots of the same run). Per architecture, on the converged rows (critical chunk = median
+    over seeds per width; widths in last-hidden-layer units):
+
+    * ``onset_width``: the smallest swept width from which on (at least 3 widths) the critical
+      chunk stays within ``constant_ratio`` (max/min) — empty if there is none;
+      ``claim_constant_critical_chunk``: such an onset exists;
+    * ``clones_width_slope``: log-log slope of clones against width above the onset (the widest
+      3 widths if no onset); ``claim_clones_proportional_to_width``: an onset exists and the slope
+      is within 1 ± ``slope_tolerance``;
+    * ``claim_low_residual_corr``: every converged model above the onset where 2c* is below the
+      full width has ``residual_corr_at_2critical`` ≤ ``residual_corr`` (at c* itself even ideal
+      clones keep correlated residuals: the unexplained tenth of the shared signal);
+    * ``claim_chunk_accuracy_matches_full``: every converged model above the onset has
+      ``accuracy_gap_at_critical`` ≤ ``accuracy``;
+
+    and per converged model above the onset (its own row): ``clones_before_zero_error``, the most
+    clones of a snapshot of the same run with training error above ``zero_error``, and
+    ``claim_mitosis_needs_zero_error``: the converged model's training error is at most
+    ``zero_error`` and it has at least ``growth_ratio`` times those clones (empty when no snapshot
+    had training error above ``zero_error``).
+    Claims are 1/0 (empty where untestable: below the onset, too few widths). Tolerances:
+    ``CLAIM_TOLERANCES`` updated by ``tolerances``.
+    """
     import pandas as pd
 
-    rows = [{k: ds.attrs.get(k) for k in SUMMARY_COLUMNS} for ds in datasets]
+    tol = {**CLAIM_TOLERANCES, **(tolerances or {})}
+    out = table.copy()
+    cols = ["onset_width", "above_onset", "clones_width_slope", "claim_constant_critical_chunk",
+            "claim_clones_proportional_to_width", "claim_low_residual_corr", "claim_chunk_accuracy_matches_full",
+            "clones_before_zero_error", "claim_mitosis_needs_zero_error"]
+    for c in cols:
+        out[c] = pd.Series(np.nan, index=out.index, dtype=float)
+    conv = out["regime"] == "converged"
+    for arch in out.loc[conv, "arch"].unique():
+        rows = conv & (out["arch"] == arch)
+        per_width = out[rows].groupby("width")["critical_chunk"].median().sort_index()
+        widths, c_star = per_width.index.values, per_width.values
+        if len(widths) < 3:
+            continue  # the width claims need at least 3 widths
+        onset = _onset(widths, c_star, tol["constant_ratio"])
+        above = rows & (out["width"] >= onset) if onset is not None else rows & False
+        tail = widths >= onset if onset is not None else np.arange(len(widths)) >= len(widths) - 3
+        slope = float(np.polyfit(np.log(widths[tail]), np.log(widths[tail] / c_star[tail]), 1)[0])
+        out.loc[rows, "onset_width"] = np.nan if onset is None else onset
+        out.loc[rows, "above_onset"] = (out.loc[rows, "width"] >= onset).astype(float) if onset is not None else 0.0
+        out.loc[rows, "clones_width_slope"] = slope
+        out.loc[rows, "claim_constant_critical_chunk"] = float(onset is not None)
+        out.loc[rows, "claim_clones_proportional_to_width"] = float(
+            onset is not None and abs(slope - 1) <= tol["slope_tolerance"])
+        if onset is not None:
+            rc = out.loc[above, "residual_corr_at_2critical"].dropna()
+            if len(rc):
+                out.loc[rows, "claim_low_residual_corr"] = float((rc <= tol["residual_corr"]).all())
+            out.loc[rows, "claim_chunk_accuracy_matches_full"] = float(
+                (out.loc[above, "accuracy_gap_at_critical"] <= tol["accuracy"]).all())
+        for i in out.index[above]:
+            r = out.loc[i]
+            run = ((out["arch"] == arch) & (out["width"] == r["width"]) & (out["model_seed"] == r["model_seed"])
+                   & ~conv & (out["train_error"] > tol["zero_error"]))
+            if run.any():
+                before = float(out.loc[run, "clones"].max())
+                out.loc[i, "clones_before_zero_error"] = before
+                out.loc[i, "claim_mitosis_needs_zero_error"] = float(
+                    r["train_error"] <= tol["zero_error"] and r["clones"] >= tol["growth_ratio"] * before)
+    return out
+
+
+def clones_table(datasets, tolerances: dict | None = None) -> "pd.DataFrame":
+    """One row per :func:`chunks_to_file` result (:func:`chunk_summary`: ``width`` = last-hidden-layer
+    units, ``model_width`` = the model's width argument; a missing attr is empty) with the claim
+    columns of :func:`mitosis_claims`, rows sorted by arch, width, seed and epoch (each run's
+    snapshots, then its converged model)."""
+    import pandas as pd
+
+    rows = [chunk_summary(ds) for ds in datasets]
     if not rows:
         raise ValueError("datasets must hold at least one chunk-metrics Dataset")
-    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)).sort_values(
-        ["arch", "regime", "width", "model_seed"], kind="stable").reset_index(drop=True)
+    columns = list(dict.fromkeys([*SUMMARY_COLUMNS, *(k for r in rows for k in r)]))
+    table = pd.DataFrame(rows, columns=columns).sort_values(
+        ["arch", "width", "model_seed", "epoch"], kind="stable").reset_index(drop=True)
+    return mitosis_claims(table, tolerances)
 
 
 def summary_to_file(chunk_paths, out_path) -> None:

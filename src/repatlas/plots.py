@@ -290,6 +290,60 @@ def regression_figure(ds, *, title: str | None = None):
     return fig
 
 
+def cookbook_gap_figure(ds, *, title: str | None = None):
+    """Debiased rms gap (finite-ensemble mean − NTK mean) against width, ± 1 standard error, with
+    the fitted power law, a 1/width line through the fit at the smallest width and the noise level
+    (rms standard error of the ensemble mean) the gap was measured against."""
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    w = ds["width"].values.astype(float)
+    g, g2, g2_se = ds["gap"].values, ds["gap2"].values, ds["gap2_se"].values
+    lo = np.sqrt(np.clip(g2 - g2_se, 0, None))  # ±1 SE of gap², mapped through the square root
+    hi = np.sqrt(np.clip(g2 + g2_se, 0, None))
+    ok = g > 0
+    ax.errorbar(w[ok], g[ok], yerr=[g[ok] - lo[ok], hi[ok] - g[ok]], fmt="o", color="C0", capsize=3,
+                label="gap (debiased) ± 1 SE")
+    for wi, h in zip(w[~ok], hi[~ok]):  # debiased gap² ≤ 0: only an upper bound
+        ax.plot([wi], [h], marker="v", color="C0", ls="none")
+    ax.plot(w, ds["noise_rms"].values, "x", color="grey", label="rms SE of the ensemble mean")
+    if "exponent" in ds.attrs:
+        a, p, se = ds.attrs["amplitude"], ds.attrs["exponent"], ds.attrs["exponent_se"]
+        grid = np.geomspace(w.min(), w.max(), 50)
+        ax.plot(grid, np.sqrt(a) * grid**-p, color="C0", lw=1, label=f"fit: width^-({p:.2f} ± {se:.2f})")
+        ax.plot(grid, np.sqrt(a) * w.min() ** -p * (w.min() / grid), ls=":", color="k", lw=1, label="∝ 1/width")
+    ax.set(xscale="log", yscale="log", xlabel="hidden width", ylabel="rms(ensemble mean − NTK mean)")
+    ax.set_xticks(w)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def conv_regression_figure(ds, *, title: str | None = None):
+    """Test accuracy of NNGP/NTK kernel regression against training-set size: FC vs conv-GAP kernels
+    (left), and the paired difference conv − FC ± 2 standard errors (right)."""
+    fig, (ax_a, ax_d) = plt.subplots(1, 2, figsize=(10, 3.6))
+    n = ds["n_train"].values
+    for arch, color in (("fc", "C0"), ("conv", "C3")):
+        for kind, style in (("nngp", "--"), ("ntk", "-")):
+            ax_a.plot(n, ds["accuracy"].sel(architecture=arch, kernel=kind), ls=style, marker="o", color=color,
+                      label=f"{arch}, {kind.upper()}")
+    ax_a.set(xscale="log", xlabel="training images", ylabel="test accuracy")
+    ax_a.legend(fontsize=7)
+    for kind, style, shift in (("nngp", "--", 0.97), ("ntk", "-", 1.03)):
+        d, se = ds["conv_minus_fc"].sel(kernel=kind), ds["conv_minus_fc_se"].sel(kernel=kind)
+        ax_d.errorbar(n * shift, d, yerr=2 * se, ls=style, marker="o", capsize=3, color="k", label=kind.upper())
+    ax_d.axhline(0, color="grey", lw=0.8)
+    ax_d.set(xscale="log", xlabel="training images", ylabel="accuracy(conv) − accuracy(FC), ± 2 SE")
+    ax_d.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 # ----------------------------------------------------------------------------- representation mitosis
 
 
@@ -298,7 +352,9 @@ def _chunk_frame(datasets, cells) -> pd.DataFrame:
     attrs, ``arch`` defaults to "mlp" for cells without one."""
     frames = []
     for ds, cell in zip(datasets, cells, strict=True):
-        df = ds[["error_mean", "r2_mean", "residual_corr_mean"]].to_dataframe().reset_index()
+        names = ["error_mean", "r2_mean", "residual_corr_mean"]
+        names += [v for v in ("r2_heldout_mean",) if v in ds.data_vars]
+        df = ds[names].to_dataframe().reset_index()
         df["error_gap"] = df["error_mean"] - (1 - float(ds.attrs["test_accuracy"]))
         frames.append(df.assign(**{"arch": "mlp", **cell, "units": int(ds.attrs["width"])}))
     return pd.concat(frames, ignore_index=True)
@@ -326,6 +382,11 @@ def mitosis_chunks_figure(datasets, cells, *, title: str | None = None):
             sns.lineplot(data=sub, x="chunk_size", y=y, hue="units", style="regime", palette=palette,
                          hue_order=[u for u in palette if u in set(sub["units"])],
                          marker="o", markersize=3, ax=ax, legend=ax is row[-1])
+            if y == "r2_mean" and "r2_heldout_mean" in sub:  # held-out R², dashed, same colours
+                for u, g in sub.groupby("units"):
+                    ax.plot(g["chunk_size"], g["r2_heldout_mean"], ls="--", lw=0.8, color=palette[u])
+                ax.set_ylim(max(-0.1, ax.get_ylim()[0]), 1.02)
+                label = "R² of the layer from the chunk\n(solid: in-sample, dashed: held out)"
             ax.set(xscale="log", xlabel="chunk size (neurons)", ylabel=label)
         row[0].set_title(arch, fontsize=9, loc="left")
         if (sub["error_gap"] > 0).any():
@@ -342,11 +403,13 @@ def mitosis_chunks_figure(datasets, cells, *, title: str | None = None):
 
 def mitosis_clones_figure(datasets, cells, *, title: str | None = None):
     """Estimated clones (width ÷ critical chunk size) against last-hidden-layer width (units);
-    colour = architecture, line style = regime, mean ± sd over seeds, with a grey ∝ width guide."""
+    colour = architecture, line style = regime, mean ± sd over seeds, with a grey ∝ width guide;
+    shaded: the range over the stored R² thresholds, dashed: the held-out R² estimate."""
     df = pd.DataFrame([{"arch": "mlp", **cell, "units": int(ds.attrs["width"]), "clones": float(ds.attrs["clones"])}
                        for ds, cell in zip(datasets, cells, strict=True)])
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
     sns.lineplot(data=df, x="units", y="clones", hue="arch", style="regime", marker="o", errorbar="sd", ax=ax)
+    _threshold_band(ax, datasets, cells)
     ok = df[np.isfinite(df["clones"]) & (df["clones"] > 0)]
     if len(ok):
         u = np.unique(ok["units"]).astype(float)
@@ -360,6 +423,67 @@ def mitosis_clones_figure(datasets, cells, *, title: str | None = None):
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     if title:
         ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _clones_at(ds, r2: str, threshold: float) -> float:
+    """Clones of a chunk-metrics Dataset for one R² kind and threshold (NaN if not stored)."""
+    if "clones" not in ds.data_vars:
+        return float("nan")
+    thresholds = ds["threshold"].values
+    if not np.any(np.isclose(thresholds, threshold)):
+        return float("nan")
+    return float(ds["clones"].sel(r2=r2, threshold=thresholds[np.isclose(thresholds, threshold)][0]))
+
+
+def _threshold_band(ax, datasets, cells) -> None:
+    """Shade, per architecture, the clone counts between the lowest and highest stored R² threshold
+    (in-sample), and draw the held-out R² estimate at the primary threshold dashed."""
+    rows = []
+    for ds, cell in zip(datasets, cells, strict=True):
+        if "clones" not in ds.data_vars:
+            continue
+        c = ds["clones"].sel(r2="in_sample").values
+        rows.append({"arch": cell.get("arch", "mlp"), "units": int(ds.attrs["width"]), "lo": np.nanmin(c),
+                     "hi": np.nanmax(c), "heldout": _clones_at(ds, "heldout", float(ds.attrs["r2_threshold"]))})
+    if not rows:
+        return
+    df = pd.DataFrame(rows).groupby(["arch", "units"]).mean().reset_index()
+    for i, (arch, g) in enumerate(df.groupby("arch", sort=False)):
+        color = f"C{i}"
+        ax.fill_between(g["units"], g["lo"], g["hi"], color=color, alpha=0.15, lw=0)
+        ax.plot(g["units"], g["heldout"], ls="--", color=color, lw=1, label=f"{arch}, held-out R²")
+
+
+def mitosis_training_figure(datasets, cells, *, title: str | None = None):
+    """Clones against training error along each run: one panel per architecture, one line per
+    width (colour = last-hidden-layer units) through its snapshots (in epoch order) to the
+    converged model (star). Training error = 1 − accuracy on the training subset, eval mode."""
+    rows = [{"arch": "mlp", **cell, "units": int(ds.attrs["width"]), "clones": float(ds.attrs["clones"]),
+             "train_error": 1.0 - float(ds.attrs["train_accuracy"]), "epoch": int(ds.attrs.get("epoch", -1))}
+            for ds, cell in zip(datasets, cells, strict=True)]
+    df = pd.DataFrame(rows)
+    archs = list(dict.fromkeys(df["arch"]))
+    palette = _units_palette(df["units"])
+    fig, axes = plt.subplots(1, len(archs), figsize=(5.2 * len(archs), 3.9), squeeze=False)
+    for ax, arch in zip(axes[0], archs):
+        sub = df[df["arch"] == arch]
+        for u, g in sub.groupby("units"):
+            g = g.sort_values("epoch")
+            ax.plot(g["train_error"], g["clones"], marker="o", ms=3, color=palette[u], label=f"{u} units")
+            conv = g[g["regime"] == "converged"]
+            ax.plot(conv["train_error"], conv["clones"], marker="*", ms=10, color=palette[u], ls="none")
+        ax.set_xscale("symlog", linthresh=1e-3)
+        ax.set_xlim(left=-1e-4)
+        ax.invert_xaxis()  # training runs left to right
+        ax.set(yscale="log", xlabel="training error (eval mode; ★ = converged)", ylabel="clones (width / critical chunk)")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_title(arch, fontsize=9, loc="left")
+        ax.legend(fontsize=7, title="width", title_fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -133,6 +134,7 @@ def train(
     checkpoint=None,
     job: dict | None = None,
     resume: bool = True,
+    after_epoch: Callable[[int, nn.Module, dict], None] | None = None,
 ) -> list[dict]:
     """Train `model` in place on uint8 images; return per-epoch metrics.
 
@@ -145,6 +147,9 @@ def train(
     JSON-like record identifying the job, e.g. the model spec and dataset checksums) must all
     match. A match resumes after the last saved epoch; anything else (another job's checkpoint, an
     unreadable or inconsistent file) is reported through `log` and training starts fresh.
+
+    `after_epoch(epoch, model, record)`, if given, runs at the end of every trained epoch, before
+    the checkpoint of that epoch is written (so a saved checkpoint implies the hook ran for it).
     """
     dev = resolve_device(device)
     cuda = dev.type == "cuda"
@@ -234,6 +239,8 @@ def train(
         }
         history.append(record)
         log(_epoch_line(record, config.epochs))
+        if after_epoch is not None:
+            after_epoch(epoch, model, record)
         if checkpoint is not None:
             _save_state(checkpoint, _state(fingerprint, epoch, history, model, opt, sched, gen, dev))
     bar.close()
@@ -439,6 +446,41 @@ def load_checkpoint(path) -> tuple[nn.Module, dict, dict]:
     return model, spec, ckpt.get("meta", {})
 
 
+def snapshot_path(snapshots_dir, epoch: int) -> Path:
+    """The weights of a run after `epoch` (a `save_checkpoint` file) inside its snapshots folder."""
+    return Path(snapshots_dir) / f"epoch-{int(epoch)}.pt"
+
+
+def _staged_snapshots(snapshots_dir) -> Path:
+    """Where snapshots wait until the run ends: an undeclared sibling, like `resume_path`, so
+    that the snapshots of epochs a killed run has passed survive for the resumed run."""
+    return Path(snapshots_dir).with_name(Path(snapshots_dir).name + ".partial")
+
+
+def _snapshot_saver(snapshots_dir, epochs, spec: dict, meta: dict, state_path: Path, log):
+    """(after_epoch hook saving the weights at `epochs` into the staging folder, whether a
+    resumable state at `state_path` may be used: not if it is past an epoch whose staged
+    snapshot is missing, since that epoch would not be trained again)."""
+    staged = _staged_snapshots(snapshots_dir)
+    staged.mkdir(parents=True, exist_ok=True)
+    resumable = True
+    if epochs and state_path.exists():
+        try:
+            done = int(load_training_state(state_path)["epoch"])
+        except (OSError, ValueError, TypeError):
+            done = 0  # train() reports and ignores an unreadable state itself
+        missing = [e for e in epochs if e <= done and not snapshot_path(staged, e).exists()]
+        if missing:
+            log(f"not resuming from {state_path}: it is past epoch(s) {missing} whose snapshots are missing")
+            resumable = False
+
+    def save(epoch, model, record):
+        if epoch in epochs:
+            save_checkpoint(snapshot_path(staged, epoch), model, spec, {**meta, "epoch": epoch, "record": dict(record)})
+
+    return save, resumable
+
+
 def train_to_files(
     subset_path,
     full_path,
@@ -455,6 +497,8 @@ def train_to_files(
     threads: int = 1,
     progress: bool = True,
     resume: bool = True,
+    snapshot_epochs=(),
+    snapshots_dir=None,
 ) -> dict:
     """The training step of the pipeline: subset + test split in, checkpoint + metrics out.
 
@@ -464,6 +508,12 @@ def train_to_files(
     line. The state file is deleted once `model.pt` and `metrics.json` are written, and also when
     training diverges (a deterministic rerun would diverge again). Divergence raises
     TrainingDiverged naming the model and the epoch, and writes neither `model.pt` nor metrics.
+
+    Snapshots: with `snapshots_dir`, the weights after each epoch in `snapshot_epochs` (1 ≤ e ≤
+    config.epochs) are saved as `snapshot_path(snapshots_dir, e)` — `model.pt` files of the same
+    run stopped early, with `meta["epoch"]` and that epoch's `meta["record"]`. They are staged in
+    the sibling `<snapshots_dir>.partial` (kept across a kill, like the resumable state) and the
+    folder is renamed to `snapshots_dir` once `model.pt` is written.
     """
     import platform
 
@@ -487,11 +537,23 @@ def train_to_files(
     job = {"spec": spec, "dataset_checksum": full_meta["checksum"], "subset_checksum": sub_meta["checksum"]}
     seed_everything(config.seed)
     model = build_model(**spec)
+    snaps = sorted({int(e) for e in snapshot_epochs})
+    if snaps and not 1 <= snaps[0] <= snaps[-1] <= config.epochs:
+        raise ValueError(f"snapshot_epochs must lie in [1, epochs={config.epochs}]; got {snaps}")
+    if snaps and snapshots_dir is None:
+        raise ValueError("snapshot_epochs needs snapshots_dir: the folder to write them to")
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     # appended: a pipeline job's stderr (repatlas.joblog.log_to) shares this log file
     with open(log_path, "a") as log_file:
         def log(line: str) -> None:
             print(line, file=log_file, flush=True)
+
+        after_epoch = None
+        if snapshots_dir is not None:
+            snapshot_meta = {"dataset": {"name": full_meta["dataset"], "checksum": full_meta["checksum"],
+                                         "subset_checksum": sub_meta["checksum"], "n": len(sub["y"])}}
+            after_epoch, resumable = _snapshot_saver(snapshots_dir, snaps, spec, snapshot_meta, state_path, log)
+            resume = resume and resumable
 
         log(f"model {spec} seed={config.seed} device={resolve_device(device)} threads={threads}")
         log(f"train {subset_path} ({len(sub['y'])} examples), test split of {full_path}")
@@ -501,12 +563,15 @@ def train_to_files(
                 model, (sub["x"], sub["y"]), (full["x_test"], full["y_test"]),
                 mean=full_meta["mean"], std=full_meta["std"], config=config, device=device,
                 progress=progress, log=log, checkpoint=state_path, job=job, resume=resume,
+                after_epoch=after_epoch,
             )
         except TrainingDiverged as exc:
             message = (f"{arch}-d{depth}-w{width} seed={config.seed} ({model_path}) diverged: {exc}; "
                        f"model spec {spec}")
             log(message)
             state_path.unlink(missing_ok=True)
+            if snapshots_dir is not None:
+                shutil.rmtree(_staged_snapshots(snapshots_dir), ignore_errors=True)
             raise TrainingDiverged(message) from None
         seconds = time.perf_counter() - t0
         log(f"done in {seconds:.1f} s")
@@ -524,6 +589,10 @@ def train_to_files(
             "python": platform.python_version(),
         }
         save_checkpoint(model_path, model, spec, {"final": history[-1], "dataset": metrics["dataset"]})
+        if snapshots_dir is not None:  # a whole folder appears at once (rename), never a partial one
+            shutil.rmtree(snapshots_dir, ignore_errors=True)
+            os.replace(_staged_snapshots(snapshots_dir), snapshots_dir)
+            log(f"wrote snapshots of epochs {snaps} to {snapshots_dir}")
         with atomic_path(metrics_path) as tmp:
             tmp.write_text(json.dumps(metrics, indent=2))
         state_path.unlink(missing_ok=True)

@@ -1,0 +1,113 @@
+"""Snapshots of a training run at chosen epochs (the mitosis study's early-stopped models):
+checked against the resumable state the loop saves after every epoch, through kills and resumes."""
+
+import pytest
+import torch
+
+from repatlas import train
+
+
+class Interrupted(Exception):
+    """Stands in for a kill right after an epoch's resumable state was written."""
+
+
+@pytest.fixture(scope="module")
+def digits_files(tmp_path_factory):
+    from repatlas import data
+
+    d = tmp_path_factory.mktemp("digits")
+    data.write_full("digits", d / "full.npz")
+    data.write_subset(d / "full.npz", d / "sub.npz", 100, 0)
+    return d / "sub.npz", d / "full.npz"
+
+
+def to_files(digits_files, out, snapshot_epochs=(1, 3), epochs=4):
+    sub, full = digits_files
+    config = train.TrainConfig(epochs=epochs, batch_size=20, lr=0.05, crop_pad=1)
+    return train.train_to_files(sub, full, out / "model.pt", out / "metrics.json", out / "train.log",
+                                arch="mlp", depth=2, width=16, config=config, device="cpu", progress=False,
+                                snapshot_epochs=snapshot_epochs, snapshots_dir=out / "snapshots")
+
+
+def weights(path):
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def assert_same(a: dict, b: dict):
+    assert list(a) == list(b)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def dying_after(epoch, saved=None):
+    """A stand-in for train._save_state that records each epoch's weights, and dies after `epoch`."""
+    save = train._save_state
+
+    def save_state(path, state):
+        save(path, state)
+        if saved is not None:
+            saved[state["epoch"]] = {k: v.clone() for k, v in state["model"].items()}
+        if state["epoch"] == epoch:
+            raise Interrupted
+
+    return save_state
+
+
+def test_snapshots_are_the_runs_own_weights(tmp_path, digits_files, monkeypatch):
+    saved = {}
+    monkeypatch.setattr(train, "_save_state", dying_after(None, saved))  # records, never dies
+    metrics = to_files(digits_files, tmp_path)
+    monkeypatch.undo()
+    snaps = tmp_path / "snapshots"
+    assert sorted(p.name for p in snaps.iterdir()) == ["epoch-1.pt", "epoch-3.pt"]
+    assert not (tmp_path / "snapshots.partial").exists()
+    for e in (1, 3):
+        # the weights the resumable state held after epoch e (written by another code path)
+        assert_same(weights(train.snapshot_path(snaps, e)), saved[e])
+        model, spec, meta = train.load_checkpoint(train.snapshot_path(snaps, e))
+        assert spec == metrics["model"] and meta["epoch"] == e
+        assert meta["record"] == metrics["epochs"][e - 1]
+    assert_same(weights(tmp_path / "model.pt"), saved[4])
+    assert not torch.equal(saved[1]["layer1.0.weight"], saved[4]["layer1.0.weight"])
+    assert "wrote snapshots of epochs [1, 3]" in (tmp_path / "train.log").read_text()
+
+
+def test_a_killed_run_resumes_with_its_snapshots(tmp_path, digits_files, monkeypatch):
+    to_files(digits_files, tmp_path / "ref")
+    monkeypatch.setattr(train, "_save_state", dying_after(3))
+    with pytest.raises(Interrupted):
+        to_files(digits_files, tmp_path / "b")
+    monkeypatch.undo()
+    out = tmp_path / "b"
+    # what survives a kill: the state and the staged snapshots; nothing declared
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "snapshots.partial", "train.log"]
+    to_files(digits_files, out)
+    assert "resuming from checkpoint" in (out / "train.log").read_text()
+    for name in ("epoch-1.pt", "epoch-3.pt"):
+        assert_same(weights(out / "snapshots" / name), weights(tmp_path / "ref" / "snapshots" / name))
+    assert_same(weights(out / "model.pt"), weights(tmp_path / "ref" / "model.pt"))
+
+
+def test_resume_is_refused_when_a_passed_snapshot_is_missing(tmp_path, digits_files, monkeypatch):
+    to_files(digits_files, tmp_path / "ref")
+    monkeypatch.setattr(train, "_save_state", dying_after(3))
+    with pytest.raises(Interrupted):
+        to_files(digits_files, tmp_path / "b")
+    monkeypatch.undo()
+    out = tmp_path / "b"
+    (out / "snapshots.partial" / "epoch-1.pt").unlink()
+    to_files(digits_files, out)
+    log = (out / "train.log").read_text()
+    assert "not resuming" in log and "[1]" in log and "resuming from checkpoint" not in log
+    for name in ("epoch-1.pt", "epoch-3.pt"):
+        assert_same(weights(out / "snapshots" / name), weights(tmp_path / "ref" / "snapshots" / name))
+
+
+def test_snapshot_epochs_must_lie_in_the_run(tmp_path, digits_files):
+    with pytest.raises(ValueError, match="snapshot_epochs"):
+        to_files(digits_files, tmp_path, snapshot_epochs=(5,), epochs=4)
+    with pytest.raises(ValueError, match="snapshot_epochs"):
+        to_files(digits_files, tmp_path, snapshot_epochs=(0,), epochs=4)
+    # no snapshots requested: an empty folder (a rule's declared output) all the same
+    to_files(digits_files, tmp_path / "none", snapshot_epochs=())
+    assert list((tmp_path / "none" / "snapshots").iterdir()) == []
