@@ -1,23 +1,20 @@
-# Ensembles, knowledge distillation and self-distillation (Allen-Zhu & Li 2023).
-
-
-ENSEMBLE_TRAINING = {k: ENSEMBLES[k] for k in ("epochs", "batch_size", "lr", "weight_decay")}
+# Ensembles, knowledge distillation and self-distillation (Allen-Zhu & Li 2023): the study
+# dataset with MLPs, and the paper's multi-view patch data with its two-layer CNN at each
+# single-view fraction μ (data names multiview-mu<μ>).
 
 
 rule ensembles_methods:
     input:
         unpack(ensembles_inputs),
-        lib=library("data.py", "models.py", "ensembles.py"),
+        lib=library("data.py", "models.py", "multiview.py", "ensembles.py"),
     output:
         "results/ensembles/{data}-{regime}.nc",
     log:
         "results/logs/ensembles/{data}-{regime}.log",
     params:
-        options={**ENSEMBLE_TRAINING, **{k: ENSEMBLES[k] for k in ("width", "depth", "temperature", "alpha")},
-                 "n_seeds": ENSEMBLES["seeds"]},
-        multiview=ENSEMBLES["multiview"],
+        settings=ensembles_settings,
     wildcard_constraints:
-        data="[a-z0-9_]+",
+        data=r"[a-z0-9_]+|multiview-mu[0-9.]+",
         regime="feature|ntk",
     benchmark:
         "results/benchmarks/ensembles/{data}-{regime}.tsv"
@@ -34,17 +31,16 @@ rule ensembles_methods:
 rule ensembles_dropping:
     input:
         unpack(ensembles_inputs),
-        lib=library("data.py", "models.py", "ensembles.py"),
+        lib=library("data.py", "models.py", "multiview.py", "ensembles.py"),
     output:
         "results/ensembles/{data}-dropping.nc",
     log:
         "results/logs/ensembles/{data}-dropping.log",
     params:
-        options={**ENSEMBLE_TRAINING, **{k: ENSEMBLES[k] for k in ("width", "depth")},
-                 "n_seeds": ENSEMBLES["seeds"], "fractions": ENSEMBLES["drop_fractions"]},
-        multiview=ENSEMBLES["multiview"],
+        settings=ensembles_settings,
+        fractions=ENSEMBLES["drop_fractions"],
     wildcard_constraints:
-        data="[a-z0-9_]+",
+        data=r"[a-z0-9_]+|multiview-mu[0-9.]+",
     benchmark:
         "results/benchmarks/ensembles/{data}-dropping.tsv"
     resources:
@@ -59,7 +55,8 @@ rule ensembles_dropping:
 
 rule ensembles_summary:
     input:
-        [f for f in ensembles_files() if not f.endswith("-dropping.nc")],
+        data=[f for f in ensembles_files() if not f.endswith("-dropping.nc")],
+        lib=library("data.py", "models.py", "multiview.py", "ensembles.py", "ensemble_claims.py"),
     output:
         "results/ensembles/summary.csv",
     log:

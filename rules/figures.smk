@@ -302,8 +302,10 @@ rule figure_ensembles:
             [f"results/ensembles/{d}-dropping.nc" for d in ensembles_data()]
             if w.name == "dropping"
             else [f"results/ensembles/{d}-{r}.nc" for d in ensembles_data() for r in ENSEMBLES["regimes"]]
+            if w.name == "size"
+            else []
         ),
-        lib=library("plots.py"),
+        lib=library("plots.py", "ensemble_claims.py"),
     output:
         png=report(
             "results/figures/ensembles_{name}.png",
@@ -321,9 +323,14 @@ rule figure_ensembles:
             if w.name == "dropping"
             else [(d, r) for d in ensembles_data() for r in ENSEMBLES["regimes"]]
         ),
-        title=f"MLP width {ENSEMBLES['width']}, {ENSEMBLES['seeds']} seeds",
+        title=lambda w: (
+            f"multi-view data: paper's CNN, {ENSEMBLES['seeds']} members × {ENSEMBLES['trials']} trials"
+            if w.name == "mu"
+            else f"{ENSEMBLES['seeds']} members × {ENSEMBLES['trials']} trials; dataset: MLP width "
+            f"{ENSEMBLES['width']}; multi-view: the paper's CNN"
+        ),
     wildcard_constraints:
-        name="methods|size|dropping",
+        name="methods|size|dropping|mu",
     benchmark:
         "results/benchmarks/figures/ensembles_{name}.tsv"
     resources:
