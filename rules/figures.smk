@@ -302,10 +302,8 @@ rule figure_ensembles:
             [f"results/ensembles/{d}-dropping.nc" for d in ensembles_data()]
             if w.name == "dropping"
             else [f"results/ensembles/{d}-{r}.nc" for d in ensembles_data() for r in ENSEMBLES["regimes"]]
-            if w.name == "size"
-            else []
         ),
-        lib=library("plots.py", "ensemble_claims.py"),
+        lib=library("plots.py"),
     output:
         png=report(
             "results/figures/ensembles_{name}.png",
@@ -323,19 +321,45 @@ rule figure_ensembles:
             if w.name == "dropping"
             else [(d, r) for d in ensembles_data() for r in ENSEMBLES["regimes"]]
         ),
-        title=lambda w: (
-            f"multi-view data: paper's CNN, {ENSEMBLES['seeds']} members × {ENSEMBLES['trials']} trials"
-            if w.name == "mu"
-            else f"{ENSEMBLES['seeds']} members × {ENSEMBLES['trials']} trials; dataset: MLP width "
-            f"{ENSEMBLES['width']}; multi-view: the paper's CNN"
-        ),
+        title=f"{ENSEMBLES['seeds']} members × {ENSEMBLES['trials']} trials; dataset: MLP width "
+        f"{ENSEMBLES['width']}; multi-view: the paper's two-layer CNN",
     wildcard_constraints:
-        name="methods|size|dropping|mu",
+        name="methods|size|dropping",
     benchmark:
         "results/benchmarks/figures/ensembles_{name}.tsv"
     resources:
         mem_mb=scaled(8000),
         runtime=scaled(30),
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/figure_ensembles.py"
+
+
+rule figure_ensembles_mu:
+    input:
+        summary="results/ensembles/summary.csv",
+        lib=library("plots.py", "ensemble_claims.py"),
+    output:
+        png=report(
+            "results/figures/ensembles_mu.png",
+            caption="../workflow/report/ensembles_mu.rst",
+            category="Ensembles and distillation",
+            subcategory="mu",
+        ),
+        pdf="results/figures/ensembles_mu.pdf",
+    log:
+        "results/logs/figures/ensembles_mu.log",
+    params:
+        figure="mu",
+        title=f"multi-view data, the paper's two-layer CNN: {ENSEMBLES['seeds']} members × "
+        f"{ENSEMBLES['trials']} trials per μ",
+    benchmark:
+        "results/benchmarks/figures/ensembles_mu.tsv"
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(15),
     conda:
         "../envs/analysis.yaml"
     threads: 1

@@ -633,7 +633,10 @@ def compare_methods(
       * self_kd: `students` fresh students (init seeds s+2000+i), student i distilled from
         member i alone (students ≤ N);
       * average: `n_average` `AverageOfModels` of N sub-networks (init seeds s+3000+j·N+i),
-        trained end to end with cross-entropy.
+        trained end to end with cross-entropy at step size N·lr: the mean over N hands each
+        sub-network 1/N of the gradient a lone network gets, so at lr its features would grow
+        N× slower (measured on the multi-view data at lr: 3 of 20 views learned in 400 steps,
+        test error 0.54 at μ = 0.1 against 0.13 for single networks).
     Students train for `kd_epochs` (default `epochs`) with the same optimiser settings;
     batch_size None is full-batch gradient descent.
 
@@ -661,10 +664,10 @@ def compare_methods(
     rows = []
     t_all = time.perf_counter()
 
-    def fit(init_seed, n_epochs, build=None, **kw):
+    def fit(init_seed, n_epochs, build=None, lr_scale=1, **kw):
         t0 = time.perf_counter()
         model = (build() if build else _build(model_factory, init_seed, regime)).to(dev)
-        train_classifier(model, x_tr, y_tr, epochs=n_epochs, seed=init_seed, **opt, **kw)
+        train_classifier(model, x_tr, y_tr, epochs=n_epochs, seed=init_seed, **{**opt, "lr": lr * lr_scale}, **kw)
         z_tr, z_te = predict_logits(model, x_tr), predict_logits(model, x_te)
         return model, z_tr, z_te, time.perf_counter() - t0
 
@@ -701,7 +704,7 @@ def compare_methods(
     for j in range(n_average):
         seeds = [seed + 3000 + j * n_seeds + i for i in range(n_seeds)]
         build = lambda: AverageOfModels([_build(model_factory, s, regime) for s in seeds])  # noqa: E731
-        model, z_tr, z_te, sec = fit(seeds[0], epochs, build=build)
+        model, z_tr, z_te, sec = fit(seeds[0], epochs, build=build, lr_scale=n_seeds)
         row("average", j, seeds[0], n_seeds, z_tr, z_te, sec, model)
 
     df = pd.DataFrame(rows)

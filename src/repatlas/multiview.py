@@ -180,7 +180,7 @@ def multiview_patches(
 # ----------------------------------------------------------------------------- the learner network
 
 
-def smoothed_relu(z: torch.Tensor, q: int = 3, knot: float = 0.1) -> torch.Tensor:
+def smoothed_relu(z: torch.Tensor, q: int = 3, knot: float = 0.5) -> torch.Tensor:
     """The paper's smoothed ReLU: 0 (z ≤ 0), z^q / (q·knot^{q−1}) (0 ≤ z ≤ knot), z − (1 − 1/q)·knot.
 
     Written as poly(clamp(z, 0, knot)) + relu(z − knot), which equals the three pieces and lets
@@ -195,7 +195,7 @@ def smoothed_relu(z: torch.Tensor, q: int = 3, knot: float = 0.1) -> torch.Tenso
 
 
 class SmoothedReLU(nn.Module):
-    def __init__(self, q: int = 3, knot: float = 0.1):
+    def __init__(self, q: int = 3, knot: float = 0.5):
         super().__init__()
         self.q, self.knot = q, knot
 
@@ -216,8 +216,8 @@ class PatchCNN(nn.Module):
     and over patches. Weights start N(0, init_std²).
     """
 
-    def __init__(self, n_classes: int, dim: int, *, neurons_per_class: int = 4, q: int = 3,
-                 knot: float = 0.1, init_std: float = 0.01):
+    def __init__(self, n_classes: int, dim: int, *, neurons_per_class: int = 8, q: int = 3,
+                 knot: float = 0.5, init_std: float = 0.002):
         super().__init__()
         self.n_classes, self.neurons_per_class = n_classes, neurons_per_class
         self.neurons = nn.Linear(dim, n_classes * neurons_per_class, bias=False)
