@@ -360,7 +360,7 @@ def ensembles_mu_figure(table: pd.DataFrame, *, title: str | None = None):
 
     table = table[np.isfinite(table["mu"])]
     regimes = list(dict.fromkeys(table["regime"]))
-    fig, axes = plt.subplots(1, len(regimes), figsize=(4.8 * len(regimes), 4.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(regimes), figsize=(4.8 * len(regimes), 5.0), squeeze=False)
     mus = np.sort(table["mu"].unique())
     grid = np.linspace(0, mus.max() * 1.05, 50)
     v = int(table["views_per_class"].iloc[0])
@@ -388,7 +388,7 @@ def ensembles_mu_figure(table: pd.DataFrame, *, title: str | None = None):
         ax.set_xlim(0, mus.max() * 1.08)
         ax.set_ylim(bottom=0)
         ax.set_ylabel("test error (mean ± SE)")
-        ax.legend(fontsize=6.5, loc="upper left")
+        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
