@@ -6,7 +6,7 @@
 rule ensembles_methods:
     input:
         unpack(ensembles_inputs),
-        lib=library("data.py", "models.py", "multiview.py", "ensembles.py"),
+        lib=library("data.py", "formats.py", "config.py", "models.py", "multiview.py", "ensemble_claims.py", "ensembles.py"),
     output:
         "results/ensembles/{data}-{regime}.nc",
     log:
@@ -31,7 +31,7 @@ rule ensembles_methods:
 rule ensembles_dropping:
     input:
         unpack(ensembles_inputs),
-        lib=library("data.py", "models.py", "multiview.py", "ensembles.py"),
+        lib=library("data.py", "formats.py", "config.py", "models.py", "multiview.py", "ensemble_claims.py", "ensembles.py"),
     output:
         "results/ensembles/{data}-dropping.nc",
     log:
@@ -56,7 +56,7 @@ rule ensembles_dropping:
 rule ensembles_summary:
     input:
         data=[f for f in ensembles_files() if not f.endswith("-dropping.nc")],
-        lib=library("data.py", "models.py", "multiview.py", "ensembles.py", "ensemble_claims.py"),
+        lib=library("data.py", "formats.py", "config.py", "models.py", "multiview.py", "ensemble_claims.py", "ensembles.py"),
     output:
         "results/ensembles/summary.csv",
     log:

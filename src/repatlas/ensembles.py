@@ -18,15 +18,19 @@ This module provides the pieces to test those claims at small scale:
 * `AverageOfModels` — "training the average": the mean of N sub-networks' logits, one model.
 * `linearize`, `LinearizedModel`, `RandomFeatures` — the NTK (first-order Taylor expansion around
   initialisation) and random-features (only the last layer trained) regimes.
-* `multiview_dataset` — synthetic multi-view data (construction documented there).
 * `drop_units`, `dropped_accuracy` — zero a random fraction of a layer's units/channels.
 * `compare_methods`, `summarise` — the whole comparison (single / ensemble / KD / self-KD /
   average) for a model factory, in the "feature", "ntk" or "rf" regime.
+* `methods_study`, `dropping_study`, `study_setup`, `run_methods`, `run_dropping`,
+  `summary_table` — the pipeline's jobs: the study dataset with MLPs, or the paper's multi-view
+  patch data with its two-layer CNN (`repatlas.multiview`) at a single-view fraction μ;
+  `repatlas.ensemble_claims` turns the summary into the paper's predictions and verdicts.
 
 Not published by the paper, chosen here: Hinton KD with temperature T = 4 and weight alpha = 0.9
-on the T²-scaled KL term (0.1 on cross-entropy with the labels), plain SGD with momentum 0.9,
-weight decay 5e-4 and a per-step cosine learning-rate schedule decaying to zero (as in
-`repatlas.train`).
+on the T²-scaled KL term (0.1 on cross-entropy with the labels). On the dataset: SGD with
+momentum 0.9, weight decay 5e-4 and a per-step cosine learning-rate schedule decaying to zero (as
+in `repatlas.train`); on the multi-view data: full-batch gradient descent (the paper's
+algorithm) with the same cosine decay. docs/ensembles.md lists the choices and their reasons.
 """
 
 from __future__ import annotations
@@ -43,6 +47,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, jvp
+
+from repatlas.data import load_classification
+from repatlas.ensemble_claims import judge
+from repatlas.models import mlp
+from repatlas.multiview import PatchCNN, multiview_features, multiview_patches, views_learned
 
 DEFAULT_TEMPERATURE = 4.0
 DEFAULT_ALPHA = 0.9
@@ -808,9 +817,6 @@ class StudySetup(NamedTuple):
 
 
 def _mlp_setup(input_files: dict, network: dict, train: dict) -> StudySetup:
-    from repatlas.data import load_classification
-    from repatlas.models import mlp
-
     x_tr, y_tr, x_te, y_te = load_classification(input_files["full"], input_files["subset"])
     in_features, n_classes = int(np.prod(x_tr.shape[1:])), int(max(y_tr.max(), y_te.max()) + 1)
     width, depth = network["width"], network["depth"]
@@ -820,8 +826,6 @@ def _mlp_setup(input_files: dict, network: dict, train: dict) -> StudySetup:
 
 
 def _multiview_setup(mu: float, data: dict, network: dict, train: dict, regime: str, seed: int) -> StudySetup:
-    from repatlas.multiview import PatchCNN, multiview_features, multiview_patches, views_learned
-
     data = dict(data)
     n_train, n_test = data.pop("n_train"), data.pop("n_test")
     common = dict(single_view_fraction=mu, feature_seed=seed, **data)
@@ -913,8 +917,6 @@ def summary_table(datasets: dict) -> "pandas.DataFrame":  # noqa: F821
     `repatlas.ensemble_claims.judge` adds prediction, predicted_error and verdict.
     """
     import pandas as pd
-
-    from repatlas.ensemble_claims import judge
 
     rows = []
     for (data, regime), ds in datasets.items():

@@ -356,6 +356,7 @@ def ensembles_mu_figure(table: pd.DataFrame, *, title: str | None = None):
     μ(1 − 1/V)², ensemble and KD ≤ 0.01μ (Theorems 2–3), and the "≪ μ" limit 0.1μ used by the
     verdicts.
     """
+    # imported here: only this figure needs it, and every figure rule lists plots.py's imports
     from repatlas.ensemble_claims import TOLERANCE
 
     table = table[np.isfinite(table["mu"])]
