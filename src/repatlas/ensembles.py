@@ -326,23 +326,24 @@ def train_classifier(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     )
     gen = torch.Generator(device="cpu").manual_seed(seed)
+    full = batch_size >= n  # one batch: no shuffle, and no copy from indexing the whole set
+    has_t = targets is not None
     history = []
     cuda_ids = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda_ids):
         torch.manual_seed(seed)
         for epoch in range(1, epochs + 1):
             model.train()
-            order = torch.randperm(n, generator=gen).to(dev)
+            order = torch.arange(n, device=dev) if full else torch.randperm(n, generator=gen).to(dev)
             loss_sum, correct = 0.0, 0
             for i in range(0, n, batch_size):
                 idx = order[i : i + batch_size]
-                xb, yb = x_t[idx], y_t[idx]
+                xb, yb, tb = (x_t, y_t, targets) if full else (x_t[idx], y_t[idx], targets[idx] if has_t else None)
                 out = model(xb)
                 if loss_fn is not None:
                     loss = loss_fn(out, yb, idx)
-                elif targets is not None:
-                    loss = kd_loss(out, targets[idx], yb, temperature=temperature, alpha=alpha,
-                                   teacher_kind="probs")
+                elif has_t:
+                    loss = kd_loss(out, tb, yb, temperature=temperature, alpha=alpha, teacher_kind="probs")
                 else:
                     loss = F.cross_entropy(out, yb)
                 opt.zero_grad(set_to_none=True)
