@@ -1,7 +1,6 @@
-# Ensembles, knowledge distillation and self-distillation (Allen-Zhu & Li 2023).
-
-
-ENSEMBLE_TRAINING = {k: ENSEMBLES[k] for k in ("epochs", "batch_size", "lr", "weight_decay")}
+# Ensembles, knowledge distillation and self-distillation (Allen-Zhu & Li 2023): the study
+# dataset with MLPs, and the paper's multi-view patch data with its two-layer CNN at each
+# single-view fraction μ (data names multiview-mu<μ>).
 
 
 rule ensembles_methods:
@@ -13,11 +12,9 @@ rule ensembles_methods:
     log:
         "results/logs/ensembles/{data}-{regime}.log",
     params:
-        options={**ENSEMBLE_TRAINING, **{k: ENSEMBLES[k] for k in ("width", "depth", "temperature", "alpha")},
-                 "n_seeds": ENSEMBLES["seeds"]},
-        multiview=ENSEMBLES["multiview"],
+        settings=ensembles_settings,
     wildcard_constraints:
-        data="[a-z0-9_]+",
+        data=r"[a-z0-9_]+|multiview-mu[0-9.]+",
         regime="feature|ntk",
     benchmark:
         "results/benchmarks/ensembles/{data}-{regime}.tsv"
@@ -40,11 +37,10 @@ rule ensembles_dropping:
     log:
         "results/logs/ensembles/{data}-dropping.log",
     params:
-        options={**ENSEMBLE_TRAINING, **{k: ENSEMBLES[k] for k in ("width", "depth")},
-                 "n_seeds": ENSEMBLES["seeds"], "fractions": ENSEMBLES["drop_fractions"]},
-        multiview=ENSEMBLES["multiview"],
+        settings=ensembles_settings,
+        fractions=ENSEMBLES["drop_fractions"],
     wildcard_constraints:
-        data="[a-z0-9_]+",
+        data=r"[a-z0-9_]+|multiview-mu[0-9.]+",
     benchmark:
         "results/benchmarks/ensembles/{data}-dropping.tsv"
     resources:

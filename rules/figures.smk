@@ -379,7 +379,8 @@ rule figure_ensembles:
             if w.name == "dropping"
             else [(d, r) for d in ensembles_data() for r in ENSEMBLES["regimes"]]
         ),
-        title=f"MLP width {ENSEMBLES['width']}, {ENSEMBLES['seeds']} seeds",
+        title=f"{ENSEMBLES['seeds']} members × {ENSEMBLES['trials']} trials; dataset: MLP width "
+        f"{ENSEMBLES['width']}; multi-view: the paper's two-layer CNN",
     wildcard_constraints:
         name="methods|size|dropping",
     benchmark:
@@ -387,6 +388,36 @@ rule figure_ensembles:
     resources:
         mem_mb=scaled(8000),
         runtime=scaled(30),
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/figure_ensembles.py"
+
+
+rule figure_ensembles_mu:
+    input:
+        summary="results/ensembles/summary.csv",
+        lib=library_of("figure_ensembles.py"),
+    output:
+        png=report(
+            "results/figures/ensembles_mu.png",
+            caption="../workflow/report/ensembles_mu.rst",
+            category="Ensembles and distillation",
+            subcategory="mu",
+        ),
+        pdf="results/figures/ensembles_mu.pdf",
+    log:
+        "results/logs/figures/ensembles_mu.log",
+    params:
+        figure="mu",
+        title=f"multi-view data, the paper's two-layer CNN: {ENSEMBLES['seeds']} members × "
+        f"{ENSEMBLES['trials']} trials per μ",
+    benchmark:
+        "results/benchmarks/figures/ensembles_mu.tsv"
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(15),
     conda:
         "../envs/analysis.yaml"
     threads: 1

@@ -1,9 +1,10 @@
 import sys
 
 from repatlas.io import write_netcdf
+from repatlas.joblog import log_to
 from repatlas.redshift import chebyshev_degree_sweep
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to(snakemake.log[0])
 p = snakemake.params.sensitivity
 ds = chebyshev_degree_sweep(
     activations=p["activation"], scales=p["scale"], depth=snakemake.params.depth, degrees=p["degree"],

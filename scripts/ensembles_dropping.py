@@ -2,13 +2,12 @@ import sys
 
 import torch
 
-from repatlas.ensembles import dropping_study, study_data
+from repatlas.ensembles import run_dropping
 from repatlas.io import write_netcdf
 from repatlas.joblog import log_to
 
 log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-data = study_data(dict(snakemake.input.items()), snakemake.params.multiview)
-ds = dropping_study(*data, **snakemake.params.options)
+ds = run_dropping(dict(snakemake.input.items()), snakemake.params.settings, snakemake.params.fractions)
 print(ds, file=sys.stderr)
 write_netcdf(ds, snakemake.output[0])

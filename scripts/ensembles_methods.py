@@ -2,13 +2,12 @@ import sys
 
 import torch
 
-from repatlas.ensembles import methods_study, study_data
+from repatlas.ensembles import run_methods
 from repatlas.io import write_netcdf
 from repatlas.joblog import log_to
 
 log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-data = study_data(dict(snakemake.input.items()), snakemake.params.multiview)
-ds = methods_study(*data, regime=snakemake.wildcards.regime, **snakemake.params.options)
+ds = run_methods(dict(snakemake.input.items()), snakemake.params.settings, snakemake.wildcards.regime)
 print(ds, file=sys.stderr)
 write_netcdf(ds, snakemake.output[0])

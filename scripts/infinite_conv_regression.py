@@ -3,8 +3,9 @@ import sys
 from repatlas.data import load_npz, probe_set
 from repatlas.infinite import conv_regression, pooled_images
 from repatlas.io import write_netcdf
+from repatlas.joblog import log_to
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to(snakemake.log[0])
 p = snakemake.params
 full, _ = load_npz(snakemake.input.full)
 train, _ = load_npz(snakemake.input.subset)

@@ -146,3 +146,24 @@ def test_malformed_override_is_one_line_naming_the_key(arg, key, expected):
     message = str(info.value)
     assert f"config key '{key}'" in message and expected in message, message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "ensembles,key,expected",
+    [
+        ({"students": 6}, "ensembles.students", "at most ensembles.seeds = 5"),
+        ({"multiview": {"dim": 19}}, "ensembles.multiview.dim", "at least n_classes · views_per_class = 20"),
+        ({"multiview": {"patches": 5}}, "ensembles.multiview.patches", "expected at least 6"),
+        ({"multiview": {"other_views": 19}}, "ensembles.multiview.other_views", "exceeds the 18 views"),
+        ({"multiview": {"weak_weight": [0.2, 0.1]}}, "ensembles.multiview.weak_weight", "lo <= hi"),
+        ({"multiview": {"view_weight": [1.0]}}, "ensembles.multiview.view_weight", "too short"),
+        ({"multiview": {"mu": [1.5]}}, "ensembles.multiview.mu.0", "greater than the maximum"),
+    ],
+)
+def test_bad_ensembles_config_names_key(ensembles, key, expected):
+    config = {**base(), "studies": ["ensembles"], "ensembles": ensembles}
+    with pytest.raises(ConfigError) as info:
+        checked(config)
+    message = str(info.value)
+    assert f"'{key}'" in message and pytest.importorskip("re").search(expected, message), message
+    assert "\n" not in message

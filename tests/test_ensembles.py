@@ -301,47 +301,6 @@ def test_random_features_trains_only_the_last_layer():
     assert not torch.equal(rf.net.logits.weight, net.logits.weight)
 
 
-# ----------------------------------------------------------------------------- multi-view data
-
-
-def test_multiview_dataset_shapes_balance_and_single_view_fraction():
-    x, y, single = ens.multiview_dataset(203, n_classes=7, views_per_class=3, dim=40,
-                                         single_view_fraction=0.3, noise=0.1, seed=0,
-                                         return_mask=True)
-    assert x.shape == (203, 40) and x.dtype == np.float32 and y.shape == (203,)
-    counts = np.bincount(y, minlength=7)
-    assert counts.max() - counts.min() <= 1 and counts.sum() == 203
-    assert single.sum() == round(0.3 * 203)
-    sv_counts = np.bincount(y[single], minlength=7)
-    assert sv_counts.max() - sv_counts.min() <= 1
-    assert len(ens.multiview_dataset(10, n_classes=2, dim=8, single_view_fraction=0.5, noise=0.1)) == 2
-
-
-def test_multiview_signal_structure_without_noise():
-    k, v, d = 5, 3, 32
-    x, y, single = ens.multiview_dataset(100, n_classes=k, views_per_class=v, dim=d,
-                                         single_view_fraction=0.4, noise=0.0, distractors=2,
-                                         distractor_weight=0.3, seed=3, view_seed=9, return_mask=True)
-    views = ens.multiview_views(k, v, d, seed=9)
-    flat = views.reshape(k * v, d)
-    np.testing.assert_allclose(flat @ flat.T, np.eye(k * v), atol=1e-10)  # orthonormal
-    proj = (x.astype(np.float64) @ flat.T).reshape(-1, k, v)  # weight of every view in every example
-    own = proj[np.arange(100), y]  # (n, V)
-    present = own > 1e-5
-    assert np.all(own[present] >= 1 - 1e-5) and np.all(own[present] <= 2 + 1e-5)
-    assert np.all(present[~single].sum(1) == v)
-    assert np.all(present[single].sum(1) == 1)
-    other = proj.copy()
-    other[np.arange(100), y] = 0
-    assert np.all(other > -1e-5) and np.all(other < 0.3 + 1e-5)
-    assert np.all((other > 1e-6).reshape(100, -1).sum(1) <= 2)
-    # a test set drawn with another seed uses the same views
-    xt, yt = ens.multiview_dataset(20, n_classes=k, views_per_class=v, dim=d, noise=0.0,
-                                   single_view_fraction=0.0, distractors=0, seed=4, view_seed=9)
-    own_t = (xt.astype(np.float64) @ flat.T).reshape(-1, k, v)[np.arange(20), yt]
-    assert np.all(own_t >= 1 - 1e-5)
-
-
 # ----------------------------------------------------------------------------- dropping units
 
 
@@ -399,24 +358,132 @@ def test_dropped_accuracy_limits():
 # ----------------------------------------------------------------------------- the comparison
 
 
+def _blob_net():
+    return mlp(1, 16, in_features=6, n_classes=3)  # _build seeds it
+
+
 @pytest.mark.parametrize("regime", ["feature", "ntk", "rf"])
 def test_compare_methods_smoke(regime):
-    x, y = ens.multiview_dataset(120, n_classes=4, dim=16, single_view_fraction=0.3, noise=0.2, seed=0)
-    xt, yt = ens.multiview_dataset(60, n_classes=4, dim=16, single_view_fraction=0.3, noise=0.2, seed=1)
-    df = ens.compare_methods(x, y, xt, yt, lambda: mlp(1, 16, in_features=16, n_classes=4),
-                             n_seeds=2, regime=regime, epochs=2, batch_size=32, seed=0)
+    x, y = blobs(n=120, seed=0)
+    xt, yt = blobs(n=60, seed=1)
+    df = ens.compare_methods(x, y, xt, yt, _blob_net, n_seeds=2, regime=regime, epochs=2,
+                             batch_size=32, seed=0)
     assert list(df["method"].value_counts().sort_index().items()) == [
         ("average", 1), ("ensemble", 1), ("kd", 2), ("self_kd", 2), ("single", 2)
     ]
     assert df["test_acc"].between(0, 1).all() and df["train_acc"].between(0, 1).all()
     assert np.isfinite(df["test_loss"]).all()
-    assert df.attrs["regime"] == regime and len(df.attrs["ensemble_curve"]) == 2
-    assert df.attrs["ensemble_curve"][-1] == pytest.approx(df.loc[df.method == "ensemble", "test_acc"].item())
+    assert df.attrs["regime"] == regime and df.attrs["member_test_logits"].shape == (2, 60, 3)
+    # the members' logits are the single models': their ensemble is the ensemble row
+    ens_acc = ens.ensemble_accuracy(df.attrs["member_test_logits"], yt)
+    assert ens_acc == pytest.approx(df.loc[df.method == "ensemble", "test_acc"].item())
     summary = ens.summarise(df)
     assert list(summary.index) == list(ens.METHODS)
     assert math.isnan(summary.loc["ensemble", "std"])
     with pytest.raises(ValueError):
-        ens.compare_methods(x, y, xt, yt, lambda: mlp(1, 4, in_features=16, n_classes=4), regime="bogus")
+        ens.compare_methods(x, y, xt, yt, _blob_net, regime="bogus")
+
+
+def test_compare_methods_students_subsets_and_describe():
+    x, y = blobs(n=90, seed=0)
+    xt, yt = blobs(n=40, seed=1)
+    everything = np.ones(40, dtype=bool)
+    first = np.arange(40) < 10
+    df = ens.compare_methods(x, y, xt, yt, _blob_net, n_seeds=3, students=1, epochs=2,
+                             batch_size=None, seed=0, test_subsets={"all": everything, "first": first},
+                             describe=lambda m: {"n_params": float(sum(p.numel() for p in m.parameters()))})
+    assert list(df["method"].value_counts().sort_index().items()) == [
+        ("average", 1), ("ensemble", 1), ("kd", 1), ("self_kd", 1), ("single", 3)
+    ]
+    # a subset that is the whole test set has the test accuracy; any subset is an accuracy of its rows
+    np.testing.assert_allclose(df["all_acc"], df["test_acc"])
+    z = df.attrs["member_test_logits"][0]
+    row = df[(df.method == "single") & (df.member == 0)].iloc[0]
+    assert row["first_acc"] == pytest.approx(np.mean(z[first].argmax(1) == yt[first]))
+    one = sum(p.numel() for p in make_net(0).parameters())
+    assert df.loc[df.method == "single", "n_params"].eq(one).all()
+    assert df.loc[df.method == "average", "n_params"].item() == 3 * one  # three sub-networks
+    assert np.isnan(df.loc[df.method == "ensemble", "n_params"].item())
+    with pytest.raises(ValueError, match="students"):
+        ens.compare_methods(x, y, xt, yt, _blob_net, n_seeds=2, students=3, epochs=1)
+
+
+# ----------------------------------------------------------------------------- pipeline: the μ sweep
+
+TINY_MULTIVIEW = {
+    "seeds": 3, "trials": 2, "students": 1, "temperature": 4.0, "alpha": 0.9, "mu": 0.2,
+    "data": {"n_train": 40, "n_test": 50, "n_classes": 4, "views_per_class": 2, "dim": 16, "patches": 6,
+             "patches_per_view": 1, "other_views": 2, "view_weight": [1, 2], "other_weight": [0.2, 0.4],
+             "weak_weight": [0.05, 0.1], "single_other_weight": [0.2, 0.3], "feature_noise": 0.0005,
+             "noise": 0.1, "feature_patch_noise": 0.0},
+    "network": {"neurons_per_class": 2, "q": 3, "knot": 0.5, "init_std": 0.002, "ntk_init_std": 0.1},
+    "train": {"epochs": 3, "kd_epochs": 2, "lr": 4.0, "ntk_lr": 1.0, "ntk_epochs": 2, "batch_size": None, "momentum": 0.0,
+              "weight_decay": 0.0},
+}
+
+
+def test_methods_study_on_multiview_data_is_consistent():
+    ds = ens.run_methods({}, TINY_MULTIVIEW, "feature")
+    assert ds["test_error"].dims == ("method", "trial", "member")
+    assert list(ds["method"].values) == list(ens.METHODS)
+    assert dict(ds.sizes) == {"method": 5, "trial": 2, "member": 3, "size": 3}
+    assert ds.attrs["mu"] == 0.2 and ds.attrs["network"] == "patch_cnn" and ds.attrs["test_single_view"] == 10
+    err = ds["test_error"]
+    # three members, then one ensemble, KD student, self-KD student and averaged network per trial
+    for method, count in [("single", 3), ("ensemble", 1), ("kd", 1), ("self_kd", 1), ("average", 1)]:
+        assert (np.isfinite(err.sel({"method": method})).sum("member") == count).all()
+    # the ensemble-size curve comes from the members' logits: its ends are the single models'
+    # mean error and the ensemble's error, computed by a different path
+    np.testing.assert_allclose(ds["ensemble_error"].sel(size=1), err.sel({"method": "single"}).mean("member"))
+    np.testing.assert_allclose(ds["ensemble_error"].sel(size=3), err.sel({"method": "ensemble"}).isel(member=0))
+    views = ds["views_learned"].sel({"method": "single"})
+    assert ((views >= 0) & (views <= 8)).all()
+
+
+def test_study_setup_ntk_uses_its_own_init_and_step():
+    setup = ens.study_setup({}, TINY_MULTIVIEW, "ntk")
+    torch.manual_seed(0)
+    assert float(setup.factory().neurons.weight.detach().std()) == pytest.approx(0.1, rel=0.2)
+    assert setup.train["lr"] == 1.0 and setup.train["epochs"] == setup.train["kd_epochs"] == 2
+    assert "ntk_lr" not in setup.train and "ntk_epochs" not in setup.train
+    feature = ens.study_setup({}, TINY_MULTIVIEW, "feature")
+    assert feature.train["lr"] == 4.0 and feature.train["epochs"] == 3 and float(feature.factory().neurons.weight.detach().std()) < 0.01
+    assert feature.layer == "act" and feature.test_subsets["single_view"].sum() == 10
+
+
+def test_patch_weights_through_wrappers():
+    from repatlas.multiview import PatchCNN
+
+    torch.manual_seed(0)
+    nets = [PatchCNN(3, 8, neurons_per_class=2) for _ in range(2)]
+    assert ens.patch_weights(nets[0]).shape == (3, 2, 8)
+    torch.testing.assert_close(ens.patch_weights(ens.LinearizedModel(nets[0])), nets[0].weights())
+    avg = ens.patch_weights(ens.AverageOfModels(nets))
+    assert avg.shape == (3, 4, 8)
+    torch.testing.assert_close(avg[:, 2:], nets[1].weights())
+
+
+def test_tiny_mu_sweep_produces_the_summary(tmp_path):
+    from repatlas import plots
+
+    datasets = {}
+    for mu in (0.1, 0.3):
+        for regime in ("feature", "ntk"):
+            settings = {**TINY_MULTIVIEW, "mu": mu, "seeds": 2}
+            datasets[(f"multiview-mu{mu}", regime)] = ens.run_methods({}, settings, regime)
+    table = ens.summary_table(datasets)
+    assert set(table["mu"]) == {0.1, 0.3} and set(table["regime"]) == {"feature", "ntk"}
+    assert set(table["method"]) == {*ens.METHODS, "ensemble_of_2"} and len(table) == 2 * 2 * 6
+    row = table[(table["mu"] == 0.1) & (table["regime"] == "feature") & (table["method"] == "single")].iloc[0]
+    values = datasets[("multiview-mu0.1", "feature")]["test_error"].sel({"method": "single"}).values.ravel()
+    assert row["count"] == 4 and row["test_error_mean"] == pytest.approx(values.mean())
+    assert row["test_error_se"] == pytest.approx(values.std(ddof=1) / 2)
+    assert row["predicted_error"] == pytest.approx(0.05)  # μ/2
+    assert set(table["verdict"]) <= {"holds", "fails", "inconclusive", "no ensemble gain to transfer", ""}
+    feature = table[table["regime"] == "feature"]
+    assert (feature.loc[feature["method"] == "single", "prediction"].str.len() > 0).all()
+    plots.save_figure(plots.ensembles_mu_figure(table, title="tiny"), tmp_path / "mu.png")
+    assert (tmp_path / "mu.png").stat().st_size > 1000
 
 
 def test_summary_table_selects_each_method():
@@ -424,11 +491,17 @@ def test_summary_table_selects_each_method():
 
     from repatlas.ensembles import summary_table
 
-    acc = np.array([[0.5, 0.7], [0.8, np.nan]])
-    ds = xr.Dataset({"test_acc": (("method", "member"), acc)},
-                    coords={"method": ["single", "ensemble"], "member": [0, 1]})
+    err = np.array([[[0.5, 0.3]], [[0.2, np.nan]]])  # (method, trial, member)
+    ds = xr.Dataset({"test_error": (("method", "trial", "member"), err),
+                     "ensemble_error": (("trial", "size"), np.array([[0.4, 0.2]]))},
+                    coords={"method": ["single", "ensemble"], "trial": [0], "member": [0, 1], "size": [1, 2]})
     table = summary_table({("d", "feature"): ds}).set_index("method")
-    assert table.loc["single", "test_acc_mean"] == pytest.approx(0.6)
+    assert table.loc["single", "test_error_mean"] == pytest.approx(0.4)
+    assert table.loc["single", "test_error_se"] == pytest.approx(np.std([0.5, 0.3], ddof=1) / np.sqrt(2))
     assert table.loc["single", "count"] == 2
-    assert table.loc["ensemble", "test_acc_mean"] == pytest.approx(0.8)
-    assert table.loc["ensemble", "count"] == 1 and np.isnan(table.loc["ensemble", "test_acc_std"])
+    assert table.loc["ensemble", "test_error_mean"] == pytest.approx(0.2)
+    assert table.loc["ensemble", "count"] == 1 and np.isnan(table.loc["ensemble", "test_error_se"])
+    assert table.loc["ensemble_of_2", "test_error_mean"] == pytest.approx(0.2)
+    assert np.isnan(table.loc["single", "mu"])  # real data: no μ
+    # a single ensemble has no standard error: no verdict either way
+    assert table.loc["ensemble", "verdict"] == "inconclusive"

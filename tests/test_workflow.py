@@ -266,13 +266,18 @@ def test_ensembles_artifacts(tiny_run):
     workdir, _ = tiny_run
     res = workdir / "results"
     table = pd.read_csv(res / "ensembles" / "summary.csv")
-    assert set(table["data"]) == {"digits", "multiview"} and set(table["regime"]) == {"feature", "ntk"}
-    assert set(table["method"]) == {"single", "ensemble", "kd", "self_kd", "average"}
+    assert set(table["data"]) == {"digits", "multiview-mu0.1", "multiview-mu0.3"}
+    assert set(table["regime"]) == {"feature", "ntk"}
+    assert set(table["method"]) == {"single", "ensemble", "kd", "self_kd", "average", "ensemble_of_2"}
     single = table[table["method"] == "single"]
-    assert (single["count"] == 2).all() and table["test_acc_mean"].between(0, 1).all()
-    drop = xr.open_dataset(res / "ensembles" / "multiview-dropping.nc")
-    assert drop["single"].dims == ("fraction", "member")
-    for name in ("methods", "size", "dropping"):
+    assert (single["count"] == 4).all() and table["test_error_mean"].between(0, 1).all()  # 2 seeds × 2 trials
+    assert set(table["mu"].dropna()) == {0.1, 0.3} and table.loc[table["data"] == "digits", "mu"].isna().all()
+    assert {"prediction", "predicted_error", "verdict"} <= set(table.columns)
+    ds = xr.open_dataset(res / "ensembles" / "multiview-mu0.3-feature.nc")
+    assert ds["test_error"].dims == ("method", "trial", "member") and ds.attrs["mu"] == 0.3
+    drop = xr.open_dataset(res / "ensembles" / "multiview-mu0.1-dropping.nc")
+    assert drop["single"].dims == ("fraction", "member") and drop.attrs["layer"] == "act"
+    for name in ("methods", "size", "dropping", "mu"):
         assert (res / "figures" / f"ensembles_{name}.png").stat().st_size > 1000
 
 

@@ -157,3 +157,30 @@ def check_semantics(config: dict) -> None:
             f"config key 'probe_size': {config['probe_size']} exceeds the {config['dataset']} test "
             f"split of {n_test} examples; expected a value between 4 and {n_test}"
         )
+    if "ensembles" in config["studies"]:
+        _check_ensembles(config["ensembles"])
+
+
+def _check_ensembles(ens: dict) -> None:
+    """What the schema cannot say about the ensembles study: counts that must fit together."""
+    if ens["students"] > ens["seeds"]:
+        raise ConfigError(f"config key 'ensembles.students': {ens['students']} students need as many members to "
+                          f"self-distil from; expected at most ensembles.seeds = {ens['seeds']}")
+    mv = ens["multiview"]
+    features = mv["n_classes"] * mv["views_per_class"]
+    if mv["dim"] < features:
+        raise ConfigError(f"config key 'ensembles.multiview.dim': {mv['dim']} cannot hold {features} orthonormal "
+                          f"views; expected at least n_classes · views_per_class = {features}")
+    if mv["other_views"] > features - mv["views_per_class"]:
+        raise ConfigError(f"config key 'ensembles.multiview.other_views': {mv['other_views']} exceeds the "
+                          f"{features - mv['views_per_class']} views of other classes")
+    needed = mv["patches_per_view"] * (mv["views_per_class"] + mv["other_views"])
+    if mv["patches"] < needed:
+        raise ConfigError(f"config key 'ensembles.multiview.patches': {mv['patches']} patches cannot hold "
+                          f"{mv['views_per_class'] + mv['other_views']} features of {mv['patches_per_view']} "
+                          f"patches each; expected at least {needed}")
+    for key in ("view_weight", "other_weight", "weak_weight", "single_other_weight"):
+        lo, hi = mv[key]
+        if lo > hi:
+            raise ConfigError(f"config key 'ensembles.multiview.{key}': {mv[key]} is not an interval; "
+                              f"expected [lo, hi] with lo <= hi")
