@@ -35,3 +35,81 @@ def test_mlp_shapes_and_layers():
         models.mlp(2, 4, in_features=3, n_classes=2, activation="swishy")
     with pytest.raises(ValueError, match="unknown arch"):
         models.build_model("vgg", 3, 1, input_shape=(1, 8, 8), n_classes=10)
+
+
+# ----------------------------------------------------------------------------- the ResNet recipe
+
+
+def _blocks(model):
+    return [m for m in model.modules() if isinstance(m, models.BasicBlock)]
+
+
+def test_zero_init_residual_makes_every_block_start_as_the_identity():
+    torch.manual_seed(0)
+    model = models.resnet(14, 2, in_channels=1, n_classes=5).train()
+    assert all(torch.equal(b.bn2.weight, torch.zeros_like(b.bn2.weight)) for b in _blocks(model))
+    x = torch.relu(torch.randn(8, 32, 6, 6))  # a post-ReLU input of block1's width
+    with torch.no_grad():
+        torch.testing.assert_close(model.block1(x), x)  # relu(x + 0) = x
+        # a downsampling block reduces to its projection shortcut
+        torch.testing.assert_close(model.block3(x), torch.relu(model.block3.shortcut(x)))
+    torch.manual_seed(0)
+    legacy = models.resnet(14, 2, in_channels=1, n_classes=5, zero_init_residual=False).train()
+    assert all(torch.equal(b.bn2.weight, torch.ones_like(b.bn2.weight)) for b in _blocks(legacy))
+    with torch.no_grad():
+        assert not torch.allclose(legacy.block1(x), x, atol=1e-2)
+
+
+def test_zero_init_keeps_deep_activations_at_the_shallow_scale():
+    """Without it the sum x + branch(x) grows the residual stream block by block (issue 16)."""
+    x = torch.randn(64, 1, 12, 12)
+
+    def pooled_second_moment(depth, zero):
+        torch.manual_seed(0)
+        model = models.resnet(depth, 1, in_channels=1, n_classes=10, zero_init_residual=zero).train()
+        with torch.no_grad():
+            h = x
+            for name, child in model.named_children():
+                h = child(h)
+                if name == "pool":
+                    return float(h.square().mean())
+
+    deep_legacy, shallow = pooled_second_moment(50, False), pooled_second_moment(8, False)
+    assert deep_legacy > 4 * shallow
+    assert pooled_second_moment(50, True) < 2 * pooled_second_moment(8, True)
+
+
+def test_projection_shortcut_with_and_without_bn():
+    torch.manual_seed(0)
+    keras = models.resnet(8, 1, in_channels=1, n_classes=3)
+    assert isinstance(keras.block2.shortcut, torch.nn.Conv2d) and keras.block2.shortcut.bias is not None
+    torch.manual_seed(0)
+    he = models.resnet(8, 1, in_channels=1, n_classes=3, shortcut_bn=True).train()
+    conv, bn = he.block2.shortcut
+    assert conv.kernel_size == (1, 1) and conv.stride == (2, 2) and conv.bias is None
+    assert isinstance(bn, torch.nn.BatchNorm2d) and isinstance(he.block1.shortcut, torch.nn.Identity)
+    # in training mode the normalised shortcut has zero mean and unit variance per channel
+    out = he.block2.shortcut(5.0 + 3.0 * torch.randn(32, 16, 8, 8))
+    torch.testing.assert_close(out.mean((0, 2, 3)), torch.zeros(32), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.var((0, 2, 3), unbiased=False), torch.ones(32), atol=1e-3, rtol=0)
+    assert he(torch.randn(2, 1, 8, 8)).shape == (2, 3)
+
+
+def test_he_init_modes():
+    torch.manual_seed(0)
+    fan_in = models.resnet(8, 4, in_channels=1, n_classes=3)
+    torch.manual_seed(0)
+    fan_out = models.resnet(8, 4, in_channels=1, n_classes=3, init_mode="fan_out")
+    # block2.conv1: 64 → 128 channels, 3×3: fan_in = 64·9, fan_out = 128·9
+    for model, fan in ((fan_in, 64 * 9), (fan_out, 128 * 9)):
+        std = float(model.block2.conv1.weight.detach().std())
+        assert std == pytest.approx((2 / fan) ** 0.5, rel=0.03)
+    with pytest.raises(ValueError, match="init_mode"):
+        models.resnet(8, 1, in_channels=1, n_classes=3, init_mode="xavier")
+
+
+def test_build_model_passes_resnet_options():
+    model = models.build_model("resnet", 8, 1, input_shape=(1, 8, 8), n_classes=3, shortcut_bn=True,
+                               zero_init_residual=False, init_mode="fan_out")
+    assert isinstance(model.block2.shortcut, torch.nn.Sequential)
+    assert torch.equal(model.block1.bn2.weight, torch.ones(16))
