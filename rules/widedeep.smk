@@ -5,8 +5,10 @@
 rule block_table:
     input:
         within=[f"results/cka/within/{m}.nc" for m in models()],
+        first_pc=[f"results/widedeep/pca/{m}.nc" for m in models()],
+        metrics=[f"results/models/{m}/metrics.json" for m in models()],
         across=[across_file(p) for p in across_seed_pairs()],
-        lib=library("cka.py", "blocks.py"),
+        lib=library("cka.py", "blocks.py", "activations.py"),
     output:
         "results/widedeep/blocks.csv",
     log:
@@ -16,6 +18,7 @@ rule block_table:
         pairs=across_seed_pairs(),
         threshold=WIDE_DEEP["block_threshold"],
         min_length=WIDE_DEEP["block_min_length"],
+        min_pc1_share=WIDE_DEEP["block_pc1_share"],
     benchmark:
         "results/benchmarks/widedeep/blocks.tsv"
     resources:
@@ -135,6 +138,7 @@ rule figure_widedeep:
         cells=lambda w: first_grid_cells() if w.figure == "pca" else grid_cells(),
         threshold=WIDE_DEEP["block_threshold"],
         min_length=WIDE_DEEP["block_min_length"],
+        min_pc1_share=WIDE_DEEP["block_pc1_share"],
         title=lambda w: {
             "blocks": f"largest CKA block vs width, depth and training-set size, {config['dataset']}",
             "pca": f"blocks and the first principal component, {config['dataset']}, n={GRID['n'][0]}",

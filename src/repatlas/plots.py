@@ -767,15 +767,16 @@ def blocks_figure_to_file(table_csv, out_paths, *, title: str | None = None) -> 
 
 
 def pca_figure_to_file(first_pc_paths: dict, within_paths: dict, out_paths, *, threshold: float,
-                       min_length: int, title: str | None = None) -> None:
+                       min_length: int, min_pc1_share: float = 0.5, title: str | None = None) -> None:
     """{label: first-PC .nc} + {label: within-model CKA .nc} → `pca_figure` at each out path.
 
-    Blocks are detected on the within-model CKA with `repatlas.cka.detect_blocks` (as in the
-    block table and pruning), whose layers must be the first-PC file's.
+    Blocks are those of the block table and pruning (`repatlas.blocks.model_blocks`: high
+    within-model CKA and mean PC1 share ≥ `min_pc1_share`); the CKA's layers must be the
+    first-PC file's.
     """
     import xarray as xr
 
-    from repatlas.blocks import blocks_over
+    from repatlas.blocks import model_blocks
 
     if set(first_pc_paths) != set(within_paths):
         raise KeyError(f"first_pc_paths and within_paths must have the same labels; got "
@@ -783,9 +784,9 @@ def pca_figure_to_file(first_pc_paths: dict, within_paths: dict, out_paths, *, t
     datasets, blocks = {}, {}
     for label, path in first_pc_paths.items():
         datasets[label] = xr.load_dataset(path)
-        blocks[label] = blocks_over(xr.load_dataarray(within_paths[label]), datasets[label]["layer"].values,
-                                    threshold=threshold, min_length=min_length,
-                                    source=f"{within_paths[label]} (for {path})")
+        blocks[label] = model_blocks(xr.load_dataarray(within_paths[label]), datasets[label], threshold=threshold,
+                                     min_length=min_length, min_pc1_share=min_pc1_share,
+                                     source=f"{within_paths[label]} (for {path})")
     save_figure(pca_figure(datasets, blocks, title=title), *out_paths)
 
 
@@ -801,16 +802,19 @@ def probes_figure_to_file(paths, cells, out_paths, *, title: str | None = None) 
 
 
 def pruning_figure_to_file(paths, within_paths, cells, out_paths, *, threshold: float, min_length: int,
-                           title: str | None = None) -> None:
+                           first_pc_paths=None, min_pc1_share: float = 0.5, title: str | None = None) -> None:
     """Pruning .nc files (repatlas.probes.pruning_to_file), each labelled inside / outside the
-    blocks of its model's within-model CKA file (`repatlas.blocks.label_pruning_with_cka`), + one
+    blocks of its model's within-model CKA file (`repatlas.blocks.label_pruning_with_cka`; with
+    `first_pc_paths`, one first-PC .nc per model, only PC1-dominated runs are blocks), + one
     cell dict each → `pruning_figure`."""
     import xarray as xr
 
     from repatlas.blocks import label_pruning_with_cka
 
-    labelled = [label_pruning_with_cka(ds, xr.load_dataarray(within), threshold=threshold, min_length=min_length)
-                for ds, within in zip(_load_all(paths), within_paths, strict=True)]
+    first_pc = [None] * len(paths) if first_pc_paths is None else [xr.load_dataset(p) for p in first_pc_paths]
+    labelled = [label_pruning_with_cka(ds, xr.load_dataarray(within), threshold=threshold, min_length=min_length,
+                                       first_pc=pc, min_pc1_share=min_pc1_share)
+                for ds, within, pc in zip(_load_all(paths), within_paths, first_pc, strict=True)]
     save_figure(pruning_figure(labelled, list(cells), title=title), *out_paths)
 
 
