@@ -271,8 +271,10 @@ def widedeep_outputs():
     for analysis in ("pca", "probes", "pruning"):
         if analysis in analyses:
             out += [f"results/widedeep/{analysis}/{m}.nc" for m in models()]
+    out += ["results/widedeep/probes.csv"] if "probes" in analyses else []
     if "errors" in analyses:
         out += [f"results/widedeep/errors/{a}__{b}.nc" for a, b in error_pairs()]
+        out += ["results/widedeep/errors.csv"] if error_pairs() else []
     return out
 
 

@@ -63,6 +63,51 @@ rule evaluate_model:
         "../scripts/evaluate_model.py"
 
 
+rule probe_table:
+    input:
+        probes=[f"results/widedeep/probes/{m}.nc" for m in models()],
+        lib=library("probes.py", "blocks.py", "activations.py", "cka.py"),
+    output:
+        "results/widedeep/probes.csv",
+    log:
+        "results/logs/widedeep/probes.log",
+    params:
+        ids=model_ids(),
+    benchmark:
+        "results/benchmarks/widedeep/probes.tsv"
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/probe_table.py"
+
+
+rule error_table:
+    input:
+        errors=[f"results/widedeep/errors/{a}__{b}.nc" for a, b in error_pairs()],
+        lib=library("errors.py"),
+    output:
+        "results/widedeep/errors.csv",
+    log:
+        "results/logs/widedeep/errors.log",
+    params:
+        pairs=error_pairs(),
+        max_gap=WIDE_DEEP["errors"]["max_accuracy_gap"],
+    benchmark:
+        "results/benchmarks/widedeep/errors.tsv"
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/error_table.py"
+
+
 rule error_analysis:
     input:
         a=lambda w: predictions_of(w.ga),

@@ -255,6 +255,20 @@ def test_probes_figure_rows_per_n_and_single_seed():
     np.testing.assert_allclose(lines_by_label(ax)["width 2"].get_ydata(), [0.2, 0.9])
 
 
+def test_probes_figure_input_line_and_ceiling():
+    probed = probe_ds([0.5, 0.9])
+    probed.attrs.update(status="probed", input_test_accuracy=0.8)
+    ceiling = probe_ds([np.nan, np.nan])
+    ceiling.attrs.update(status="ceiling", input_test_accuracy=0.96)
+    cells = [{"depth": 1, "width": 2, "n": 10, "seed": 0}, {"depth": 2, "width": 2, "n": 10, "seed": 0}]
+    left, right = plots.probes_figure([probed, ceiling], cells).axes
+    np.testing.assert_allclose(lines_by_label(left)["input probe"].get_ydata(), [0.8, 0.8])
+    assert not [t for t in left.texts if "ceiling" in t.get_text()]
+    assert [t.get_text() for t in right.texts if "ceiling" in t.get_text()] == \
+        ["ceiling: input probe 0.960\n(layers not probed)"]
+    assert not np.isfinite(lines_by_label(right)["width 2"].get_ydata()).any()  # no curve drawn
+
+
 def test_probes_figure_bad_input():
     datasets, cells, _ = probe_inputs()
     with pytest.raises(ValueError, match="pair up"):

@@ -577,6 +577,8 @@ def _probe_frame(datasets, cells) -> pd.DataFrame:
     for ds, cell in zip(datasets, cells):
         frames.append(pd.DataFrame({"relative_depth": np.asarray(ds["relative_depth"].values, dtype=float),
                                     "test_accuracy": np.asarray(ds["test_accuracy"].values, dtype=float),
+                                    "status": ds.attrs.get("status", "probed"),
+                                    "input": float(ds.attrs.get("input_test_accuracy", np.nan)),
                                     **{k: cell[k] for k in _CELL_KEYS}}))
     return pd.concat(frames, ignore_index=True)
 
@@ -587,7 +589,10 @@ def probes_figure(datasets: list, cells: list, *, title: str | None = None):
 
     `datasets[i]` is a `repatlas.probes.linear_probes` Dataset of the model `cells[i]` =
     {"depth", "width", "n", "seed"}. A dotted line marks chance (1 / n_classes) when the
-    Datasets agree on n_classes.
+    Datasets agree on n_classes. A dashed line marks the probe on the input itself (attrs
+    input_test_accuracy of `repatlas.probes.probes_to_file`, mean over the facet's models); a
+    facet whose models were not probed because the input probe reached the ceiling (status
+    "ceiling") says so instead of drawing curves.
     """
     df = _probe_frame(datasets, cells)
     ns, depths, widths = (sorted(set(df[k])) for k in ("n", "depth", "width"))
@@ -612,6 +617,11 @@ def probes_figure(datasets: list, cells: list, *, title: str | None = None):
                                     color=colours[width], alpha=0.2, linewidth=0)
             if chance is not None:
                 ax.axhline(chance, color="grey", linestyle=":", linewidth=1, label="chance")
+            if np.isfinite(sub["input"]).any():
+                ax.axhline(sub["input"].mean(), color="k", linestyle="--", linewidth=0.8, label="input probe")
+            if (sub["status"] == "ceiling").all():
+                ax.text(0.5, 0.5, f"ceiling: input probe {sub['input'].mean():.3f}\n(layers not probed)",
+                        transform=ax.transAxes, ha="center", va="center", fontsize=8)
             ax.set_title(f"depth {depth}, n = {n}", fontsize=9)
             ax.set_ylim(0, 1.02)
             if i == len(ns) - 1:
@@ -622,6 +632,8 @@ def probes_figure(datasets: list, cells: list, *, title: str | None = None):
     handles.append(plt.Rectangle((0, 0), 1, 1, color="grey", alpha=0.2, label="± 1 sd over seeds"))
     if chance is not None:
         handles.append(plt.Line2D([], [], color="grey", linestyle=":", label="chance"))
+    if np.isfinite(df["input"]).any():
+        handles.append(plt.Line2D([], [], color="k", linestyle="--", linewidth=0.8, label="input probe"))
     fig.legend(handles=handles, title="width (mean over seeds)", fontsize=7, title_fontsize=7,
                loc="outside right upper")
     fig.suptitle(title or "Linear probes on every layer")
