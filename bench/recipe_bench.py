@@ -17,11 +17,14 @@ Printed per model and seed: the first step whose loss is not finite (diverged), 
 the mean loss over steps 1–10 and over the last 10 steps, the largest gradient norm, and at the
 end, the verdict of the acceptance test: every model finite, and each model's mean loss over the
 last 10 steps (averaged over seeds) ≤ the reference model's (`--reference`, d8-w4). No timing is
-asserted; seconds per step are printed (2 shared CPU cores: ResNet-50 ×4 takes ~25 s per step).
+asserted; wall seconds per step are printed (2 idle CPU cores: ResNet-50 ×4 takes ~25 s per step),
+and process CPU milliseconds per training image, which a loaded machine inflates less (with
+`--threads 1` it is the single-core cost: the per-model cost estimate of configs/fashion-mnist-gpu.yaml).
 
 Usage: python bench/recipe_bench.py [--models d8-w4 d26-w4 d50-w4] [--seeds 0] [--steps 60]
        [--old] [--warmup-epochs 1] [--no-zero-init] [--shortcut-bn] [--init-mode fan_out]
        [--bf16] [--threads 2] [--json out.json]
+       python bench/recipe_bench.py --merge a.json b.json ...   # report separate runs together
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import argparse
 import json
 import math
 import re
+import sys
 import time
 
 import numpy as np
@@ -50,7 +54,7 @@ def fashion_subset(n: int):
     return standardise(data["x_train"][idx], mean, std), torch.as_tensor(data["y_train"][idx])
 
 
-def run(depth, width, seed, x, y, cfg: TrainConfig, steps: int, options: dict, bf16: bool):
+def run(depth, width, seed, x, y, cfg: TrainConfig, steps: int, options: dict, bf16: bool, label: str = ""):
     seed_everything(seed)
     model = build_model("resnet", depth, width, input_shape=list(x.shape[1:]), n_classes=10, **options)
     model.train()
@@ -61,7 +65,7 @@ def run(depth, width, seed, x, y, cfg: TrainConfig, steps: int, options: dict, b
     p = cfg.crop_pad
     x_pad = F.pad(x, (p, p, p, p), mode="reflect") if p else x
     losses, norms, lrs = [], [], []
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     while len(losses) < steps:
         order = torch.randperm(len(y), generator=gen)
         for i in range(0, len(order), cfg.batch_size):
@@ -77,12 +81,17 @@ def run(depth, width, seed, x, y, cfg: TrainConfig, steps: int, options: dict, b
             opt.step()
             sched.step()
             losses.append(loss.item())
+            if len(losses) % 10 == 0:  # progress on stderr: deep models take minutes per 10 steps
+                print(f"  {label} step {len(losses)}: loss {np.mean(losses[-10:]):.3f}, "
+                      f"|g| {max(norms[-10:]):.2f}", file=sys.stderr, flush=True)
             if not math.isfinite(losses[-1]) or len(losses) == steps:
                 break
         if not math.isfinite(losses[-1]):
             break
     seconds = (time.perf_counter() - t0) / len(losses)
-    return {"losses": losses, "grad_norms": norms, "lrs": lrs, "seconds_per_step": seconds}
+    cpu = (time.process_time() - c0) / len(losses)
+    return {"losses": losses, "grad_norms": norms, "lrs": lrs, "seconds_per_step": seconds,
+            "cpu_seconds_per_image": cpu / cfg.batch_size}
 
 
 def summary(record: dict, steps: int) -> dict:
@@ -96,7 +105,40 @@ def summary(record: dict, steps: int) -> dict:
         "last10": float(losses[-10:].mean()) if diverged is None else float("nan"),
         "max_grad_norm": float(np.nanmax(record["grad_norms"])),
         "seconds_per_step": record["seconds_per_step"],
+        "cpu_ms_per_image": 1000 * record["cpu_seconds_per_image"],
     }
+
+
+def report(records: dict, reference: str) -> bool:
+    """Print the mean last-10-step loss per model (seeds averaged) and the acceptance verdict."""
+    means = {}
+    for key, r in records.items():
+        means.setdefault(key.rsplit("-s", 1)[0], []).append(r["last10"])
+    means = {m: float(np.mean(v)) for m, v in means.items()}
+    ok = all(r["diverged_at"] is None for r in records.values())
+    print("\nmean loss over the last 10 steps (seeds averaged): "
+          + ", ".join(f"{m} {v:.3f}" for m, v in means.items()))
+    if reference in means:
+        ref = means[reference]
+        for m, v in means.items():
+            if m != reference:
+                ok &= bool(v <= ref)
+                print(f"  {m}: {v:.3f} {'<=' if v <= ref else '>'} {reference} {ref:.3f}")
+    else:
+        ok = False
+        print(f"  reference {reference} was not run")
+    print(f"acceptance (no divergence, loss falls at least as fast as {reference}): {'PASS' if ok else 'FAIL'}")
+    return ok
+
+
+HEADER = (f"{'model':8} {'seed':>4} {'diverged':>8} {'initial':>8} {'steps1-10':>9} {'last10':>8} "
+          f"{'max|g|':>8} {'s/step':>7} {'cpu ms/img':>10}")
+
+
+def row(key: str, s: dict) -> str:
+    name, seed = key.rsplit("-s", 1)
+    return (f"{name:8} {seed:>4} {str(s['diverged_at']):>8} {s['initial']:8.3f} {s['first10']:9.3f} "
+            f"{s['last10']:8.3f} {s['max_grad_norm']:8.2f} {s['seconds_per_step']:7.2f} {s['cpu_ms_per_image']:10.2f}")
 
 
 def main() -> None:
@@ -117,7 +159,22 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast on the CPU (as the GPU path does on CUDA)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", help="write per-step records here")
+    ap.add_argument("--merge", nargs="+", metavar="JSON",
+                    help="measure nothing: report the records of earlier runs' --json files together "
+                         "(e.g. one process per model, run in parallel)")
     args = ap.parse_args()
+    if args.merge:
+        records = {}
+        for path in args.merge:
+            with open(path) as fh:
+                saved = json.load(fh)
+            print(f"{path}: warmup_epochs={saved['warmup_epochs']} {saved['options']}")
+            records.update(saved["records"])
+        print(HEADER)
+        for key, r in records.items():
+            print(row(key, r))
+        report(records, args.reference)
+        return
     torch.set_num_threads(args.threads)
 
     warmup = args.warmup_epochs if args.warmup_epochs is not None else (0.0 if args.old else TrainConfig.warmup_epochs)
@@ -128,33 +185,20 @@ def main() -> None:
     print(f"recipe: warmup_epochs={warmup} {options} bf16={args.bf16}; n={args.n} batch={args.batch_size} "
           f"lr={args.lr} steps={args.steps} of a {args.epochs}-epoch schedule; threads={args.threads}")
     x, y = fashion_subset(args.n)
-    records, means = {}, {}
-    print(f"{'model':8} {'seed':>4} {'diverged':>8} {'initial':>8} {'steps1-10':>9} {'last10':>8} "
-          f"{'max|g|':>8} {'s/step':>7}", flush=True)
+    records = {}
+    print(HEADER, flush=True)
     for name in args.models:
         depth, width = (int(v) for v in re.fullmatch(r"d(\d+)-w(\d+)", name).groups())
-        last = []
         for seed in args.seeds:
-            record = run(depth, width, seed, x, y, cfg, args.steps, options, args.bf16)
-            s = summary(record, args.steps)
-            records[f"{name}-s{seed}"] = {**record, **s}
-            last.append(s["last10"])
-            print(f"{name:8} {seed:>4} {str(s['diverged_at']):>8} {s['initial']:8.3f} {s['first10']:9.3f} "
-                  f"{s['last10']:8.3f} {s['max_grad_norm']:8.2f} {s['seconds_per_step']:7.2f}", flush=True)
-        means[name] = float(np.mean(last))
-    ok = all(r["diverged_at"] is None for r in records.values())
-    print("\nmean loss over the last 10 steps (seeds averaged): "
-          + ", ".join(f"{m} {v:.3f}" for m, v in means.items()))
-    if args.reference in means:
-        ref = means[args.reference]
-        for m, v in means.items():
-            if m != args.reference:
-                ok &= bool(v <= ref)
-                print(f"  {m}: {v:.3f} {'<=' if v <= ref else '>'} {args.reference} {ref:.3f}")
-    print(f"acceptance (no divergence, loss falls at least as fast as {args.reference}): {'PASS' if ok else 'FAIL'}")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"args": vars(args), "options": options, "warmup_epochs": warmup, "records": records}, fh)
+            record = run(depth, width, seed, x, y, cfg, args.steps, options, args.bf16, label=f"{name}-s{seed}")
+            key = f"{name}-s{seed}"
+            records[key] = {**record, **summary(record, args.steps)}
+            print(row(key, records[key]), flush=True)
+            if args.json:  # after every model: a killed run keeps what it measured
+                with open(args.json, "w") as fh:
+                    json.dump({"args": vars(args), "options": options, "warmup_epochs": warmup,
+                               "records": records}, fh)
+    report(records, args.reference)
 
 
 if __name__ == "__main__":
