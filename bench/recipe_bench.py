@@ -10,8 +10,8 @@ Each step is the one `repatlas.train.train` takes — model from `repatlas.model
 optimiser and schedule from `repatlas.train` (`_optimiser`, `warmup_steps`), batches and
 augmentation from the same seeded generator, `grad_norm` before the step — but the loss and
 gradient norm are recorded per step instead of per epoch. The recipe's switches are flags, so one
-invocation measures one recipe and `--old` reproduces the recipe before issue 16 (no warmup, no
-zero-init of the residual branches' last BN).
+invocation measures one recipe and `--old` reproduces the recipe before issue 16 (no warmup, the
+residual branches' last BN scale starting at 1).
 
 Printed per model and seed: the first step whose loss is not finite (diverged), the initial loss,
 the mean loss over steps 1–10 and over the last 10 steps, the largest gradient norm, and at the
@@ -22,7 +22,7 @@ and process CPU milliseconds per training image, which a loaded machine inflates
 `--threads 1` it is the single-core cost: the per-model cost estimate of configs/fashion-mnist-gpu.yaml).
 
 Usage: python bench/recipe_bench.py [--models d8-w4 d26-w4 d50-w4] [--seeds 0] [--steps 60]
-       [--old] [--warmup-epochs 1] [--no-zero-init] [--shortcut-bn] [--init-mode fan_out]
+       [--old] [--warmup-epochs 1] [--residual-bn-init zero] [--shortcut-bn] [--init-mode fan_out]
        [--bf16] [--threads 2] [--json out.json]
        python bench/recipe_bench.py --merge a.json b.json ...   # report separate runs together
 """
@@ -30,6 +30,7 @@ Usage: python bench/recipe_bench.py [--models d8-w4 d26-w4 d50-w4] [--seeds 0] [
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import re
@@ -41,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from repatlas.data import load_dataset, standardise, subset_indices
-from repatlas.models import build_model
+from repatlas.models import build_model, resnet
 from repatlas.train import TrainConfig, _optimiser, augment, grad_norm, seed_everything, warmup_steps
 
 
@@ -151,9 +152,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20, help="length of the run whose schedule is followed")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.05)
-    ap.add_argument("--old", action="store_true", help="the recipe before issue 16: no warmup, no zero-init")
+    ap.add_argument("--old", action="store_true", help="the recipe before issue 16: no warmup, residual BN scale 1")
     ap.add_argument("--warmup-epochs", type=float, default=None)
-    ap.add_argument("--no-zero-init", action="store_true")
+    ap.add_argument("--residual-bn-init", choices=["one", "inv_sqrt_blocks", "zero"], default=None,
+                    help="initial scale of each residual branch's last BN (default: the library's)")
     ap.add_argument("--shortcut-bn", action="store_true")
     ap.add_argument("--init-mode", default="fan_in", choices=["fan_in", "fan_out"])
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast on the CPU (as the GPU path does on CUDA)")
@@ -180,8 +182,9 @@ def main() -> None:
     warmup = args.warmup_epochs if args.warmup_epochs is not None else (0.0 if args.old else TrainConfig.warmup_epochs)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=0.9,
                       weight_decay=5e-4, crop_pad=2, flip=True, warmup_epochs=warmup)
-    options = {"zero_init_residual": not (args.old or args.no_zero_init), "shortcut_bn": args.shortcut_bn,
-               "init_mode": args.init_mode}
+    library_default = inspect.signature(resnet).parameters["residual_bn_init"].default
+    options = {"residual_bn_init": args.residual_bn_init or ("one" if args.old else library_default),
+               "shortcut_bn": args.shortcut_bn, "init_mode": args.init_mode}
     print(f"recipe: warmup_epochs={warmup} {options} bf16={args.bf16}; n={args.n} batch={args.batch_size} "
           f"lr={args.lr} steps={args.steps} of a {args.epochs}-epoch schedule; threads={args.threads}")
     x, y = fashion_subset(args.n)

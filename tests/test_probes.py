@@ -266,9 +266,9 @@ def tiny_files(tmp_path):
     data.save_npz(tmp_path / "full.npz", meta, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     data.save_npz(tmp_path / "sub.npz", {**meta, "checksum": "sub"}, x=x_train[:24], y=y_train[:24],
                   index=np.arange(24))
-    # residual branches not zero-initialised: removing a block of this untrained model changes its output
+    # full-scale residual branches: removing a block of this untrained model changes its output
     spec = {"arch": "resnet", "depth": 8, "width": 1, "input_shape": [1, 6, 6], "n_classes": 3,
-            "zero_init_residual": False}
+            "residual_bn_init": "one"}
     torch.manual_seed(0)
     model = models.build_model(**spec)
     train.save_checkpoint(tmp_path / "model.pt", model, spec)
