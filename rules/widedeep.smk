@@ -137,7 +137,8 @@ rule error_analysis:
 rule figure_cka_data_grid:
     input:
         cka=[f"results/cka/within/{cell_model(c)}.nc" for c in data_grid_cells()],
-        lib=library("plots.py"),
+        first_pc=[f"results/widedeep/pca/{cell_model(c)}.nc" for c in data_grid_cells()] if FIRST_PC else [],
+        lib=library("plots.py", "blocks.py", "cka.py", "activations.py"),
     output:
         png=report(
             "results/figures/cka_data_grid.png",
@@ -151,6 +152,9 @@ rule figure_cka_data_grid:
         cells=[{"n": c["n"], "width": c["width"]} for c in data_grid_cells()],
         row="n",
         col="width",
+        threshold=WIDE_DEEP["block_threshold"],
+        min_length=WIDE_DEEP["block_min_length"],
+        min_pc1_share=WIDE_DEEP["block_pc1_share"],
         title=f"within-model CKA vs width and training-set size, {config['dataset']}, depth {max(GRID['depth'])}",
         xlabel="layer",
         ylabel="layer",

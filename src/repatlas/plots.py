@@ -19,19 +19,35 @@ def cka_heatmap_grid(cells: pd.DataFrame, *, row: str, col: str, title: str | No
     `cells` has columns `row`, `col` and `cka` (an xarray.DataArray (layer_a, layer_b) each);
     layer_a runs up the y axis, layer_b along the x axis. All facets share one colour scale
     [0, 1] and one colourbar; layer 0 is at the bottom left, as in Nguyen et al.'s figures.
+    An optional column `blocks` ((start, end) layer-index pairs per facet, e.g. from
+    `repatlas.blocks.model_blocks`) outlines the blocks in cyan and adds their count and the
+    largest block's share of the layers to the facet title.
     """
+    from matplotlib.patches import Rectangle
+
     cells = cells.sort_values([row, col]).reset_index(drop=True)
     grid = sns.FacetGrid(cells, row=row, col=col, height=2.4, aspect=1.0, sharex=False,
                          sharey=False, despine=False)
     cbar_ax = grid.figure.add_axes([0.9, 0.3, 0.015, 0.4])
 
     def draw(data, **_):
-        sns.heatmap(np.asarray(data["cka"].iloc[0])[::-1], ax=plt.gca(), vmin=0.0, vmax=1.0,
+        values = np.asarray(data["cka"].iloc[0])
+        sns.heatmap(values[::-1], ax=plt.gca(), vmin=0.0, vmax=1.0,
                     cmap="magma", square=True, cbar_ax=cbar_ax, xticklabels=False,
                     yticklabels=False)
+        n = len(values)
+        for start, end in data["blocks"].iloc[0] if "blocks" in data else ():  # row i drawn at n − 1 − i
+            plt.gca().add_patch(Rectangle((start, n - 1 - end), end - start + 1, end - start + 1, fill=False,
+                                          edgecolor="cyan", linewidth=1.2, gid="block"))
 
     grid.map_dataframe(draw)
     grid.set_titles(template=f"{row} {{row_name}}, {col} {{col_name}}", size=9)
+    if "blocks" in cells:
+        for _, cell in cells.iterrows():
+            ax = grid.axes_dict[(cell[row], cell[col])]
+            n, spans = len(np.asarray(cell["cka"])), list(cell["blocks"])
+            largest = max((e - s + 1 for s, e in spans), default=0)
+            ax.set_title(f"{ax.get_title()}\n{len(spans)} block(s), largest {largest}/{n} layers", size=8)
     grid.set_axis_labels(xlabel, ylabel)
     cbar_ax.set_ylabel("linear CKA (minibatch, unbiased)")
     # FacetGrid's own tight layout ignores the colourbar axes: make room for it afterwards.
@@ -42,14 +58,26 @@ def cka_heatmap_grid(cells: pd.DataFrame, *, row: str, col: str, title: str | No
 
 
 def cka_grid_figure(nc_paths, cells, out_paths, *, row, col, title=None, xlabel="layer",
-                    ylabel="layer") -> None:
-    """The figure step: CKA .nc files + one facet label dict per file → heatmap grid files."""
+                    ylabel="layer", first_pc_paths=None, threshold: float = 0.9, min_length: int = 3,
+                    min_pc1_share: float = 0.5) -> None:
+    """The figure step: CKA .nc files + one facet label dict per file → heatmap grid files.
+
+    With `first_pc_paths` (one first-PC .nc per within-model CKA file) each facet outlines the
+    blocks of `repatlas.blocks.model_blocks` (the block table's) and counts them in its title.
+    """
     import xarray as xr
 
+    from repatlas.blocks import model_blocks
+
+    first_pc = [None] * len(nc_paths) if first_pc_paths is None else list(first_pc_paths)
     rows = []
-    for path, cell in zip(nc_paths, cells, strict=True):
+    for path, cell, pc_path in zip(nc_paths, cells, first_pc, strict=True):
         with xr.open_dataarray(path) as da:
             rows.append({**cell, "cka": da.load()})
+        if pc_path is not None:
+            rows[-1]["blocks"] = model_blocks(rows[-1]["cka"], xr.load_dataset(pc_path), threshold=threshold,
+                                              min_length=min_length, min_pc1_share=min_pc1_share,
+                                              source=f"{path} (for {pc_path})")
     fig = cka_heatmap_grid(pd.DataFrame(rows), row=row, col=col, title=title, xlabel=xlabel,
                            ylabel=ylabel)
     save_figure(fig, *out_paths)
