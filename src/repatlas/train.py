@@ -104,9 +104,13 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
 
     Linear warmup (step + 1) / warmup_steps for the first `warmup_steps` steps, then a cosine from
     1 to 0 over the remaining steps (0 after `total_steps`). Warmup is what He et al. (2016) did
-    for ResNet-110 and Goyal et al. (2017) for large learning rates: at lr 0.05 the first steps
-    of a deep ResNet, whose BN statistics and residual scales are still settling, otherwise make
-    updates large enough to derail training (bench/recipe_bench.py).
+    for ResNet-110 and Goyal et al. (2017) for large learning rates. Measured on CPU (float32,
+    width 1, first 60 steps at lr 0.05, bench/recipe_bench.py): with full-scale residual branches
+    one epoch of warmup halved ResNet-50's largest gradient norm (64 → 31) and its loss over steps
+    51–60 (2.27 → 1.12) but left it behind ResNet-8 (0.92); with the branches down-scaled
+    (`repatlas.models.resnet`) warmup changed little (ResNet-50 0.94 vs 0.89 without). It stays on
+    by default as the cheap guard for what the CPU could not test: width 4 and bf16 on a GPU, where
+    ResNet-50 ×4 diverged.
     """
     if step < warmup_steps:
         return (step + 1) / warmup_steps
