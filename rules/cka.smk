@@ -1,4 +1,4 @@
-# The first-PC analysis (wide_deep.analyses: pca) reads the same store, so it runs in this job:
+# The first-PC analysis (FIRST_PC: for blocks, pca or pruning) reads the same store, so it runs in this job:
 # one read of a store that reaches tens of GB at paper scale, and one job fewer per model.
 rule cka_within:
     input:
@@ -6,7 +6,7 @@ rule cka_within:
         lib=library_of("cka_within.py"),
     output:
         cka=f"results/cka/within/{MODEL}.nc",
-        **({"pca": f"results/widedeep/pca/{MODEL}.nc"} if "pca" in WIDE_DEEP["analyses"] else {}),
+        **({"pca": f"results/widedeep/pca/{MODEL}.nc"} if FIRST_PC else {}),
     log:
         f"results/logs/cka/within/{MODEL}.log",
     params:
@@ -15,7 +15,7 @@ rule cka_within:
     benchmark:
         f"results/benchmarks/cka_within/{MODEL}.tsv"
     resources:
-        mem_mb=lambda w, attempt: scaled(8000, 500)(w, attempt) + ("pca" in WIDE_DEEP["analyses"]) * first_pc_mem(w, attempt),
+        mem_mb=lambda w, attempt: scaled(8000, 500)(w, attempt) + FIRST_PC * first_pc_mem(w, attempt),
         runtime=scaled(30, 3),
     conda:
         "../envs/analysis.yaml"

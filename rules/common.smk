@@ -28,6 +28,9 @@ INFINITE = config["infinite"]
 MITOSIS = config["mitosis"]
 ENSEMBLES = config["ensembles"]
 WIDE_DEEP = config["wide_deep"]
+# The first-PC analysis runs inside cka_within: blocks need its per-layer PC1 shares (a block is
+# PC1-dominated), the PCA figure draws it and the pruning figure labels blocks with it.
+FIRST_PC = bool({"blocks", "pca", "pruning"} & set(WIDE_DEEP["analyses"]))
 
 
 MODEL = "{dataset}-n{n}/{arch}-d{depth}-w{width}/s{seed}"
@@ -326,8 +329,10 @@ def widedeep_outputs():
     for analysis in ("pca", "probes", "pruning"):
         if analysis in analyses:
             out += [f"results/widedeep/{analysis}/{m}.nc" for m in models()]
+    out += ["results/widedeep/probes.csv"] if "probes" in analyses else []
     if "errors" in analyses:
         out += [f"results/widedeep/errors/{a}__{b}.nc" for a, b in error_pairs()]
+        out += ["results/widedeep/errors.csv"] if error_pairs() else []
     return out
 
 
@@ -350,6 +355,8 @@ def widedeep_figure_inputs(wildcards):
     inputs = {"data": [f"results/widedeep/{f}/{cell_model(c)}.nc" for c in cells]}
     if f in ("pca", "pruning"):
         inputs["within"] = [f"results/cka/within/{cell_model(c)}.nc" for c in cells]
+    if f == "pruning":
+        inputs["first_pc"] = [f"results/widedeep/pca/{cell_model(c)}.nc" for c in cells]
     return inputs
 
 

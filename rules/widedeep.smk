@@ -5,6 +5,8 @@
 rule block_table:
     input:
         within=[f"results/cka/within/{m}.nc" for m in models()],
+        first_pc=[f"results/widedeep/pca/{m}.nc" for m in models()],
+        metrics=[f"results/models/{m}/metrics.json" for m in models()],
         across=[across_file(p) for p in across_seed_pairs()],
         lib=library_of("block_table.py"),
     output:
@@ -16,6 +18,7 @@ rule block_table:
         pairs=across_seed_pairs(),
         threshold=WIDE_DEEP["block_threshold"],
         min_length=WIDE_DEEP["block_min_length"],
+        min_pc1_share=WIDE_DEEP["block_pc1_share"],
     benchmark:
         "results/benchmarks/widedeep/blocks.tsv"
     resources:
@@ -60,6 +63,51 @@ rule evaluate_model:
         "../scripts/evaluate_model.py"
 
 
+rule probe_table:
+    input:
+        probes=[f"results/widedeep/probes/{m}.nc" for m in models()],
+        lib=library_of("probe_table.py"),
+    output:
+        "results/widedeep/probes.csv",
+    log:
+        "results/logs/widedeep/probes.log",
+    params:
+        ids=model_ids(),
+    benchmark:
+        "results/benchmarks/widedeep/probes.tsv"
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/probe_table.py"
+
+
+rule error_table:
+    input:
+        errors=[f"results/widedeep/errors/{a}__{b}.nc" for a, b in error_pairs()],
+        lib=library_of("error_table.py"),
+    output:
+        "results/widedeep/errors.csv",
+    log:
+        "results/logs/widedeep/errors.log",
+    params:
+        pairs=error_pairs(),
+        max_gap=WIDE_DEEP["errors"]["max_accuracy_gap"],
+    benchmark:
+        "results/benchmarks/widedeep/errors.tsv"
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/error_table.py"
+
+
 rule error_analysis:
     input:
         a=lambda w: predictions_of(w.ga),
@@ -89,6 +137,7 @@ rule error_analysis:
 rule figure_cka_data_grid:
     input:
         cka=[f"results/cka/within/{cell_model(c)}.nc" for c in data_grid_cells()],
+        first_pc=[f"results/widedeep/pca/{cell_model(c)}.nc" for c in data_grid_cells()] if FIRST_PC else [],
         lib=library_of("figure_cka_grid.py"),
     output:
         png=report(
@@ -103,6 +152,9 @@ rule figure_cka_data_grid:
         cells=[{"n": c["n"], "width": c["width"]} for c in data_grid_cells()],
         row="n",
         col="width",
+        threshold=WIDE_DEEP["block_threshold"],
+        min_length=WIDE_DEEP["block_min_length"],
+        min_pc1_share=WIDE_DEEP["block_pc1_share"],
         title=f"within-model CKA vs width and training-set size, {config['dataset']}, depth {max(GRID['depth'])}",
         xlabel="layer",
         ylabel="layer",
@@ -135,6 +187,7 @@ rule figure_widedeep:
         cells=lambda w: first_grid_cells() if w.figure == "pca" else grid_cells(),
         threshold=WIDE_DEEP["block_threshold"],
         min_length=WIDE_DEEP["block_min_length"],
+        min_pc1_share=WIDE_DEEP["block_pc1_share"],
         title=lambda w: {
             "blocks": f"largest CKA block vs width, depth and training-set size, {config['dataset']}",
             "pca": f"blocks and the first principal component, {config['dataset']}, n={GRID['n'][0]}",

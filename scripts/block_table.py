@@ -9,4 +9,7 @@ block_table_to_file(
     threshold=p.threshold,
     min_length=p.min_length,
     seed_pairs=[(a, b, path) for (a, b), path in zip(p.pairs, snakemake.input.across, strict=True)],
+    first_pc_paths=dict(zip(p.ids, snakemake.input.first_pc, strict=True)),
+    metrics_paths=dict(zip(p.ids, snakemake.input.metrics, strict=True)),
+    min_pc1_share=p.min_pc1_share,
 )

@@ -108,6 +108,70 @@ def test_detect_blocks_bad_input(matrix, options, match):
         detect_blocks(matrix, **options)
 
 
+def brute_force_pc1_blocks(k, threshold, min_length, share, min_share):
+    """Reference with the PC1 criterion: from each start, the longest run whose whole square clears
+    the threshold and whose layers' mean PC1 share (summed by a plain loop) reaches min_share."""
+    sym = np.minimum(k, k.T)
+    np.fill_diagonal(sym, 1.0)
+    found, i, n = [], 0, len(k)
+    while i < n:
+        ends = [j for j in range(i + min_length - 1, n)
+                if (sym[i : j + 1, i : j + 1] >= threshold).all()
+                and sum(float(share[m]) for m in range(i, j + 1)) / (j - i + 1) >= min_share]
+        if ends:
+            found.append((i, max(ends)))
+            i = max(ends) + 1
+        else:
+            i += 1
+    return found
+
+
+def test_high_cka_without_a_dominant_pc1_is_no_block():
+    k = np.full((8, 8), 0.95)  # uniformly high CKA: one CKA run over every layer
+    assert detect_blocks(k) == [(0, 7)]
+    assert detect_blocks(k, pc1_share=np.full(8, 0.2)) == []  # stage-level similarity, not a block
+    assert detect_blocks(k, pc1_share=np.full(8, 0.8)) == [(0, 7)]  # PC1-dominated run: a block
+    assert detect_blocks(k, pc1_share=np.full(8, 0.5), min_pc1_share=0.5) == [(0, 7)]  # ≥ counts
+    assert detect_blocks(k, pc1_share=np.full(8, 0.5), min_pc1_share=np.nextafter(0.5, 1.0)) == []
+
+
+def test_pc1_criterion_takes_the_longest_dominated_prefix():
+    k = heatmap(10, [(1, 8)])
+    share = np.array([0.9, 0.9, 0.8, 0.7, 0.6, 0.1, 0.1, 0.1, 0.1, 0.9])
+    # from 1 the CKA run is 1..8; its longest prefix with mean share ≥ 0.5 is 1..6
+    # (mean 0.457 for 1..7); 7..8 left over is too short
+    assert detect_blocks(k, pc1_share=share) == [(1, 6)]
+    assert detect_blocks(k, pc1_share=share, min_pc1_share=0.7) == [(1, 4)]
+    assert detect_blocks(k, pc1_share=share, min_pc1_share=0.95) == []
+
+
+def test_pc1_criterion_matches_brute_force_on_random_matrices():
+    rng = np.random.default_rng(10)
+    for _ in range(40):
+        n = int(rng.integers(4, 14))
+        k = rng.uniform(0.75, 1.0, size=(n, n))
+        share = rng.uniform(0.0, 1.0, n)
+        for threshold, min_length, min_share in ((0.8, 2, 0.5), (0.78, 3, 0.4), (0.76, 3, 0.6)):
+            assert detect_blocks(k, threshold=threshold, min_length=min_length, pc1_share=share,
+                                 min_pc1_share=min_share) == \
+                brute_force_pc1_blocks(k, threshold, min_length, share, min_share)
+
+
+@pytest.mark.parametrize(
+    "share, options, match",
+    [
+        (np.full(3, 0.6), {}, "pc1_share"),  # one per layer (4)
+        (np.array([0.6, 0.6, np.nan, 0.6]), {}, "pc1_share"),
+        (np.array([0.6, 0.6, 1.2, 0.6]), {}, "pc1_share"),
+        (np.full(4, 0.6), {"min_pc1_share": 1.5}, "min_pc1_share"),
+        (np.full(4, 0.6), {"min_pc1_share": True}, "min_pc1_share"),
+    ],
+)
+def test_pc1_share_bad_input(share, options, match):
+    with pytest.raises(ValueError, match=match):
+        detect_blocks(np.ones((4, 4)), pc1_share=share, **options)
+
+
 # ----------------------------------------------------------------------------- summaries
 
 
@@ -221,6 +285,86 @@ def test_block_table_to_file(tmp_path):
     expected = blocks.block_table(within, threshold=0.9, min_length=3, seed_pairs=[(*within, across)])
     pd.testing.assert_frame_equal(pd.read_csv(out), expected)
     assert [p.name for p in out.parent.iterdir()] == ["blocks.csv"]  # no temporary left
+    names = [f"l{i}" for i in range(6)]
+    first_pc = {m: _first_pc(names, [0.9] * 3 + [0.1] * 3) for m in within}
+    pc_paths = {}
+    for model_id, pc in first_pc.items():
+        pc_paths[model_id] = tmp_path / f"{model_id}-pc.nc"
+        write_netcdf(pc, pc_paths[model_id])
+    metrics = {}
+    for k, model_id in enumerate(within):
+        metrics[model_id] = tmp_path / f"{model_id}-metrics.json"
+        metrics[model_id].write_text(json.dumps({"final": {"test_acc": 0.8 + k / 10, "train_acc": 1.0}}))
+    blocks.block_table_to_file(paths, out, threshold=0.9, min_length=3, seed_pairs=pairs, first_pc_paths=pc_paths,
+                               min_pc1_share=0.65, metrics_paths=metrics)
+    expected = blocks.block_table(within, threshold=0.9, min_length=3, seed_pairs=[(*within, across)],
+                                  first_pc=first_pc, min_pc1_share=0.65, test_accuracy={
+                                      m: 0.8 + k / 10 for k, m in enumerate(within)})
+    assert expected.test_accuracy.tolist() == [0.8, 0.9]
+    text = ("blocks", "block_pc1_share", "block_cka", "block_cka_without_pc1")  # ";"-joined lists
+    written = pd.read_csv(out, dtype={c: "str" for c in text}).fillna({c: "" for c in text})
+    pd.testing.assert_frame_equal(written, expected)
+    assert expected.n_blocks.tolist() == [1, 0]  # s1's run l1..l3 has mean share 0.63, s0's l0..l2 0.9
+
+
+def _rotations(rng, z, count):
+    """`count` layers that are random rotations of the same features z: linear CKA 1 between them."""
+    return [z @ np.linalg.qr(rng.standard_normal((z.shape[1], z.shape[1])))[0] for _ in range(count)]
+
+
+def test_block_table_with_first_pc_planted_stores(tmp_path):
+    """End to end from activations: a stage-like run of rotated isotropic features (CKA 1, PC1 share
+    ~0.1) is no block; a run sharing one dominant direction over independent noise is one, and its
+    CKA collapses once PC1 is removed."""
+    rng = np.random.default_rng(11)
+    n, p = 300, 12
+    names = [f"l{i}" for i in range(6)]
+    iso = _rotations(rng, rng.standard_normal((n, p)), 6)
+    shared = rng.standard_normal(n)
+    dominated = [6 * np.outer(shared, rng.standard_normal(p)) + rng.standard_normal((n, p)) for _ in range(6)]
+    within, first_pc = {}, {}
+    for seed, layers in enumerate((iso, dominated)):
+        model_id = f"digits-n500-resnet-d8-w1-s{seed}"
+        path = write_store(tmp_path / f"{seed}.zarr", dict(zip(names, layers)), chunk=100)
+        first_pc[model_id] = blocks.first_pc_analysis(path)
+        within[model_id] = as_dataarray(first_pc[model_id]["cka"].values, names, names)
+    table = blocks.block_table(within, threshold=0.9, min_length=3, first_pc=first_pc, min_pc1_share=0.5)
+    iso_row, dom_row = table.iloc[0], table.iloc[1]
+    assert iso_row.n_cka_runs == 1 and iso_row.n_blocks == 0 and iso_row.mean_pc1_share < 0.25
+    assert np.isnan(iso_row.largest_pc1_share) and iso_row.block_pc1_share == ""
+    assert dom_row.n_cka_runs == 1 and dom_row.n_blocks == 1 and dom_row.largest_length == 6
+    share = first_pc["digits-n500-resnet-d8-w1-s1"]["pc1_ratio"].values
+    assert dom_row.largest_pc1_share == pytest.approx(share.mean()) and share.min() > 0.8
+    without = first_pc["digits-n500-resnet-d8-w1-s1"]["cka_without_pc1"].values
+    assert dom_row.largest_cka_without_pc1 == pytest.approx(without[~np.eye(6, dtype=bool)].mean())
+    assert dom_row.largest_cka > 0.9 and abs(dom_row.largest_cka_without_pc1) < 0.1
+    assert float(dom_row.block_cka_without_pc1) == pytest.approx(dom_row.largest_cka_without_pc1, abs=1e-4)
+    assert (table.min_pc1_share == 0.5).all()
+    # the same CKA without the PC1 criterion calls both runs blocks
+    assert blocks.block_table(within, threshold=0.9, min_length=3).n_blocks.tolist() == [1, 1]
+    with pytest.raises(KeyError, match="first_pc"):
+        blocks.block_table(within, threshold=0.9, min_length=3, first_pc={"digits-n500-resnet-d8-w1-s0": first_pc[
+            "digits-n500-resnet-d8-w1-s0"]})
+    other = {m: ds.assign_coords(layer=[f"x{i}" for i in range(6)]) for m, ds in first_pc.items()}
+    with pytest.raises(ValueError, match="same model"):
+        blocks.block_table(within, threshold=0.9, min_length=3, first_pc=other)
+
+
+def test_first_pc_summary_by_hand():
+    names = [f"l{i}" for i in range(5)]
+    cka = heatmap(5, [(0, 2)], inside=0.9)
+    without = np.full((5, 5), 0.2)
+    without[0, 1] = without[1, 0] = np.nan  # a rank-one layer pair: skipped
+    np.fill_diagonal(without, 1.0)
+    ds = xr.Dataset({"pc1_ratio": ("layer", [0.7, 0.6, 0.5, 0.1, 0.1]),
+                     "cka": (("layer_a", "layer_b"), cka), "cka_without_pc1": (("layer_a", "layer_b"), without)},
+                    coords={"layer": names, "layer_a": names, "layer_b": names})
+    out = blocks.first_pc_summary(ds, [(0, 2), (3, 4)])
+    assert out["block_pc1_share"] == "0.6000;0.1000"
+    assert out["largest_pc1_share"] == pytest.approx(0.6) and out["largest_cka"] == pytest.approx(0.9)
+    assert out["largest_cka_without_pc1"] == pytest.approx(0.2)
+    assert out["block_cka"] == "0.9000;0.3000" and out["mean_pc1_share"] == pytest.approx(0.4)
+    assert np.isnan(blocks.first_pc_summary(ds, [])["largest_cka"])
 
 
 # ----------------------------------------------------------------------------- pruning labels
@@ -246,6 +390,26 @@ def test_label_pruning_with_cka_uses_the_detected_blocks():
     out = blocks.label_pruning_with_cka(ds, within, threshold=0.9, min_length=3)
     assert out["inside"].values.tolist() == [False, True, True, False]
     assert "inside" not in ds  # the input is not modified
+
+
+def _first_pc(names, share):
+    n = len(names)
+    return xr.Dataset({"pc1_ratio": ("layer", np.asarray(share, float)),
+                       "cka": (("layer_a", "layer_b"), np.eye(n)), "cka_without_pc1": (("layer_a", "layer_b"), np.eye(n))},
+                      coords={"layer": names, "layer_a": names, "layer_b": names})
+
+
+def test_label_pruning_with_first_pc_counts_only_pc1_dominated_blocks():
+    names = [f"l{i}" for i in range(7)]
+    ds = _pruning({"l1": -0.1, "l3": -0.2, "l4": 0.0, "l6": -0.4}, names)
+    within = _within(7, [(2, 4), (5, 6)], names)
+    share = [0.1, 0.1, 0.2, 0.3, 0.2, 0.9, 0.8]  # (2, 4) is high CKA without a dominant PC1
+    out = blocks.label_pruning_with_cka(ds, within, threshold=0.9, min_length=2, first_pc=_first_pc(names, share))
+    assert json.loads(out.attrs["blocks"]) == [[5, 6]] and out.attrs["min_pc1_share"] == 0.5
+    assert out["inside"].values.tolist() == [False, False, False, True]
+    with pytest.raises(ValueError, match="same model"):
+        blocks.label_pruning_with_cka(ds, within, threshold=0.9, min_length=2,
+                                      first_pc=_first_pc([f"x{i}" for i in range(7)], share))
 
 
 def test_label_pruning_refuses_another_models_cka():

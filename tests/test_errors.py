@@ -285,3 +285,47 @@ def test_predictions_to_file_and_error_analysis_to_file(tiny_study, tmp_path):
     bad.to_netcdf(bad_path)
     with pytest.raises(ValueError, match="bad.nc: has other labels"):
         errors.error_analysis_to_file(pred_paths[:2], [pred_paths[2], bad_path], tmp_path / "x.nc")
+
+
+# ----------------------------------------------------------------------------- the pair table
+
+
+def _with_accuracy(rng, s, n, accuracy_a, accuracy_b):
+    """Predictions of s + s models over n examples: A's models each err on a fixed count of examples
+    so that their accuracy is exactly accuracy_a; likewise B."""
+    labels = rng.integers(0, K, size=n)
+    wrong = np.zeros((2 * s, n), dtype=bool)
+    for m in range(2 * s):
+        errs = round(n * (1 - (accuracy_a if m < s else accuracy_b)))
+        wrong[m, rng.choice(n, errs, replace=False)] = True
+    pred = predictions(wrong, labels, rng)
+    return pred[:s], pred[s:], labels
+
+
+def test_error_table_reports_both_accuracies_and_warns_when_unmatched(tmp_path):
+    rng = np.random.default_rng(7)
+    matched = errors.error_analysis(*_with_accuracy(rng, 5, 1000, 0.850, 0.845), permutations=300)
+    unmatched = errors.error_analysis(*_with_accuracy(rng, 5, 1000, 0.85, 0.80), permutations=300)
+    two_seeds = errors.error_analysis(*_with_accuracy(rng, 2, 1000, 0.85, 0.85))
+    table = errors.error_table({("A", "B"): matched, ("C", "D"): unmatched, ("E", "F"): two_seeds})
+    assert table[["arch_a", "arch_b"]].values.tolist() == [["A", "B"], ["C", "D"], ["E", "F"]]
+    np.testing.assert_allclose(table.mean_accuracy_a, [0.85, 0.85, 0.85])
+    np.testing.assert_allclose(table.mean_accuracy_b, [0.845, 0.80, 0.85])
+    np.testing.assert_allclose(table.accuracy_gap, [0.005, 0.05, 0.0], atol=1e-12)
+    assert table.matched.tolist() == [True, False, True]
+    assert table.warning[0] == ""
+    assert "differ by 5.0 points" in table.warning[1]
+    assert "too few seeds" in table.warning[2] and "differ" not in table.warning[2]
+    assert table.min_p[0] == pytest.approx(2 / 252) and table.min_p[2] == pytest.approx(1 / 3)
+    assert table.seeds_a.tolist() == [5, 5, 2]
+    # a tighter tolerance unmatches the first pair too
+    assert not errors.error_table({("A", "B"): matched}, max_gap=0.001).matched[0]
+    with pytest.raises(ValueError, match="max_gap"):
+        errors.error_table({("A", "B"): matched}, max_gap=2)
+    path = tmp_path / "ab.nc"
+    matched.to_netcdf(path)
+    errors.error_table_to_file({("A", "B"): path}, tmp_path / "errors.csv")
+    import pandas as pd
+
+    written = pd.read_csv(tmp_path / "errors.csv", keep_default_na=False)
+    assert written.mean_accuracy_b[0] == pytest.approx(0.845) and written.warning[0] == ""

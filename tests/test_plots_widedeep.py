@@ -255,6 +255,20 @@ def test_probes_figure_rows_per_n_and_single_seed():
     np.testing.assert_allclose(lines_by_label(ax)["width 2"].get_ydata(), [0.2, 0.9])
 
 
+def test_probes_figure_input_line_and_ceiling():
+    probed = probe_ds([0.5, 0.9])
+    probed.attrs.update(status="probed", input_test_accuracy=0.8)
+    ceiling = probe_ds([np.nan, np.nan])
+    ceiling.attrs.update(status="ceiling", input_test_accuracy=0.96)
+    cells = [{"depth": 1, "width": 2, "n": 10, "seed": 0}, {"depth": 2, "width": 2, "n": 10, "seed": 0}]
+    left, right = plots.probes_figure([probed, ceiling], cells).axes
+    np.testing.assert_allclose(lines_by_label(left)["input probe"].get_ydata(), [0.8, 0.8])
+    assert not [t for t in left.texts if "ceiling" in t.get_text()]
+    assert [t.get_text() for t in right.texts if "ceiling" in t.get_text()] == \
+        ["ceiling: input probe 0.960\n(layers not probed)"]
+    assert not np.isfinite(lines_by_label(right)["width 2"].get_ydata()).any()  # no curve drawn
+
+
 def test_probes_figure_bad_input():
     datasets, cells, _ = probe_inputs()
     with pytest.raises(ValueError, match="pair up"):
@@ -415,3 +429,35 @@ def test_to_file_functions(tmp_path, first_pc_store):
     with pytest.raises(ValueError, match="differ"):  # the CKA file must cover the first-PC layers
         plots.pca_figure_to_file({"m": tmp_path / "pc.nc"}, {"m": tmp_path / "short.nc"}, png("x"),
                                  threshold=0.9, min_length=3)
+
+
+# ----------------------------------------------------------------------------- data-size grid with blocks
+
+
+def test_cka_grid_figure_outlines_pc1_blocks(tmp_path, monkeypatch):
+    names = [f"l{i}" for i in range(8)]
+    cells, paths, pcs = [], [], []
+    # n = 100: a PC1-dominated run l1..l5; n = 400: the same CKA run without a dominant PC1
+    for n, share in ((100, [0.1, 0.8, 0.8, 0.7, 0.9, 0.6, 0.1, 0.1]), (400, [0.2] * 8)):
+        k = heatmap(8, [(1, 5)])
+        paths.append(tmp_path / f"cka{n}.nc")
+        write_netcdf(xr.DataArray(k, dims=("layer_a", "layer_b"), coords={"layer_a": names, "layer_b": names}),
+                     paths[-1])
+        pcs.append(tmp_path / f"pc{n}.nc")
+        write_netcdf(xr.Dataset({"pc1_ratio": ("layer", share), "cka": (("layer_a", "layer_b"), k),
+                                 "cka_without_pc1": (("layer_a", "layer_b"), np.eye(8))},
+                                coords={"layer": names, "layer_a": names, "layer_b": names}), pcs[-1])
+        cells.append({"n": n, "width": 2})
+    saved = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, *out: saved.append(fig))
+    plots.cka_grid_figure(paths, cells, ["x.png"], row="n", col="width", first_pc_paths=pcs, min_pc1_share=0.5)
+    top, bottom = saved[0].axes[:2]  # rows sorted by n: 100 first
+    outlines = [p for p in top.patches if p.get_gid() == "block"]
+    assert len(outlines) == 1 and outlines[0].get_xy() == (1, 8 - 1 - 5) and outlines[0].get_width() == 5
+    assert top.get_title().endswith("1 block(s), largest 5/8 layers")
+    assert not [p for p in bottom.patches if p.get_gid() == "block"]
+    assert bottom.get_title().endswith("0 block(s), largest 0/8 layers")
+    # without first-PC files: no outlines and the plain titles
+    plots.cka_grid_figure(paths, cells, ["y.png"], row="n", col="width")
+    plain = saved[1].axes[0]
+    assert plain.get_title() == "n 100, width 2" and not [p for p in plain.patches if p.get_gid() == "block"]

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import xarray as xr
@@ -265,7 +266,9 @@ def tiny_files(tmp_path):
     data.save_npz(tmp_path / "full.npz", meta, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     data.save_npz(tmp_path / "sub.npz", {**meta, "checksum": "sub"}, x=x_train[:24], y=y_train[:24],
                   index=np.arange(24))
-    spec = {"arch": "resnet", "depth": 8, "width": 1, "input_shape": [1, 6, 6], "n_classes": 3}
+    # full-scale residual branches: removing a block of this untrained model changes its output
+    spec = {"arch": "resnet", "depth": 8, "width": 1, "input_shape": [1, 6, 6], "n_classes": 3,
+            "residual_bn_init": "one"}
     torch.manual_seed(0)
     model = models.build_model(**spec)
     train.save_checkpoint(tmp_path / "model.pt", model, spec)
@@ -283,6 +286,41 @@ def test_probes_to_file(tiny_files):
     assert ds.attrs["n_train"] == 24 and ds.attrs["n_test"] == len(x_test)
     assert json.loads(ds.attrs["model"])["depth"] == 8
     assert ((ds.test_accuracy >= 0) & (ds.test_accuracy <= 1)).all()
+    # random pixels: the input probe is far below the ceiling, so the layers were probed
+    assert ds.attrs["status"] == "probed" and ds.attrs["input_test_accuracy"] < 0.9
+
+
+def test_probes_to_file_stops_at_the_input_ceiling(tiny_files):
+    d, _, _ = tiny_files
+    options = dict(epochs=2, lr=0.01, batch_size=8, seed=0)
+    probes.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "probes.nc", **options)
+    x_train, y_train, x_test, y_test = data.load_classification(d / "full.npz", d / "sub.npz")
+    reference = probes.input_probe(x_train, y_train, x_test, y_test, **options)
+    accuracy = float(reference.test_accuracy.values[0])
+    with xr.open_dataset(d / "probes.nc") as ds:
+        assert ds.attrs["input_test_accuracy"] == accuracy
+    # a ceiling at (or below) the input probe's accuracy: the layers are not probed
+    probes.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "ceiling.nc", input_ceiling=accuracy,
+                          **options)
+    with xr.open_dataset(d / "ceiling.nc") as ds:
+        assert ds.attrs["status"] == "ceiling" and ds.attrs["input_ceiling"] == accuracy
+        assert list(ds.layer.values) == ["stem", "block1", "block2", "block3", "pool"]
+        assert np.isnan(ds.test_accuracy.values).all() and ds.attrs["n_classes"] == 3
+    with pytest.raises(ValueError, match="input_ceiling"):
+        probes.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "x.nc", input_ceiling=0, **options)
+
+
+def test_input_probe_is_a_probe_on_the_flattened_input():
+    rng = np.random.default_rng(3)
+    y = np.arange(900) % 3
+    x = rng.standard_normal((900, 1, 4, 4)).astype(np.float32)
+    x[:, 0, 0, 0] += 4.0 * y  # pixel 0 separates the classes linearly (Bayes accuracy ~0.97)
+    ds = probes.input_probe(x[:600], y[:600], x[600:], y[600:], epochs=5, lr=0.01, batch_size=32)
+    assert list(ds.layer.values) == ["input"] and ds.units.values.tolist() == [16]
+    assert ds.test_accuracy.values[0] > 0.9
+    x[:, 0, 0, 0] = rng.standard_normal(900)  # now nothing separates them: chance
+    ds = probes.input_probe(x[:600], y[:600], x[600:], y[600:], epochs=5, lr=0.01, batch_size=32)
+    assert ds.test_accuracy.values[0] < 0.45
 
 
 def test_pruning_to_file(tiny_files):
@@ -307,3 +345,24 @@ def test_pruning_to_file_on_the_probe_subset(tiny_files):
     assert ds.attrs["n_test"] == 12
     x = torch.as_tensor((images / 255.0 - 0.4) / 0.3, dtype=torch.float32)
     assert ds.attrs["base_accuracy"] == pytest.approx(manual_accuracy(model, x, labels), abs=1e-12)
+
+
+def test_probe_table_rows_and_ceiling(tiny_files):
+    d, _, _ = tiny_files
+    options = dict(epochs=2, lr=0.01, batch_size=8, seed=0)
+    probes.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "probed.nc", **options)
+    probes.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "ceiling.nc", input_ceiling=1e-9,
+                          **options)
+    ids = ["tiny-n24-resnet-d8-w1-s0", "tiny-n24-resnet-d8-w1-s1"]
+    probes.probe_table_to_file({ids[0]: d / "probed.nc", ids[1]: d / "ceiling.nc"}, d / "probes.csv")
+    table = pd.read_csv(d / "probes.csv", dtype={"best_layer": "str"}).fillna({"best_layer": ""})
+    with xr.open_dataset(d / "probed.nc") as ds:
+        acc = ds.test_accuracy.values
+        names = list(ds.layer.values)
+        input_accuracy = ds.attrs["input_test_accuracy"]
+    assert table.status.tolist() == ["probed", "ceiling"] and table.seed.tolist() == [0, 1]
+    assert table.input_test_accuracy.tolist() == pytest.approx([input_accuracy] * 2)
+    row = table.iloc[0]
+    assert (row.first_layer_accuracy, row.last_layer_accuracy) == pytest.approx((acc[0], acc[-1]))
+    assert row.best_layer_accuracy == pytest.approx(acc.max()) and row.best_layer == names[int(np.argmax(acc))]
+    assert np.isnan(table.best_layer_accuracy[1]) and table.best_layer[1] == ""

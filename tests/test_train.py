@@ -332,3 +332,53 @@ def test_divergence_in_train_to_files_names_model_and_epoch(tmp_path, digits_fil
     assert message in (tmp_path / "train.log").read_text()
     # no model, no metrics, and no resumable state (a rerun would diverge the same way)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train.log"]
+
+
+# ----------------------------------------------------------------------------- the recipe: schedule and gradient norms
+
+
+def test_lr_factor_is_linear_warmup_then_cosine():
+    total, warmup = 50, 10
+    factors = [train.lr_factor(s, total, warmup) for s in range(total + 3)]
+    np.testing.assert_allclose(factors[:warmup], np.arange(1, warmup + 1) / warmup)  # 0.1, ..., 1.0
+    decay = np.arange(total - warmup) / (total - warmup)
+    np.testing.assert_allclose(factors[warmup:total], 0.5 * (1 + np.cos(np.pi * decay)))
+    assert factors[total:] == [0.0, 0.0, 0.0]
+    # no warmup: the plain cosine from the first step
+    assert [train.lr_factor(s, 4, 0) for s in range(4)] == pytest.approx([1.0, 0.5 + 0.5 * np.cos(np.pi / 4), 0.5,
+                                                                          0.5 + 0.5 * np.cos(3 * np.pi / 4)])
+
+
+@pytest.mark.parametrize("epochs, per_epoch, total, expected", [(1.0, 8, 160, 8), (0.5, 5, 50, 2), (0.01, 8, 160, 1),
+                                                                 (0.0, 8, 160, 0), (30.0, 8, 160, 160)])
+def test_warmup_steps(epochs, per_epoch, total, expected):
+    config = train.TrainConfig(warmup_epochs=epochs)
+    assert train.warmup_steps(config, per_epoch, total) == expected
+
+
+def test_training_follows_the_warmup_schedule():
+    """60 examples at batch 16 = 4 steps per epoch; warmup 1 epoch = 4 steps, then cosine over 8."""
+    _, hist = run(epochs=3, warmup_epochs=1.0)
+    # `lr` is recorded after the epoch's last scheduler step, i.e. the factor of the next step
+    expected = [0.05 * train.lr_factor(4 * e, 12, 4) for e in (1, 2, 3)]
+    assert [h["lr"] for h in hist] == pytest.approx(expected)
+    assert hist[0]["lr"] == pytest.approx(0.05)  # the first step after warmup runs at the full rate
+    _, cold = run(epochs=3, warmup_epochs=0.0)
+    assert cold[0]["lr"] == pytest.approx(0.05 * 0.5 * (1 + np.cos(np.pi * 4 / 12)))
+
+
+def test_grad_norm_is_the_global_l2_norm():
+    torch.manual_seed(0)
+    model = models.resnet(8, 1, in_channels=1, n_classes=3)
+    loss = model(torch.randn(4, 1, 6, 6)).square().sum()
+    loss.backward()
+    by_hand = np.sqrt(sum(float((p.grad.double() ** 2).sum()) for p in model.parameters() if p.grad is not None))
+    assert float(train.grad_norm(model)) == pytest.approx(by_hand, rel=1e-5)
+    model.zero_grad(set_to_none=True)
+    assert float(train.grad_norm(model)) == 0.0
+
+
+def test_history_records_gradient_norms():
+    _, hist = run(epochs=2)
+    for record in hist:
+        assert 0 < record["grad_norm_mean"] <= record["grad_norm_max"] < np.inf

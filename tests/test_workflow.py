@@ -294,9 +294,16 @@ def test_wide_deep_analyses(tiny_run):
     for row in table.itertuples():
         model = f"digits-n{row.n}/resnet-d{row.depth}-w{row.width}/s{row.seed}"
         cka = xr.open_dataarray(res / "cka" / "within" / f"{model}.nc")
-        # the table agrees with the detector run on the within-model CKA file (defaults 0.9, 3)
+        share = xr.open_dataset(res / "widedeep" / "pca" / f"{model}.nc")["pc1_ratio"].values
+        # the table agrees with the detector run on the within-model CKA and first-PC files
+        # (defaults 0.9, 3, PC1 share 0.5); n_cka_runs is the CKA criterion alone
         assert row.n_layers == 3 * (row.depth - 2) // 6 + 2 == cka.shape[0]
-        assert row.n_blocks == len(detect_blocks(cka, threshold=0.9, min_length=3))
+        assert row.n_blocks == len(detect_blocks(cka, threshold=0.9, min_length=3, pc1_share=share,
+                                                 min_pc1_share=0.5))
+        assert row.n_cka_runs == len(detect_blocks(cka, threshold=0.9, min_length=3))
+        assert row.mean_pc1_share == pytest.approx(share.mean())
+        metrics = json.loads((res / "models" / model / "metrics.json").read_text())
+        assert row.test_accuracy == pytest.approx(metrics["final"]["test_acc"])
     full, _ = load_npz(res / "data/digits/full.npz")
     _, _, probe_index = probe_set(full, config["probe_size"])
     for model in ("digits-n100/resnet-d14-w2/s0", "digits-n60/resnet-d8-w1/s1"):
@@ -305,7 +312,12 @@ def test_wide_deep_analyses(tiny_run):
         assert np.allclose(np.diag(pca["cka"]), 1.0)
         assert pca.attrs["n_examples"] == config["probe_size"]
         probes = xr.open_dataset(res / "widedeep" / "probes" / f"{model}.nc")
-        assert probes["test_accuracy"].dims == ("layer",) and ((probes["test_accuracy"] >= 0) & (probes["test_accuracy"] <= 1)).all()
+        assert probes["test_accuracy"].dims == ("layer",)
+        accuracy = probes["test_accuracy"].values
+        if probes.attrs["input_test_accuracy"] >= 0.9:  # the input is at the ceiling: layers not probed
+            assert probes.attrs["status"] == "ceiling" and np.isnan(accuracy).all()
+        else:
+            assert probes.attrs["status"] == "probed" and ((accuracy >= 0) & (accuracy <= 1)).all()
         pruning = xr.open_dataset(res / "widedeep" / "pruning" / f"{model}.nc")
         assert set(pruning["removed"].values) <= {"block1", "block2", "block4", "block6"}
         # pruning's unpruned accuracy on the probe examples = the predictions rule's on the same examples
@@ -315,6 +327,13 @@ def test_wide_deep_analyses(tiny_run):
     errors = xr.open_dataset(res / "widedeep" / "errors" / "digits-n100-resnet-d14-w1__digits-n100-resnet-d8-w2.nc")
     assert errors.attrs["exact"] == 1 and errors.attrs["n_permutations"] == 6  # C(4, 2) reassignments
     assert errors.attrs["min_p"] <= errors.attrs["p_value"] <= 1
+    pairs = pd.read_csv(res / "widedeep" / "errors.csv", keep_default_na=False)
+    assert sorted(pairs.arch_b) == ["digits-n100-resnet-d8-w2", "digits-n60-resnet-d8-w2"]
+    row = pairs[pairs.arch_a == "digits-n100-resnet-d14-w1"].iloc[0]
+    assert row.mean_accuracy_a == pytest.approx(float(errors["mean_accuracy_a"]))
+    assert "too few seeds" in row.warning  # 2 seeds each: min p = 1/3
+    probe_rows = pd.read_csv(res / "widedeep" / "probes.csv")
+    assert len(probe_rows) == 16 and set(probe_rows.status) <= {"probed", "ceiling"}
     figures = ["cka_data_grid", "widedeep_blocks", "widedeep_pca", "widedeep_probes", "widedeep_pruning",
                "widedeep_errors_digits-n60-resnet-d14-w1__digits-n60-resnet-d8-w2"]
     for name in figures:

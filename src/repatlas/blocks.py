@@ -1,15 +1,19 @@
 """Block structure of within-model CKA heatmaps, and its first-PC explanation (Nguyen et al. 2021).
 
-Blocks are found by `repatlas.cka.detect_blocks`. This module summarises them per model
-(`block_summary`, `block_table`), compares seeds inside and outside blocks (`seed_similarity`:
-inside blocks, representations are unique to each seed), and tests the paper's explanation that
-block structure is the first principal component dominating (`first_pc_analysis`: the share of
-variance of PC1 per layer, and full-data CKA before and after projecting PC1 out of every layer).
+Blocks are found by `repatlas.cka.detect_blocks`: runs of layers with high pairwise CKA whose
+first principal component dominates (mean PC1 variance share ≥ `min_pc1_share`), the paper's
+block structure; `model_blocks` applies it to one model's within-model CKA and first-PC analysis.
+This module summarises blocks per model (`block_summary`, `block_table`, with each block's PC1
+share and its CKA before and after removing PC1), compares seeds inside and outside blocks
+(`seed_similarity`: inside blocks, representations are unique to each seed), and computes the
+first-PC analysis itself (`first_pc_analysis`: the share of variance of PC1 per layer, and
+full-data CKA before and after projecting PC1 out of every layer).
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -100,6 +104,55 @@ def block_summary(cka, blocks) -> dict:
     }
 
 
+def _mean_pairs(k: np.ndarray, start: int, end: int) -> float:
+    """Mean of the off-diagonal entries of k[start..end, start..end] (NaN entries skipped)."""
+    square = k[start : end + 1, start : end + 1]
+    values = square[~np.eye(len(square), dtype=bool)]
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if len(values) else float("nan")
+
+
+def first_pc_summary(first_pc, blocks) -> dict:
+    """What the first principal component says about the blocks of one model.
+
+    `first_pc`: a `first_pc_analysis` Dataset; `blocks`: (start, end) index pairs into its layers.
+    Per block (";"-joined, in block order): block_pc1_share = mean PC1 variance share of its
+    layers; block_cka = mean full-data CKA over its layer pairs and block_cka_without_pc1 the same
+    after projecting PC1 out (the paper: a block is PC1, so its CKA collapses without it).
+    largest_* are the same numbers for the largest block (`block_summary`'s), NaN without blocks;
+    mean_pc1_share is over all layers.
+    """
+    share = np.asarray(first_pc["pc1_ratio"].values, dtype=np.float64)
+    n = len(share)
+    blocks = _check_blocks(blocks, n, "blocks")
+    with_pc1 = _matrix(first_pc["cka"], "first_pc['cka']")
+    without = _matrix(first_pc["cka_without_pc1"], "first_pc['cka_without_pc1']")
+    rows = [(float(share[s : e + 1].mean()), _mean_pairs(with_pc1, s, e), _mean_pairs(without, s, e))
+            for s, e in blocks]
+    largest = rows[int(np.argmax([e - s for s, e in blocks]))] if blocks else (float("nan"),) * 3
+
+    def joined(i):
+        return ";".join(f"{row[i]:.4f}" for row in rows)
+
+    return {
+        "mean_pc1_share": float(share.mean()),
+        "largest_pc1_share": largest[0],
+        "largest_cka": largest[1],
+        "largest_cka_without_pc1": largest[2],
+        "block_pc1_share": joined(0),
+        "block_cka": joined(1),
+        "block_cka_without_pc1": joined(2),
+    }
+
+
+def model_blocks(cka, first_pc, *, threshold: float, min_length: int, min_pc1_share: float,
+                 source: str = "the within-model CKA"):
+    """Blocks of one model: `detect_blocks` on its within-model CKA (DataArray) with the per-layer
+    PC1 shares of its `first_pc_analysis` Dataset, whose layers must be the CKA's, in order."""
+    return blocks_over(cka, first_pc["layer"].values, threshold=threshold, min_length=min_length,
+                       pc1_share=first_pc["pc1_ratio"].values, min_pc1_share=min_pc1_share, source=source)
+
+
 def seed_similarity(across, blocks_a, blocks_b) -> dict:
     """Mean cross-seed CKA of corresponding layers inside and outside blocks.
 
@@ -139,23 +192,44 @@ def _mean_finite(values) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def block_table(within, *, threshold: float, min_length: int, seed_pairs=()):
+def block_table(within, *, threshold: float, min_length: int, seed_pairs=(), first_pc=None,
+                min_pc1_share: float = 0.5, test_accuracy=None):
     """One row per model: parsed id, `block_summary` of its heatmap, optional seed similarity.
 
-    `within` maps flat model ids to within-model CKA DataArrays. `seed_pairs` holds
-    (id_a, id_b, across) tuples of two seeds of one architecture; each model then gets
-    seed_cka_inside / seed_cka_outside = mean of `seed_similarity` over the pairs it is in
-    (pairs where the value is undefined are skipped) and n_seed_pairs. Returns a DataFrame.
+    `within` maps flat model ids to within-model CKA DataArrays. With `first_pc` (model id →
+    `first_pc_analysis` Dataset over the same layers, as the pipeline runs it), blocks must also be
+    PC1-dominated (`model_blocks`, `min_pc1_share`), and each row gains `first_pc_summary`'s
+    columns plus n_cka_runs, the runs that high CKA alone would call blocks (the difference is
+    stage-level similarity without a dominant PC1). `seed_pairs` holds (id_a, id_b, across)
+    tuples of two seeds of one architecture; each model then gets seed_cka_inside /
+    seed_cka_outside = mean of `seed_similarity` over the pairs it is in (pairs where the value is
+    undefined are skipped) and n_seed_pairs. `test_accuracy` (model id → the model's test
+    accuracy) adds that column: block structure in a badly trained model proves nothing.
+    Returns a DataFrame.
     """
     import pandas as pd
 
     if not within:
         raise ValueError("within must map at least one model id to its CKA heatmap")
+    if first_pc is not None and set(first_pc) != set(within):
+        raise KeyError(f"first_pc must cover the models of within; missing {sorted(set(within) - set(first_pc))}, "
+                       f"extra {sorted(set(first_pc) - set(within))}")
     rows, blocks_of, ids = [], {}, {}
     for model_id, cka in within.items():
         ids[model_id] = parse_model_id(model_id)
-        blocks_of[model_id] = detect_blocks(cka, threshold=threshold, min_length=min_length)
-        rows.append({"model": model_id, **ids[model_id], **block_summary(cka, blocks_of[model_id]),
+        row = {"model": model_id, **ids[model_id]}
+        if first_pc is None:
+            blocks_of[model_id] = detect_blocks(cka, threshold=threshold, min_length=min_length)
+            extra = {}
+        else:
+            blocks_of[model_id] = model_blocks(cka, first_pc[model_id], threshold=threshold, min_length=min_length,
+                                               min_pc1_share=min_pc1_share, source=f"within-model CKA of {model_id}")
+            runs = detect_blocks(cka, threshold=threshold, min_length=min_length)
+            extra = {"n_cka_runs": len(runs), **first_pc_summary(first_pc[model_id], blocks_of[model_id]),
+                     "min_pc1_share": float(min_pc1_share)}
+        if test_accuracy is not None:
+            row["test_accuracy"] = float(test_accuracy[model_id])
+        rows.append({**row, **block_summary(cka, blocks_of[model_id]), **extra,
                      "threshold": float(threshold), "min_length": int(min_length)})
     table = pd.DataFrame(rows)
     if not seed_pairs:
@@ -350,40 +424,64 @@ def label_pruning(pruning, blocks):
     return out
 
 
-def blocks_over(cka, layers, *, threshold: float, min_length: int, source: str = "the within-model CKA"):
+def blocks_over(cka, layers, *, threshold: float, min_length: int, pc1_share=None, min_pc1_share: float = 0.5,
+                source: str = "the within-model CKA"):
     """`detect_blocks` on a within-model CKA DataArray whose layers must be `layers`, in order: the
     blocks are then index pairs into `layers` of another result of the same model (first PC,
-    pruning). `source` names the CKA in the error."""
+    pruning). `pc1_share` (per layer of `layers`) adds the PC1 criterion. `source` names the CKA
+    in the error."""
     layers = [str(n) for n in layers]
     names = _layer_names(cka, len(layers))
     if names != layers:
         raise ValueError(f"{source}: layers {names} differ from {layers}: are they files of the same model?")
-    return detect_blocks(_matrix(cka, "cka"), threshold=threshold, min_length=min_length)
+    return detect_blocks(_matrix(cka, "cka"), threshold=threshold, min_length=min_length, pc1_share=pc1_share,
+                         min_pc1_share=min_pc1_share)
 
 
-def label_pruning_with_cka(pruning, cka, *, threshold: float, min_length: int):
+def label_pruning_with_cka(pruning, cka, *, threshold: float, min_length: int, first_pc=None,
+                           min_pc1_share: float = 0.5):
     """`label_pruning` with the blocks `detect_blocks` finds in the model's within-model CKA (a
-    DataArray over the same layers, in the same order)."""
+    DataArray over the same layers, in the same order); with `first_pc` (the model's
+    `first_pc_analysis` Dataset) only PC1-dominated runs are blocks, as in `block_table`."""
     import json
 
     layers = json.loads(pruning.attrs["layers"])
-    out = label_pruning(pruning, blocks_over(cka, layers, threshold=threshold, min_length=min_length))
+    share = None
+    if first_pc is not None:
+        if [str(v) for v in first_pc["layer"].values] != [str(v) for v in layers]:
+            raise ValueError(f"first_pc: layers {list(first_pc['layer'].values)} differ from the pruning "
+                             f"result's {layers}: are they files of the same model?")
+        share = first_pc["pc1_ratio"].values
+    out = label_pruning(pruning, blocks_over(cka, layers, threshold=threshold, min_length=min_length,
+                                             pc1_share=share, min_pc1_share=min_pc1_share))
     out.attrs.update({"threshold": float(threshold), "min_length": int(min_length)})
+    if first_pc is not None:
+        out.attrs["min_pc1_share"] = float(min_pc1_share)
     return out
 
 
 # ----------------------------------------------------------------------------- files
 
 
-def block_table_to_file(within_paths: dict, out_csv, *, threshold: float, min_length: int, seed_pairs=()) -> None:
-    """`block_table` from files: {model id: within .nc}, seed_pairs of (id_a, id_b, across .nc) → CSV."""
+def block_table_to_file(within_paths: dict, out_csv, *, threshold: float, min_length: int, seed_pairs=(),
+                        first_pc_paths: dict | None = None, min_pc1_share: float = 0.5,
+                        metrics_paths: dict | None = None) -> None:
+    """`block_table` from files: {model id: within .nc}, seed_pairs of (id_a, id_b, across .nc),
+    optional {model id: first-PC .nc} and {model id: metrics.json} (final test accuracy) → CSV."""
+    import json
+
     import xarray as xr
 
     from repatlas.io import atomic_path
 
     within = {model_id: xr.load_dataarray(path) for model_id, path in within_paths.items()}
     pairs = [(id_a, id_b, xr.load_dataarray(path)) for id_a, id_b, path in seed_pairs]
-    table = block_table(within, threshold=threshold, min_length=min_length, seed_pairs=pairs)
+    first_pc = None if first_pc_paths is None else {m: xr.load_dataset(p) for m, p in first_pc_paths.items()}
+    accuracy = None
+    if metrics_paths is not None:
+        accuracy = {m: json.loads(Path(p).read_text())["final"]["test_acc"] for m, p in metrics_paths.items()}
+    table = block_table(within, threshold=threshold, min_length=min_length, seed_pairs=pairs, first_pc=first_pc,
+                        min_pc1_share=min_pc1_share, test_accuracy=accuracy)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
 

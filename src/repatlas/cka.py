@@ -536,16 +536,26 @@ def cka_heatmap(
 # ----------------------------------------------------------------------------- block structure
 
 
-def detect_blocks(cka_matrix, *, threshold: float = 0.9, min_length: int = 3) -> list[tuple[int, int]]:
+def detect_blocks(cka_matrix, *, threshold: float = 0.9, min_length: int = 3, pc1_share=None,
+                  min_pc1_share: float = 0.5) -> list[tuple[int, int]]:
     """Blocks of consecutive, mutually similar layers in a within-model CKA heatmap (Nguyen et al.).
 
     A block is a run of layers i..j (inclusive indices) whose CKA is ≥ `threshold` for *every*
     pair in the run, not only neighbours, with j − i + 1 ≥ `min_length`. Pairs are compared
     through min(K[i, j], K[j, i]), so a slightly asymmetric matrix counts its weaker direction.
+
+    With `pc1_share` (one number per layer: the share of variance of the layer's first principal
+    component, e.g. `repatlas.blocks.first_pc_analysis`'s pc1_ratio), a block must also be
+    dominated by its first PC: the mean share over the run is ≥ `min_pc1_share`. That is the
+    paper's block structure (its §4: blocks are a dominant first PC shared by the layers); high
+    CKA alone also tiles ordinary networks into stage-aligned runs (digits ResNet-26: three runs
+    covering all 14 layers, PC1 share 0.1–0.3), which is not it.
+
     The scan is greedy, left to right: from layer i the run grows while the next layer clears the
-    threshold with every layer already in it; a long-enough run is recorded and the scan resumes
-    after its end, otherwise at i + 1. Blocks therefore never overlap.
-    `cka_matrix` is a square numpy array or an xarray.DataArray (layer_a, layer_b).
+    threshold with every layer already in it; the longest prefix of that run which is long enough
+    (and PC1-dominated, with `pc1_share`) is recorded and the scan resumes after its end,
+    otherwise at i + 1. Blocks therefore never overlap. `cka_matrix` is a square numpy array or an
+    xarray.DataArray (layer_a, layer_b).
     """
     values = cka_matrix.values if hasattr(cka_matrix, "dims") else cka_matrix
     k = np.asarray(values, dtype=np.float64)
@@ -558,15 +568,28 @@ def detect_blocks(cka_matrix, *, threshold: float = 0.9, min_length: int = 3) ->
         raise ValueError(f"threshold must be a number in (0, 1]; got {threshold!r}")
     if isinstance(min_length, bool) or not isinstance(min_length, (int, np.integer)) or min_length < 2:
         raise ValueError(f"min_length must be an integer >= 2; got {min_length!r}")
+    n = len(k)
+    if pc1_share is not None:
+        share = np.asarray(pc1_share.values if hasattr(pc1_share, "dims") else pc1_share, dtype=np.float64)
+        if share.shape != (n,) or not np.isfinite(share).all() or (share < 0).any() or (share > 1).any():
+            raise ValueError(f"pc1_share must hold one variance share in [0, 1] per layer ({n}); got {share!r}")
+        if isinstance(min_pc1_share, bool) or not isinstance(min_pc1_share, real) or not 0 <= min_pc1_share <= 1:
+            raise ValueError(f"min_pc1_share must be a number in [0, 1]; got {min_pc1_share!r}")
+        prefix = np.concatenate([[0.0], np.cumsum(share)])
+
+    def dominated(i, j):
+        return pc1_share is None or (prefix[j + 1] - prefix[i]) / (j - i + 1) >= min_pc1_share
+
     similar = np.minimum(k, k.T) >= threshold
-    n, blocks, i = len(k), [], 0
+    blocks, i = [], 0
     while i < n:
         j = i
         while j + 1 < n and similar[j + 1, i : j + 1].all():
             j += 1
-        if j - i + 1 >= min_length:
-            blocks.append((i, j))
-            i = j + 1
+        end = next((e for e in range(j, i + min_length - 2, -1) if dominated(i, e)), None)
+        if end is not None:
+            blocks.append((i, end))
+            i = end + 1
         else:
             i += 1
     return blocks

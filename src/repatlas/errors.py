@@ -9,6 +9,12 @@ sizes S_a and S_b and recomputes the statistic (a two-sample permutation test on
 
 Every comparison of a permuted statistic with the observed one is made on exact integers (the
 statistic scaled by a constant), so ties, including the identity assignment, are counted exactly.
+
+Architectures must be compared at matched accuracy: a less accurate model makes more errors, and
+the test then rejects because of accuracy, not architecture. `error_table` lists every compared
+pair with both mean accuracies and warns where they differ by more than `max_gap` (1 point).
+With S seeds per architecture the smallest attainable p is 2 / C(2S, S): 1/3 for 2 seeds, 2/252
+for 5, so rejecting at 0.05 needs ≥ 4 seeds each.
 """
 
 from __future__ import annotations
@@ -331,3 +337,55 @@ def error_analysis_to_file(paths_a, paths_b, out_path, *, permutations: int = 10
     out.attrs.update({"files_a": json.dumps(paths_a), "files_b": json.dumps(paths_b),
                       "created_by": "repatlas.errors.error_analysis_to_file"})
     write_netcdf(out, out_path)
+
+
+MAX_ACCURACY_GAP = 0.01  # 1 point: Nguyen et al. compare wide and deep models of similar accuracy
+
+
+def error_table(results: dict, *, max_gap: float = MAX_ACCURACY_GAP):
+    """One row per compared pair: {(arch_a, arch_b): `error_analysis` Dataset} → DataFrame.
+
+    Columns: arch_a, arch_b, seeds_a, seeds_b, mean_accuracy_a, mean_accuracy_b, accuracy_gap
+    (a − b), p_value, min_p, statistic, disagreement_between / _within, and `warning`: non-empty
+    where |accuracy_gap| > `max_gap` (then a small p may reflect the accuracy difference, not the
+    architecture) or where min_p > 0.05 (too few seeds to reject at 5 %).
+    """
+    import pandas as pd
+
+    if not 0 <= max_gap <= 1:
+        raise ValueError(f"max_gap must be an accuracy difference in [0, 1]; got {max_gap}")
+    rows = []
+    for (arch_a, arch_b), ds in results.items():
+        acc_a, acc_b = float(ds["mean_accuracy_a"]), float(ds["mean_accuracy_b"])
+        gap = acc_a - acc_b
+        warnings = []
+        if abs(gap) > max_gap:
+            warnings.append(f"accuracies differ by {100 * abs(gap):.1f} points (> {100 * max_gap:g}): "
+                            f"not matched, errors differ by accuracy")
+        if ds.attrs["min_p"] > 0.05:
+            warnings.append(f"min attainable p = {ds.attrs['min_p']:.3g} > 0.05: too few seeds to reject")
+        rows.append({
+            "arch_a": arch_a, "arch_b": arch_b,
+            "seeds_a": int(ds.attrs["seeds_a"]), "seeds_b": int(ds.attrs["seeds_b"]),
+            "mean_accuracy_a": acc_a, "mean_accuracy_b": acc_b, "accuracy_gap": gap,
+            "matched": bool(abs(gap) <= max_gap),
+            "p_value": float(ds.attrs["p_value"]), "min_p": float(ds.attrs["min_p"]),
+            "statistic": float(ds.attrs["statistic"]),
+            "disagreement_between": float(ds["disagreement_between"]),
+            "disagreement_within": float(ds["disagreement_within"]),
+            "warning": "; ".join(warnings),
+        })
+    return pd.DataFrame(rows)
+
+
+def error_table_to_file(paths: dict, out_csv, *, max_gap: float = MAX_ACCURACY_GAP) -> None:
+    """`error_table` from files: {(arch_a, arch_b): error-analysis .nc} → CSV."""
+    from repatlas.io import atomic_path
+
+    results = {}
+    for pair, path in paths.items():
+        with xr.open_dataset(path) as ds:
+            results[tuple(pair)] = ds.load()
+    table = error_table(results, max_gap=max_gap)
+    with atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False)

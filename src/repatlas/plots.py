@@ -21,19 +21,35 @@ def cka_heatmap_grid(cells: pd.DataFrame, *, row: str, col: str, title: str | No
     `cells` has columns `row`, `col` and `cka` (an xarray.DataArray (layer_a, layer_b) each);
     layer_a runs up the y axis, layer_b along the x axis. All facets share one colour scale
     [0, 1] and one colourbar; layer 0 is at the bottom left, as in Nguyen et al.'s figures.
+    An optional column `blocks` ((start, end) layer-index pairs per facet, e.g. from
+    `repatlas.blocks.model_blocks`) outlines the blocks in cyan and adds their count and the
+    largest block's share of the layers to the facet title.
     """
+    from matplotlib.patches import Rectangle
+
     cells = cells.sort_values([row, col]).reset_index(drop=True)
     grid = sns.FacetGrid(cells, row=row, col=col, height=2.4, aspect=1.0, sharex=False,
                          sharey=False, despine=False)
     cbar_ax = grid.figure.add_axes([0.9, 0.3, 0.015, 0.4])
 
     def draw(data, **_):
-        sns.heatmap(np.asarray(data["cka"].iloc[0])[::-1], ax=plt.gca(), vmin=0.0, vmax=1.0,
+        values = np.asarray(data["cka"].iloc[0])
+        sns.heatmap(values[::-1], ax=plt.gca(), vmin=0.0, vmax=1.0,
                     cmap="magma", square=True, cbar_ax=cbar_ax, xticklabels=False,
                     yticklabels=False)
+        n = len(values)
+        for start, end in data["blocks"].iloc[0] if "blocks" in data else ():  # row i drawn at n − 1 − i
+            plt.gca().add_patch(Rectangle((start, n - 1 - end), end - start + 1, end - start + 1, fill=False,
+                                          edgecolor="cyan", linewidth=1.2, gid="block"))
 
     grid.map_dataframe(draw)
     grid.set_titles(template=f"{row} {{row_name}}, {col} {{col_name}}", size=9)
+    if "blocks" in cells:
+        for _, cell in cells.iterrows():
+            ax = grid.axes_dict[(cell[row], cell[col])]
+            n, spans = len(np.asarray(cell["cka"])), list(cell["blocks"])
+            largest = max((e - s + 1 for s, e in spans), default=0)
+            ax.set_title(f"{ax.get_title()}\n{len(spans)} block(s), largest {largest}/{n} layers", size=8)
     grid.set_axis_labels(xlabel, ylabel)
     cbar_ax.set_ylabel("linear CKA (minibatch, unbiased)")
     # FacetGrid's own tight layout ignores the colourbar axes: make room for it afterwards.
@@ -44,14 +60,26 @@ def cka_heatmap_grid(cells: pd.DataFrame, *, row: str, col: str, title: str | No
 
 
 def cka_grid_figure(nc_paths, cells, out_paths, *, row, col, title=None, xlabel="layer",
-                    ylabel="layer") -> None:
-    """The figure step: CKA .nc files + one facet label dict per file → heatmap grid files."""
+                    ylabel="layer", first_pc_paths=None, threshold: float = 0.9, min_length: int = 3,
+                    min_pc1_share: float = 0.5) -> None:
+    """The figure step: CKA .nc files + one facet label dict per file → heatmap grid files.
+
+    With `first_pc_paths` (one first-PC .nc per within-model CKA file) each facet outlines the
+    blocks of `repatlas.blocks.model_blocks` (the block table's) and counts them in its title.
+    """
     import xarray as xr
 
+    from repatlas.blocks import model_blocks
+
+    first_pc = [None] * len(nc_paths) if first_pc_paths is None else list(first_pc_paths)
     rows = []
-    for path, cell in zip(nc_paths, cells, strict=True):
+    for path, cell, pc_path in zip(nc_paths, cells, first_pc, strict=True):
         with xr.open_dataarray(path) as da:
             rows.append({**cell, "cka": da.load()})
+        if pc_path is not None:
+            rows[-1]["blocks"] = model_blocks(rows[-1]["cka"], xr.load_dataset(pc_path), threshold=threshold,
+                                              min_length=min_length, min_pc1_share=min_pc1_share,
+                                              source=f"{path} (for {pc_path})")
     fig = cka_heatmap_grid(pd.DataFrame(rows), row=row, col=col, title=title, xlabel=xlabel,
                            ylabel=ylabel)
     save_figure(fig, *out_paths)
@@ -832,6 +860,8 @@ def _probe_frame(datasets, cells) -> pd.DataFrame:
     for ds, cell in zip(datasets, cells):
         frames.append(pd.DataFrame({"relative_depth": np.asarray(ds["relative_depth"].values, dtype=float),
                                     "test_accuracy": np.asarray(ds["test_accuracy"].values, dtype=float),
+                                    "status": ds.attrs.get("status", "probed"),
+                                    "input": float(ds.attrs.get("input_test_accuracy", np.nan)),
                                     **{k: cell[k] for k in _CELL_KEYS}}))
     return pd.concat(frames, ignore_index=True)
 
@@ -842,7 +872,10 @@ def probes_figure(datasets: list, cells: list, *, title: str | None = None):
 
     `datasets[i]` is a `repatlas.probes.linear_probes` Dataset of the model `cells[i]` =
     {"depth", "width", "n", "seed"}. A dotted line marks chance (1 / n_classes) when the
-    Datasets agree on n_classes.
+    Datasets agree on n_classes. A dashed line marks the probe on the input itself (attrs
+    input_test_accuracy of `repatlas.probes.probes_to_file`, mean over the facet's models); a
+    facet whose models were not probed because the input probe reached the ceiling (status
+    "ceiling") says so instead of drawing curves.
     """
     df = _probe_frame(datasets, cells)
     ns, depths, widths = (sorted(set(df[k])) for k in ("n", "depth", "width"))
@@ -867,6 +900,11 @@ def probes_figure(datasets: list, cells: list, *, title: str | None = None):
                                     color=colours[width], alpha=0.2, linewidth=0)
             if chance is not None:
                 ax.axhline(chance, color="grey", linestyle=":", linewidth=1, label="chance")
+            if np.isfinite(sub["input"]).any():
+                ax.axhline(sub["input"].mean(), color="k", linestyle="--", linewidth=0.8, label="input probe")
+            if (sub["status"] == "ceiling").all():
+                ax.text(0.5, 0.5, f"ceiling: input probe {sub['input'].mean():.3f}\n(layers not probed)",
+                        transform=ax.transAxes, ha="center", va="center", fontsize=8)
             ax.set_title(f"depth {depth}, n = {n}", fontsize=9)
             ax.set_ylim(0, 1.02)
             if i == len(ns) - 1:
@@ -877,6 +915,8 @@ def probes_figure(datasets: list, cells: list, *, title: str | None = None):
     handles.append(plt.Rectangle((0, 0), 1, 1, color="grey", alpha=0.2, label="± 1 sd over seeds"))
     if chance is not None:
         handles.append(plt.Line2D([], [], color="grey", linestyle=":", label="chance"))
+    if np.isfinite(df["input"]).any():
+        handles.append(plt.Line2D([], [], color="k", linestyle="--", linewidth=0.8, label="input probe"))
     fig.legend(handles=handles, title="width (mean over seeds)", fontsize=7, title_fontsize=7,
                loc="outside right upper")
     fig.suptitle(title or "Linear probes on every layer")
@@ -1022,15 +1062,16 @@ def blocks_figure_to_file(table_csv, out_paths, *, title: str | None = None) -> 
 
 
 def pca_figure_to_file(first_pc_paths: dict, within_paths: dict, out_paths, *, threshold: float,
-                       min_length: int, title: str | None = None) -> None:
+                       min_length: int, min_pc1_share: float = 0.5, title: str | None = None) -> None:
     """{label: first-PC .nc} + {label: within-model CKA .nc} → `pca_figure` at each out path.
 
-    Blocks are detected on the within-model CKA with `repatlas.cka.detect_blocks` (as in the
-    block table and pruning), whose layers must be the first-PC file's.
+    Blocks are those of the block table and pruning (`repatlas.blocks.model_blocks`: high
+    within-model CKA and mean PC1 share ≥ `min_pc1_share`); the CKA's layers must be the
+    first-PC file's.
     """
     import xarray as xr
 
-    from repatlas.blocks import blocks_over
+    from repatlas.blocks import model_blocks
 
     if set(first_pc_paths) != set(within_paths):
         raise KeyError(f"first_pc_paths and within_paths must have the same labels; got "
@@ -1038,9 +1079,9 @@ def pca_figure_to_file(first_pc_paths: dict, within_paths: dict, out_paths, *, t
     datasets, blocks = {}, {}
     for label, path in first_pc_paths.items():
         datasets[label] = xr.load_dataset(path)
-        blocks[label] = blocks_over(xr.load_dataarray(within_paths[label]), datasets[label]["layer"].values,
-                                    threshold=threshold, min_length=min_length,
-                                    source=f"{within_paths[label]} (for {path})")
+        blocks[label] = model_blocks(xr.load_dataarray(within_paths[label]), datasets[label], threshold=threshold,
+                                     min_length=min_length, min_pc1_share=min_pc1_share,
+                                     source=f"{within_paths[label]} (for {path})")
     save_figure(pca_figure(datasets, blocks, title=title), *out_paths)
 
 
@@ -1056,16 +1097,19 @@ def probes_figure_to_file(paths, cells, out_paths, *, title: str | None = None) 
 
 
 def pruning_figure_to_file(paths, within_paths, cells, out_paths, *, threshold: float, min_length: int,
-                           title: str | None = None) -> None:
+                           first_pc_paths=None, min_pc1_share: float = 0.5, title: str | None = None) -> None:
     """Pruning .nc files (repatlas.probes.pruning_to_file), each labelled inside / outside the
-    blocks of its model's within-model CKA file (`repatlas.blocks.label_pruning_with_cka`), + one
+    blocks of its model's within-model CKA file (`repatlas.blocks.label_pruning_with_cka`; with
+    `first_pc_paths`, one first-PC .nc per model, only PC1-dominated runs are blocks), + one
     cell dict each → `pruning_figure`."""
     import xarray as xr
 
     from repatlas.blocks import label_pruning_with_cka
 
-    labelled = [label_pruning_with_cka(ds, xr.load_dataarray(within), threshold=threshold, min_length=min_length)
-                for ds, within in zip(_load_all(paths), within_paths, strict=True)]
+    first_pc = [None] * len(paths) if first_pc_paths is None else [xr.load_dataset(p) for p in first_pc_paths]
+    labelled = [label_pruning_with_cka(ds, xr.load_dataarray(within), threshold=threshold, min_length=min_length,
+                                       first_pc=pc, min_pc1_share=min_pc1_share)
+                for ds, within, pc in zip(_load_all(paths), within_paths, first_pc, strict=True)]
     save_figure(pruning_figure(labelled, list(cells), title=title), *out_paths)
 
 
