@@ -2,7 +2,7 @@ rule dump_activations:
     input:
         model=f"results/models/{MODEL}/model.pt",
         full="results/data/{dataset}/full.npz",
-        lib=library("data.py", "models.py", "train.py", "activations.py"),
+        lib=library("data.py", "models.py", "train.py", "activations.py", "devices.py"),
     output:
         directory(f"results/activations/{MODEL}/acts.zarr"),
     log:
@@ -19,6 +19,7 @@ rule dump_activations:
         mem_mb=scaled(8000, 64),
         runtime=scaled(20, 0.3),
         gpu=GPU,
+        gpu_slots=GPU,
     conda:
         "../envs/torch.yaml"
     threads: 1

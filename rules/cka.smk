@@ -3,7 +3,7 @@
 rule cka_within:
     input:
         acts=f"results/activations/{MODEL}/acts.zarr",
-        lib=library("activations.py", "cka.py", "blocks.py"),
+        lib=library("activations.py", "cka.py", "blocks.py", "devices.py"),
     output:
         cka=f"results/cka/within/{MODEL}.nc",
         **({"pca": f"results/widedeep/pca/{MODEL}.nc"} if "pca" in WIDE_DEEP["analyses"] else {}),
@@ -30,7 +30,7 @@ rule cka_across:
     input:
         a=lambda w: f"results/activations/{model_path_of(w.a)}/acts.zarr",
         b=lambda w: f"results/activations/{model_path_of(w.b)}/acts.zarr",
-        lib=library("activations.py", "cka.py"),
+        lib=library("activations.py", "cka.py", "devices.py"),
     output:
         "results/cka/across/{a}__{b}.nc",
     wildcard_constraints:
@@ -59,7 +59,7 @@ if len(SEED_PAIRS) > 0:
     rule cka_across_seeds:
         input:
             acts=expand(f"results/activations/{ARCH}/s{{seed}}/acts.zarr", seed=SEEDS, allow_missing=True),
-            lib=library("activations.py", "cka.py"),
+            lib=library("activations.py", "cka.py", "devices.py"),
         output:
             [across_seeds_file(s1, s2) for s1, s2 in SEED_PAIRS],
         log:

@@ -7,7 +7,7 @@ ENSEMBLE_TRAINING = {k: ENSEMBLES[k] for k in ("epochs", "batch_size", "lr", "we
 rule ensembles_methods:
     input:
         unpack(ensembles_inputs),
-        lib=library("data.py", "models.py", "ensembles.py"),
+        lib=library("data.py", "models.py", "ensembles.py", "devices.py"),
     output:
         "results/ensembles/{data}-{regime}.nc",
     log:
@@ -34,7 +34,7 @@ rule ensembles_methods:
 rule ensembles_dropping:
     input:
         unpack(ensembles_inputs),
-        lib=library("data.py", "models.py", "ensembles.py"),
+        lib=library("data.py", "models.py", "ensembles.py", "devices.py"),
     output:
         "results/ensembles/{data}-dropping.nc",
     log:

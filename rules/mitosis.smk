@@ -6,7 +6,7 @@ rule train_mitosis_model:
     input:
         subset=lambda w: f"results/data/{w.dataset}/train-n{w.n}-s{config['subset_seed']}.npz",
         full="results/data/{dataset}/full.npz",
-        lib=library("data.py", "models.py", "train.py"),
+        lib=library("data.py", "models.py", "train.py", "devices.py"),
     output:
         model=f"results/mitosis/models/{MITOSIS_MODEL}/model.pt",
         metrics=f"results/mitosis/models/{MITOSIS_MODEL}/metrics.json",
@@ -23,6 +23,7 @@ rule train_mitosis_model:
         mem_mb=scaled(8000),
         runtime=scaled(60),
         gpu=GPU,
+        gpu_slots=GPU,
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -35,11 +36,13 @@ rule mitosis_features:
         model=f"results/mitosis/models/{MITOSIS_MODEL}/model.pt",
         full="results/data/{dataset}/full.npz",
         subset=lambda w: f"results/data/{w.dataset}/train-n{w.n}-s{config['subset_seed']}.npz",
-        lib=library("data.py", "models.py", "train.py", "activations.py", "mitosis.py"),
+        lib=library("data.py", "models.py", "train.py", "activations.py", "mitosis.py", "devices.py"),
     output:
         f"results/mitosis/features/{MITOSIS_MODEL}.npz",
     log:
         f"results/logs/mitosis/features/{MITOSIS_MODEL}.log",
+    params:
+        device=config["device"],
     wildcard_constraints:
         regime="converged|early",
     benchmark:
@@ -48,6 +51,7 @@ rule mitosis_features:
         mem_mb=scaled(8000),
         runtime=scaled(15),
         gpu=GPU,
+        gpu_slots=GPU,
     conda:
         "../envs/torch.yaml"
     threads: 1

@@ -2,7 +2,7 @@ rule train_model:
     input:
         subset=lambda w: f"results/data/{w.dataset}/train-n{w.n}-s{config['subset_seed']}.npz",
         full="results/data/{dataset}/full.npz",
-        lib=library("data.py", "models.py", "train.py"),
+        lib=library("data.py", "models.py", "train.py", "devices.py"),
     output:
         model=f"results/models/{MODEL}/model.pt",
         metrics=f"results/models/{MODEL}/metrics.json",
@@ -18,6 +18,7 @@ rule train_model:
         mem_mb=scaled(16000),
         runtime=train_runtime,
         gpu=GPU,
+        gpu_slots=GPU,
     conda:
         "../envs/torch.yaml"
     threads: config["threads"]["train"]

@@ -6,7 +6,7 @@ rule block_table:
     input:
         within=[f"results/cka/within/{m}.nc" for m in models()],
         across=[across_file(p) for p in across_seed_pairs()],
-        lib=library("cka.py", "blocks.py"),
+        lib=library("cka.py", "blocks.py", "devices.py"),
     output:
         "results/widedeep/blocks.csv",
     log:
@@ -36,7 +36,7 @@ rule evaluate_model:
         model=f"results/models/{MODEL}/model.pt",
         full="results/data/{dataset}/full.npz",
         subset=lambda w: f"results/data/{w.dataset}/train-n{w.n}-s{config['subset_seed']}.npz",
-        lib=library("data.py", "models.py", "train.py", "activations.py", "cka.py", "probes.py", "errors.py"),
+        lib=library("data.py", "models.py", "train.py", "activations.py", "cka.py", "probes.py", "errors.py", "devices.py"),
     output:
         probes=f"results/widedeep/probes/{MODEL}.nc",
         pruning=f"results/widedeep/pruning/{MODEL}.nc",
@@ -53,6 +53,7 @@ rule evaluate_model:
         mem_mb=scaled(16000, 64),
         runtime=scaled(30, 1),
         gpu=GPU,
+        gpu_slots=GPU,
     conda:
         "../envs/torch.yaml"
     threads: config["threads"]["train"]
@@ -121,7 +122,7 @@ rule figure_cka_data_grid:
 rule figure_widedeep:
     input:
         unpack(widedeep_figure_inputs),
-        lib=library("plots.py", "cka.py", "blocks.py"),
+        lib=library("plots.py", "cka.py", "blocks.py", "devices.py"),
     output:
         png=report(
             "results/figures/widedeep_{figure}.png",

@@ -1,8 +1,10 @@
 import sys
 
 from repatlas.activations import dump_from_checkpoint
+from repatlas.devices import job_device
 
 sys.stderr = open(snakemake.log[0], "w")
+device = job_device(snakemake.params.device, snakemake.log[0])  # one line and exit 1 if absent here
 layers = dump_from_checkpoint(
     snakemake.input.model,
     snakemake.input.full,
@@ -11,7 +13,7 @@ layers = dump_from_checkpoint(
     batch_size=snakemake.params.batch_size,
     dtype=snakemake.params.dtype,
     compressor=snakemake.params.compressor,
-    device=snakemake.params.device,
+    device=device,
     threads=snakemake.threads,
 )
 print(f"stored layers: {layers}", file=sys.stderr)
