@@ -193,6 +193,55 @@ def test_float32_accurate_on_both_sides_of_the_centring_switch(offset):
     assert mb.compute()[0, 1] == pytest.approx(exact, abs=2e-6)
 
 
+@pytest.mark.parametrize("offset", [0.0, 3.0, 100.0])
+def test_always_centred_route_matches_textbook(offset):
+    """centre="always" (the GPU route: no value read back per batch) agrees with the float64
+    textbook CKA as closely as the adaptive CPU route, with and without a large offset."""
+    rng = np.random.default_rng(11)
+    n = 128
+    z = rng.normal(size=(n, 8))
+    x = np.maximum(z @ rng.normal(size=(8, 900)), 0) + offset
+    y = np.tanh(z @ rng.normal(size=(8, 300))) + 0.2 * rng.normal(size=(n, 300)) + offset
+    exact = textbook_cka(x, y, hsic1)
+    acts = [torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.float32))]
+    mb = cka.MinibatchCKA(2)
+    mb.add_grams(cka.ucentred_grams(acts, centre="always"))
+    assert mb.compute()[0, 1] == pytest.approx(exact, abs=2e-6)
+    with pytest.raises(ValueError, match="centre must be one of"):
+        cka.ucentred_grams(acts, centre="never")
+
+
+def test_always_centred_route_reports_nan_at_compute():
+    rng = np.random.default_rng(7)
+    bad = rng.normal(size=(10, 3)).astype(np.float32)
+    bad[2, 1] = np.nan
+    mb = cka.MinibatchCKA(2, names_a=["conv", "fc"])
+    mb.add_grams(cka.ucentred_grams([rng.normal(size=(10, 3)), bad], centre="always"))  # no host read here
+    with pytest.raises(ValueError, match=r"\['fc'\] contain NaN"):
+        mb.compute()
+
+
+def test_ucentre_of_a_stack_centres_each_matrix():
+    rng = np.random.default_rng(3)
+    grams = [(lambda a: a @ a.T)(rng.normal(size=(9, 4))) for _ in range(3)]
+    stacked = cka.ucentre(torch.from_numpy(np.stack(grams)))
+    for g, u in zip(grams, stacked):
+        np.testing.assert_allclose(u.numpy(), cka.ucentre(g), rtol=1e-12, atol=1e-12)
+
+
+def test_accumulators_follow_the_terms_device_and_dtype():
+    """The accumulators are created where the first terms live (a CUDA model's Grams stay on its
+    GPU), in float64, and later terms are brought to them."""
+    terms = torch.ones(2, 2, dtype=torch.float32, device="meta")
+    mb = cka.MinibatchCKA(2)
+    mb.add(terms, terms[0])
+    assert mb.cross.device.type == "meta" and mb.cross.dtype == torch.float64
+    pinned = cka.MinibatchCKA(2, device="cpu")
+    pinned.add(torch.eye(2), torch.ones(2))
+    pinned.add(np.eye(2), np.ones(2))
+    assert pinned.cross.device.type == "cpu" and pinned.batches == 2
+
+
 def test_cross_model_equals_joint_accumulation():
     rng = np.random.default_rng(6)
     a = [rng.normal(size=(90, p)) for p in (5, 12, 7)]
