@@ -44,6 +44,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, jvp
 
+from repatlas.devices import resolve_device
+
 DEFAULT_TEMPERATURE = 4.0
 DEFAULT_ALPHA = 0.9
 METHODS = ("single", "ensemble", "kd", "self_kd", "average")
@@ -241,9 +243,8 @@ def predict_logits(model: nn.Module, x, *, batch_size: int = 1024) -> np.ndarray
     model.eval()
     dev = _model_device(model)
     x = _to_tensor(x)
-    return np.concatenate(
-        [model(x[i : i + batch_size].to(dev)).double().cpu().numpy() for i in range(0, len(x), batch_size)]
-    )
+    logits = [model(x[i : i + batch_size].to(dev)).double() for i in range(0, len(x), batch_size)]
+    return torch.cat(logits).cpu().numpy()  # one read back to the host
 
 
 def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -315,15 +316,17 @@ def train_classifier(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     )
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    gen = torch.Generator(device="cpu").manual_seed(seed)  # the same batch order on every device
     history = []
     cuda_ids = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda_ids):
         torch.manual_seed(seed)
         for epoch in range(1, epochs + 1):
             model.train()
-            order = torch.randperm(n, generator=gen).to(dev)
-            loss_sum, correct = 0.0, 0
+            order = torch.randperm(n, generator=gen, device="cpu").to(dev)
+            # summed on the device and read once per epoch: no step waits for the device
+            loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+            correct = torch.zeros((), dtype=torch.long, device=dev)
             for i in range(0, n, batch_size):
                 idx = order[i : i + batch_size]
                 xb, yb = x_t[idx], y_t[idx]
@@ -339,13 +342,13 @@ def train_classifier(
                 loss.backward()
                 opt.step()
                 sched.step()
-                loss_sum += loss.item() * len(idx)
-                correct += int((out.argmax(1) == yb).sum())
+                loss_sum += loss.detach().double() * len(idx)
+                correct += (out.argmax(1) == yb).sum()
             record = {
                 "epoch": epoch,
                 "lr": opt.param_groups[0]["lr"],
-                "train_loss": loss_sum / n,
-                "train_acc": correct / n,
+                "train_loss": loss_sum.item() / n,
+                "train_acc": correct.item() / n,
             }
             if not math.isfinite(record["train_loss"]):
                 raise FloatingPointError(f"training loss is {record['train_loss']} at epoch {epoch}")
@@ -385,7 +388,7 @@ def _prepare_jvp() -> None:
     if not _JVP_READY:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=DeprecationWarning)
-            jvp(torch.sin, (torch.zeros(1),), (torch.ones(1),))
+            jvp(torch.sin, (torch.zeros(1, device="cpu"),), (torch.ones(1, device="cpu"),))
         _JVP_READY = True
 
 
@@ -615,8 +618,8 @@ class DropUnits:
         if self.mask is None or self.mask.shape[0] != units:
             rng = np.random.default_rng(self.seed)
             self.dropped = np.sort(rng.permutation(units)[: int(round(self.fraction * units))])
-            mask = torch.ones(units)
-            mask[torch.as_tensor(self.dropped, dtype=torch.long)] = 0
+            mask = torch.ones(units, device=output.device)
+            mask[torch.as_tensor(self.dropped, dtype=torch.long, device=output.device)] = 0
             self.mask = mask
         shape = (1, units) + (1,) * (output.ndim - 2)
         return output * self.mask.to(output.device, output.dtype).view(shape)
@@ -728,7 +731,7 @@ def compare_methods(
 
     if regime not in REGIMES:
         raise ValueError(f"regime must be one of {REGIMES}; got {regime!r}")
-    dev = torch.device(device)
+    dev = resolve_device(device)
     log = log or (lambda s: None)
     kd_epochs = epochs if kd_epochs is None else kd_epochs
     opt = dict(batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -832,7 +835,7 @@ def methods_study(x_train, y_train, x_test, y_test, *, regime: str, width: int =
 
 
 def dropping_study(x_train, y_train, x_test, y_test, *, fractions, width: int = 64, depth: int = 1,
-                   n_seeds: int = 5, seed: int = 0, **options):
+                   n_seeds: int = 5, seed: int = 0, device: str = "cpu", **options):
     """Train n_seeds MLPs, zero a random fraction of the last hidden layer's units, and compare
     the members' accuracy with their ensemble's (the multi-view explanation of ensembling)."""
     import xarray as xr
@@ -841,7 +844,7 @@ def dropping_study(x_train, y_train, x_test, y_test, *, fractions, width: int = 
     factory = _mlp_factory(np.shape(x_train)[1:], n_classes, width, depth)
     models = []
     for i in range(n_seeds):
-        model = _build(factory, seed + i, "feature")
+        model = _build(factory, seed + i, "feature").to(resolve_device(device))
         train_classifier(model, _to_tensor(x_train), np.asarray(y_train), seed=seed + i, **options)
         models.append(model)
     layer = f"layer{depth}"

@@ -132,7 +132,8 @@ def _forward(params: list[torch.Tensor], x: torch.Tensor, activation: str, varia
     return torch.baddbmm(bo.unsqueeze(1), h, Wo).squeeze(-1)
 
 
-def _evaluate(base: list[list[np.ndarray]], scales: np.ndarray, R: int, activation: str, variant: str, depth: int) -> np.ndarray:
+def _evaluate(base: list[list[np.ndarray]], scales: np.ndarray, R: int, activation: str, variant: str, depth: int,
+              device=None) -> np.ndarray:
     """Values (B, R, R) of networks with parameters ``scales[b] * base[b]`` on ``grid(R)``.
 
     Runs in float32; a network whose output is not finite (overflow for huge scales and
@@ -148,12 +149,12 @@ def _evaluate(base: list[list[np.ndarray]], scales: np.ndarray, R: int, activati
     with torch.no_grad():
         for b in range(B):
             for dtype in (torch.float32, torch.float64):
-                params = [torch.as_tensor(a, dtype=dtype)[None] * float(scales[b]) for a in base[b]]
-                x = torch.as_tensor(pts, dtype=dtype)
+                params = [torch.as_tensor(a, dtype=dtype, device=device)[None] * float(scales[b]) for a in base[b]]
+                x = torch.as_tensor(pts, dtype=dtype, device=device)
                 y = torch.cat([_forward(params, x[p0 : p0 + pt_chunk], activation, variant, depth) for p0 in range(0, R * R, pt_chunk)], dim=1)
                 if bool(torch.isfinite(y).all()):
                     break
-            out[b] = y[0].double().numpy()
+            out[b] = y[0].double().cpu().numpy()
     return out.reshape(B, R, R)
 
 
@@ -168,6 +169,7 @@ def random_mlp_values(
     seed: int = 0,
     n_functions: int = 1,
     torch_threads: int | None = 1,
+    device=None,
 ) -> np.ndarray:
     """Values ``(n_functions, R, R)`` of random MLPs on ``grid(R)`` (``values[:, i, j] = f(x_i, y_j)``).
 
@@ -177,11 +179,12 @@ def random_mlp_values(
     layers; "gating" ``h <- phi(W h + b) * sigmoid(W' h + b')`` on every hidden layer. Network
     ``j`` is seeded from ``(seed, j, depth, width, variant)`` only (module docstring).
     ``torch_threads``: intra-op threads during the call (None = torch's current setting).
+    ``device``: where the networks run (default the CPU); values come back as numpy either way.
     """
     _check(activation, variant, depth, width)
     base = [_base_params(seed, j, depth, width, variant) for j in range(n_functions)]
     with pinned_threads(torch_threads):
-        return _evaluate(base, np.full(n_functions, float(scale)), R, activation, variant, depth)
+        return _evaluate(base, np.full(n_functions, float(scale)), R, activation, variant, depth, device)
 
 
 # -------------------------------------------------------------------- unbiased reference
