@@ -1,9 +1,11 @@
 """One training loop for every classifier: SGD + momentum, cosine schedule, crop/flip on-device.
 
-The whole (small) dataset lives on the device as one tensor; augmentation is a few tensor ops
-on the batch, and batches come from a seeded `torch.randperm`, so a run is a pure function of
-(model init seed, data, config) on CPU. On CUDA the same loop adds bf16 autocast and
-channels_last; `TrainConfig.compile` adds torch.compile on any device.
+The whole (small) dataset lives on the device as one tensor; each epoch's shuffled, augmented
+copy is made by one gather (so the device holds the dataset twice), batches are slices of it, and
+order and augmentation come from a seeded CPU generator, so a run is a pure function of (model
+init seed, data, config) on CPU and sees the same batches on every device. Nothing in a step
+reads a value back to the host. On CUDA the same loop adds bf16 autocast and channels_last;
+`TrainConfig.compile` adds torch.compile on any device (and CUDA graphs with "reduce-overhead").
 
 Training is resumable. Given a `checkpoint` path, `train` saves its whole state at the end of every
 epoch (weights, optimizer, schedule, the generator behind batch order and augmentation, the global
