@@ -90,17 +90,19 @@ if [ $MODE = gpu ]; then
   TRAIN1=(--device cuda --widths 1 --images 5000 --epochs 3 --rounds 2 --compile reduce-overhead)
   TRAIN8=(--device cuda --widths 8 --images 5000 --epochs 3 --rounds 1)
   SLOTS=(--device cuda --slots 1 2 4 8 --images 5000 --epochs 3)
-  STUDY=(--config device=cuda "data_dir=$DATA")
+  STUDY=(--configfile "$ROOT/configs/gpu-check.yaml" --config device=cuda "data_dir=$DATA")
 else
   DEV=cpu
   CKA1=(--device cpu --examples 256 --batch-size 64 --skip-streaming --skip-torch-cka --threads 1 --width 1)
   CKA4=(--device cpu --examples 128 --batch-size 64 --skip-streaming --skip-torch-cka --threads 1 --width 2)
-  TRAIN1=(--device cpu --threads 1 --widths 1 --images 256 --test-images 64 --epochs 2 --rounds 1 --compile reduce-overhead)
+  # (no --compile: inductor needs minutes on a busy CPU; tests/test_train.py covers the modes)
+  TRAIN1=(--device cpu --threads 1 --widths 1 --images 256 --test-images 64 --epochs 2 --rounds 1)
   TRAIN8=(--device cpu --threads 1 --widths 2 --images 128 --test-images 64 --epochs 2 --rounds 1)
   SLOTS=(--device cpu --slots 1 2 --images 128 --epochs 1)
-  STUDY=(--config device=cpu "data_dir=$DATA" "grid={arch: resnet, depth: [8], width: [1, 2], n: [200], seed: [0, 1]}"
-         "train={epochs: 1, batch_size: 50, eval_every: 1}" probe_size=100 "wide_deep={probes: {epochs: 1}}"
-         "activations={batch_size: 50}" "cka={batch_size: 50}")
+  printf '%s\n' "probe_size: 100" "grid: {arch: resnet, depth: [8], width: [1, 2], n: [200], seed: [0, 1]}" \
+    "train: {epochs: 1, eval_every: 1, batch_size: 50}" "activations: {batch_size: 50}" "cka: {batch_size: 50}" \
+    "wide_deep: {probes: {epochs: 1}}" > "$WORK/tiny.yaml"  # merged over configs/gpu-check.yaml
+  STUDY=(--configfile "$ROOT/configs/gpu-check.yaml" "$WORK/tiny.yaml" --config device=cpu "data_dir=$DATA")
 fi
 
 # ----------------------------------------------------------------------------- stages
@@ -118,7 +120,7 @@ cat "$OUT/train_bench.log" "$OUT/train_bench_wide.log" 2> /dev/null >> "$SUMMARY
 stage slots_bench 75 "$PY" bench/gpu_slots_bench.py "${SLOTS[@]}" --json "$OUT/slots_bench.json"
 cat "$OUT/slots_bench.log" >> "$SUMMARY" 2> /dev/null
 
-stage study 160 "$PY" -m snakemake --snakefile "$ROOT/Snakefile" --directory "$WORK" --configfile "$ROOT/configs/gpu-check.yaml" \
+stage study 160 "$PY" -m snakemake --snakefile "$ROOT/Snakefile" --directory "$WORK" \
   --cores all --resources gpu_slots=4 --scheduler greedy --keep-going --nolock "${STUDY[@]}"
 grep -E "steps \([0-9]+%\) done|^Error|config key|Exiting|Complete log" "$OUT/study.log" | tail -n 8 >> "$SUMMARY"
 if [ -d "$WORK/results" ]; then

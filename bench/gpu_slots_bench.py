@@ -113,9 +113,9 @@ def main() -> None:
 
     dev = resolve_device(args.device)
     args.device = str(dev)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({args.threads} thread(s) per job)"
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{args.threads} thread(s) per job"
     slots = sorted(set([1, *args.slots]))
-    print(f"device: {dev} {name}; ResNet-20 {args.width}x, batch {args.batch_size}, {args.images} images x "
+    print(f"device: {dev} ({name}); ResNet-20 {args.width}x, batch {args.batch_size}, {args.images} images x "
           f"{args.epochs} epochs per job, compile={args.compile or False}; torch {torch.__version__}")
     print(f"{'jobs':>5}{'aggregate img/s':>17}{'vs 1 job':>10}{'per job img/s':>15}{'window s':>10}")
     rows = []

@@ -153,7 +153,7 @@ def ucentred_grams(acts: Sequence, names: Sequence[str] | None = None, *, centre
 # pipeline once per layer and batch: there every layer is centred (`_gram`'s centre="always"),
 # and NaN/Inf surface when the CKA is computed (MinibatchCKA.compute) instead of per batch.
 MAX_OFFSET_RATIO = 8.0
-CENTRE_MODES = ("auto", "always")
+CENTRE_MODES = ("auto", "always", "never")
 
 
 def _default_centre(device: torch.device) -> str:
@@ -165,7 +165,8 @@ def _gram(a: torch.Tensor, name: str, centre: str | None = None) -> torch.Tensor
 
     centre="auto" (default on the CPU) centres the features explicitly only where precision
     needs it, and raises at once for NaN/Inf; "always" (default elsewhere) centres every layer
-    and never reads a value back to the host.
+    and never reads a value back to the host; "never" is the plain product, for callers that
+    have checked the offset themselves (`_GramCapture`).
     """
     if not a.is_floating_point() or a.dtype in (torch.float16, torch.bfloat16):
         a = a.float()  # half-precision stores: multiply in float32
@@ -174,6 +175,8 @@ def _gram(a: torch.Tensor, name: str, centre: str | None = None) -> torch.Tensor
         # any per-feature shift leaves U-centred HSIC unchanged: the float32 mean removes the offset
         centred = a - a.mean(0, keepdim=True)
         return centred @ centred.T
+    if centre == "never":
+        return a @ a.T
     if centre != "auto":
         raise ValueError(f"centre must be one of {CENTRE_MODES}; got {centre!r}")
     gram = a @ a.T
@@ -472,23 +475,75 @@ def cka_stores_to_file(path_a, out_path, path_b=None, **options) -> None:
 # ----------------------------------------------------------------------------- models in memory
 
 
-def _gram_capture(model, layers):
-    """Hooks that keep only each named module's (b × b) Gram, never its activations, so memory
-    does not grow with width; repeated calls of a module stay separate (`name@1`, ...)."""
-    from repatlas.activations import LayerCapture
+def _offset_ratios(grams: torch.Tensor) -> torch.Tensor:
+    """tr(K) / tr(HKH) of each Gram in a float64 (layers, b, b) stack (inf where tr(HKH) <= 0)."""
+    total = grams.diagonal(dim1=-2, dim2=-1).sum(-1)
+    centred_total = total - grams.sum((-2, -1)) / grams.shape[-1]
+    return torch.where(centred_total > 0, total / centred_total, torch.full_like(total, float("inf")))
 
-    def gram(name, output):
+
+class _GramCapture:
+    """Hooks that keep only each named module's (b × b) Gram, never its activations, so memory
+    does not grow with width; repeated calls of a module stay separate (`name@1`, ...).
+
+    Which layers are centred before their Gram product (see MAX_OFFSET_RATIO) is decided once,
+    from the first batch (one host read per layer): uncentred while the offset ratio is at most
+    half of MAX_OFFSET_RATIO, typical of ReLU outputs, so the GPU does only the Gram GEMM; the
+    others are centred. Later batches read nothing back: the uncentred layers' ratios are
+    tracked on the device, and `exceeded()` (one read, at the end) names any layer whose ratio
+    passed MAX_OFFSET_RATIO in some batch, for `cka_heatmap` to redo it centred.
+    """
+
+    def __init__(self, model, layers, centred=()):
+        from repatlas.activations import LayerCapture
+
+        self.centred = {name: True for name in centred}
+        self.calls: dict[str, int] = {}
+        self.worst = None  # running max offset ratio of each uncentred layer, on the device
+        self.names = self.uncentred = None
+        self.capture = LayerCapture(model, layers, transform=self._gram)
+
+    def _gram(self, name, output):
         if len(output) < MIN_BATCH:
             raise ValueError(f"minibatch CKA needs batches of at least {MIN_BATCH} examples; got {len(output)}")
-        return _gram(output.flatten(1) if output.ndim > 1 else output[:, None], name)
+        k = self.calls.get(name, 0)
+        self.calls[name] = k + 1
+        key = name if k == 0 else f"{name}@{k}"  # as LayerCapture names repeated calls
+        a = output.flatten(1) if output.ndim > 1 else output[:, None]
+        if self.centred.get(key):
+            return _gram(a, key, "always")
+        gram = _gram(a, key, "never")
+        if key not in self.centred:  # first batch: decide, reading the ratio to the host once
+            g64 = gram.double()
+            finite, ratio = torch.stack([torch.isfinite(g64).all().double(), _offset_ratios(g64[None])[0]]).tolist()
+            if not finite:
+                raise ValueError(f"layer {key!r} contains NaN or Inf (or values too large for {a.dtype})")
+            self.centred[key] = not ratio <= MAX_OFFSET_RATIO / 2
+            if self.centred[key]:
+                return _gram(a, key, "always")
+        return gram
 
-    return LayerCapture(model, layers, transform=gram)
+    def pop(self) -> tuple[list[str], torch.Tensor]:
+        """Names and U-centred Gram stack (layers, b·b) of the batch just run, U-centred in one go."""
+        self.calls.clear()
+        grams = self.capture.pop()
+        names = list(grams)
+        stack = torch.stack(list(grams.values())).double()
+        if names != self.names:  # the first batch (a host-to-device copy: not once per batch)
+            self.names = names
+            self.uncentred = torch.tensor([not self.centred[n] for n in names], device=stack.device)
+        ratios = torch.where(self.uncentred, _offset_ratios(stack), 0.0)
+        self.worst = ratios if self.worst is None else torch.maximum(self.worst, ratios)
+        return names, ucentre(stack).reshape(len(names), -1)
 
+    def exceeded(self) -> list[str]:
+        """Uncentred layers whose offset ratio passed MAX_OFFSET_RATIO in some batch."""
+        if self.worst is None:
+            return []
+        return [n for n, w in zip(self.names, self.worst.tolist()) if w > MAX_OFFSET_RATIO]
 
-def _pop_grams(capture) -> tuple[list[str], torch.Tensor]:
-    """Names and U-centred Gram stack (layers, b·b) of the batch just run: U-centred in one go."""
-    grams = capture.pop()
-    return list(grams), ucentre(torch.stack(list(grams.values())).double()).reshape(len(grams), -1)
+    def close(self) -> None:
+        self.capture.close()
 
 
 def _default_layers(model) -> list[str]:
@@ -527,12 +582,24 @@ def cka_heatmap(
     x = torch.as_tensor(inputs)
     if len(x) < MIN_BATCH:
         raise ValueError(f"inputs must hold at least {MIN_BATCH} examples; got {len(x)}")
-    device = module_device(model_a)
-    x = x.to(device)
-    hooks_a = _gram_capture(model_a, list(layers_a) if layers_a else _default_layers(model_a))
-    hooks_b = None
-    if model_b is not None:
-        hooks_b = _gram_capture(model_b, list(layers_b) if layers_b else _default_layers(model_b))
+    x = x.to(module_device(model_a))
+    layers_a = list(layers_a) if layers_a else _default_layers(model_a)
+    layers_b = None if model_b is None else (list(layers_b) if layers_b else _default_layers(model_b))
+    acc, redo_a, redo_b = _heatmap(model_a, model_b, x, layers_a, layers_b, batch_size, epochs, seed, (), ())
+    matrix = acc.compute()  # NaN/Inf and constant layers are reported before any redo
+    if redo_a or redo_b:  # a layer's offset grew past the first batch's: redo with it centred
+        acc, *_ = _heatmap(model_a, model_b, x, layers_a, layers_b, batch_size, epochs, seed, redo_a, redo_b)
+        matrix = acc.compute()
+    names_b = acc.names_a if model_b is None else acc.names_b
+    return as_dataarray(matrix, acc.names_a, names_b, batch_size=batch_size,
+                        epochs=epochs, seed=seed,
+                        estimator="minibatch linear CKA, unbiased HSIC (U-centred)")
+
+
+def _heatmap(model_a, model_b, x, layers_a, layers_b, batch_size, epochs, seed, centred_a, centred_b):
+    """One minibatch-CKA pass of `cka_heatmap`: (accumulator, layers of a and b to redo centred)."""
+    hooks_a = _GramCapture(model_a, layers_a, centred_a)
+    hooks_b = None if model_b is None else _GramCapture(model_b, layers_b, centred_b)
     was_training = [m.training for m in (model_a, model_b) if m is not None]
     model_a.eval()
     if model_b is not None:
@@ -542,30 +609,27 @@ def cka_heatmap(
     acc = None
     try:
         for _ in range(epochs):
-            order = torch.randperm(len(x), generator=gen, device="cpu").to(device)
+            order = torch.randperm(len(x), generator=gen, device="cpu").to(x.device)
             for s in range(0, len(x), batch_size):
                 idx = order[s : s + batch_size]
                 if len(idx) < MIN_BATCH:
                     continue
                 model_a(x[idx])
-                names_a, ga = _pop_grams(hooks_a)
+                names_a, ga = hooks_a.pop()
                 if hooks_b is not None:
                     model_b(x[idx])
-                    names_b, gb = _pop_grams(hooks_b)
+                    names_b, gb = hooks_b.pop()
                 if acc is None:
                     acc = MinibatchCKA(len(names_a), None if hooks_b is None else len(names_b),
                                        names_a=names_a, names_b=None if hooks_b is None else names_b)
                 acc.add_grams(ga, None if hooks_b is None else gb)
+        return acc, hooks_a.exceeded(), [] if hooks_b is None else hooks_b.exceeded()
     finally:
         hooks_a.close()
         if hooks_b is not None:
             hooks_b.close()
         for m, mode in zip((model_a, model_b), was_training):
             m.train(mode)
-    names_b = acc.names_a if hooks_b is None else acc.names_b
-    return as_dataarray(acc.compute().copy(), acc.names_a, names_b, batch_size=batch_size,
-                        epochs=epochs, seed=seed,
-                        estimator="minibatch linear CKA, unbiased HSIC (U-centred)")
 
 
 # ----------------------------------------------------------------------------- block structure
