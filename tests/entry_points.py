@@ -51,7 +51,7 @@ def minibatch_cka(device):
     return {"cka": mb.compute()}
 
 
-def dump_activations(device, tmp_path=None):
+def dump_activations(device):
     import tempfile
 
     import zarr

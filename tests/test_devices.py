@@ -161,7 +161,7 @@ TRAIN = "results/models/digits-n60/resnet-d{}-w{}/s{}/metrics.json"
 
 
 def snakemake(workdir, *args, timeout=600):
-    cmd = [sys.executable, "-m", "snakemake", "--configfile", TINY, *args]
+    cmd = [sys.executable, "-m", "snakemake", *args, "--configfile", TINY]  # last: it takes several values
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
 
 
