@@ -79,6 +79,34 @@ def test_entry_point_makes_every_tensor_on_its_inputs_device(name):
     assert_same(got, expected)
 
 
+def test_streamed_cka_makes_no_tensor_on_the_default_device(tmp_path):
+    """cka_from_stores reads zarr stores on the CPU (it moves nothing to a device); it too makes
+    every tensor explicitly. Its windows run in Dask worker threads, where a torch function mode
+    (thread-local) does not reach: the window function is also run under the guard directly."""
+    from repatlas import activations
+
+    torch.manual_seed(0)
+    model = models.resnet(8, 1, in_channels=1, n_classes=3)
+    images = (np.arange(48 * 64).reshape(48, 1, 8, 8) % 251).astype(np.uint8)
+    store = tmp_path / "acts.zarr"
+    activations.dump_activations(model, images, np.zeros(48), np.arange(48), store, mean=[0.5], std=[0.25],
+                                 layers=["stem", "block1", "pool"], batch_size=16)
+    expected = cka.cka_from_stores(store, batch_size=16, epochs=2, threads=1)
+    with BareConstructors(LIBRARY) as guard:
+        got = cka.cka_from_stores(store, batch_size=16, epochs=2, threads=1)
+    assert guard.redirected == []
+    np.testing.assert_array_equal(got.values, expected.values)
+    arrays = list(activations.layer_arrays(store).values())
+    batches = [np.arange(0, 16), np.arange(16, 32)]
+    names = ["stem", "block1", "pool"]
+    expected = cka._window_terms(arrays, None, batches, names, None)
+    with BareConstructors(LIBRARY) as guard:
+        got = cka._window_terms(arrays, None, batches, names, None)
+    assert guard.redirected == []
+    for a, b in zip(got[:3], expected[:3]):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 # ----------------------------------------------------------------------------- host syncs
 
 

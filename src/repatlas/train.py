@@ -203,7 +203,7 @@ def train(
                 for record in history:
                     log(_epoch_line(record, config.epochs) + " (restored)")
 
-    forward, graphs = _compiled(model, config.compile)
+    forward, graphs = _compiled(model, config.compile, dev)
     bar = tqdm(total=total_steps, initial=done * steps_per_epoch, disable=not progress,
                desc="train", unit="step", leave=False)
     for epoch in range(done + 1, config.epochs + 1):
@@ -263,7 +263,7 @@ def train(
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
-def _compiled(model: nn.Module, setting) -> tuple[Callable, bool]:
+def _compiled(model: nn.Module, setting, dev: torch.device) -> tuple[Callable, bool]:
     """(the forward to train with, whether it replays CUDA graphs) for `TrainConfig.compile`.
 
     False: the module itself. True or "default": torch.compile. "reduce-overhead" (and
@@ -275,7 +275,7 @@ def _compiled(model: nn.Module, setting) -> tuple[Callable, bool]:
     mode = "default" if setting is True else setting
     if mode not in COMPILE_MODES:
         raise ValueError(f"compile must be false, true or one of {', '.join(COMPILE_MODES)}; got {setting!r}")
-    graphs = mode in ("reduce-overhead", "max-autotune") and next(model.parameters()).is_cuda
+    graphs = mode in ("reduce-overhead", "max-autotune") and dev.type == "cuda"
     return torch.compile(model, mode=None if mode == "default" else mode), graphs
 
 
