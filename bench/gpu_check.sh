@@ -6,8 +6,9 @@
 #   4. bench/gpu_slots_bench.py (k concurrent training jobs vs one),
 #   5. configs/gpu-check.yaml, a small Fashion-MNIST study, with --resources gpu_slots=4.
 # Each stage has its own time limit and the whole run stops within 8 minutes (the stages after
-# a deadline are skipped, and say so). Output, all small, under OUT: summary.txt (what to read
-# first), one log per stage, study.tar.gz (figures, csv/nc/json/tsv results and logs; no zarr, no .pt).
+# a deadline are skipped, and say so). Output, three small files under OUT (a remote runner may
+# return only a few): summary.txt (read it first), logs.tar (one log per stage, appended as each
+# ends), study.tar.gz (figures, csv/nc/json/tsv results and logs; no zarr, no .pt).
 #
 # Usage (repository root or anywhere):
 #   bench/gpu_check.sh OUT [--data DIR] [--cpu]
@@ -46,7 +47,8 @@ SLACK=${GPU_CHECK_SLACK:-$([ $MODE = cpu ] && echo 4 || echo 1)}
 
 say() { echo "$*" | tee -a "$SUMMARY"; }
 
-# stage NAME LIMIT_SECONDS CMD...: run with a time limit (cut to the time left), log to OUT/NAME.log
+# stage NAME LIMIT_SECONDS CMD...: run with a time limit (cut to the time left), log to LOGS/NAME.log,
+# then appended to OUT/logs.tar
 stage() {
   local name=$1 limit=$(($2 * SLACK)) t0 left rc
   shift 2
@@ -54,12 +56,13 @@ stage() {
   left=$((DEADLINE - t0 - 20))
   [ $limit -gt $left ] && limit=$left
   if [ $limit -lt 10 ]; then
-    say "== $name: SKIPPED, the 8-minute budget is spent"
+    say "== $name: SKIPPED, the time budget (GPU_CHECK_SECONDS, default 480 s) is spent"
     return 0
   fi
   say "== $name (limit ${limit}s): $*"
-  timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
+  timeout --kill-after=10 "$limit" "$@" > "$LOGS/$name.log" 2>&1
   rc=$?
+  tar -C "$LOGS" -rf "$OUT/logs.tar" "$name.log"
   say "== $name: exit $rc$([ $rc = 124 ] && echo ' (TIMED OUT)') after $(($(date +%s) - t0)) s"
 }
 
@@ -67,16 +70,19 @@ stage() {
 export PYTHONPATH=$ROOT/src${PYTHONPATH:+:$PYTHONPATH}
 if compgen -G "$ROOT/.whl/*.whl" > /dev/null; then
   SITE=$(mktemp -d)
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$ROOT"/.whl/*.whl > "$OUT/setup.log" 2>&1 \
-    || say "wheel install failed: see setup.log"
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$ROOT"/.whl/*.whl > "$SITE.log" 2>&1 \
+    || { say "wheel install failed:"; tail -n 5 "$SITE.log" >> "$SUMMARY"; }
   export PYTHONPATH=$SITE:$PYTHONPATH
 fi
 if [ -z "$DATA" ]; then
   DATA=$ROOT/fmnist
   [ -d "$DATA" ] || DATA=/usr/share/datasets/fashion-mnist
 fi
-WORK=$(mktemp -d)  # the study's results (zarr stores, checkpoints) stay out of OUT
-trap 'rm -rf "$WORK" ${SITE:+"$SITE"}' EXIT
+WORK=$(mktemp -d)  # the study's results (zarr stores, checkpoints) and the logs stay out of OUT
+LOGS=$WORK/logs
+mkdir -p "$LOGS"
+rm -f "$OUT/logs.tar"
+trap 'rm -rf "$WORK" ${SITE:+"$SITE" "$SITE.log"}' EXIT
 
 say "gpu_check.sh mode=$MODE commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown) host=$(hostname) $(date -u +%FT%TZ)"
 say "$("$PY" -c 'import sys, torch; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda,
@@ -108,22 +114,23 @@ fi
 
 # ----------------------------------------------------------------------------- stages
 stage gpu_tests 90 "$PY" -m pytest -m gpu -q -p no:cacheprovider tests/test_gpu.py
-tail -n 15 "$OUT/gpu_tests.log" >> "$SUMMARY"
+tail -n 15 "$LOGS/gpu_tests.log" >> "$SUMMARY" 2> /dev/null
 
 stage cka_bench 40 "$PY" bench/cka_bench.py "${CKA1[@]}"
 stage cka_bench_wide 40 "$PY" bench/cka_bench.py "${CKA4[@]}"
-cat "$OUT/cka_bench.log" "$OUT/cka_bench_wide.log" 2> /dev/null | grep -v Warning >> "$SUMMARY"
+cat "$LOGS/cka_bench.log" "$LOGS/cka_bench_wide.log" 2> /dev/null | grep -v Warning >> "$SUMMARY"
 
 stage train_bench 70 "$PY" bench/train_bench.py "${TRAIN1[@]}"
 stage train_bench_wide 45 "$PY" bench/train_bench.py "${TRAIN8[@]}"
-cat "$OUT/train_bench.log" "$OUT/train_bench_wide.log" 2> /dev/null >> "$SUMMARY"
+cat "$LOGS/train_bench.log" "$LOGS/train_bench_wide.log" 2> /dev/null >> "$SUMMARY"
 
-stage slots_bench 60 "$PY" bench/gpu_slots_bench.py "${SLOTS[@]}" --json "$OUT/slots_bench.json"
-cat "$OUT/slots_bench.log" >> "$SUMMARY" 2> /dev/null
+stage slots_bench 60 "$PY" bench/gpu_slots_bench.py "${SLOTS[@]}" --json "$LOGS/slots_bench.json"
+cat "$LOGS/slots_bench.log" >> "$SUMMARY" 2> /dev/null
+[ -f "$LOGS/slots_bench.json" ] && tar -C "$LOGS" -rf "$OUT/logs.tar" slots_bench.json
 
 stage study 150 "$PY" -m snakemake --snakefile "$ROOT/Snakefile" --directory "$WORK" \
   --cores all --resources gpu_slots=4 --scheduler greedy --keep-going --nolock "${STUDY[@]}"
-grep -E "steps \([0-9]+%\) done|^Error|config key|Exiting|Complete log" "$OUT/study.log" | tail -n 8 >> "$SUMMARY"
+grep -E "steps \([0-9]+%\) done|^Error|config key|Exiting|Complete log" "$LOGS/study.log" 2> /dev/null | tail -n 8 >> "$SUMMARY"
 if [ -d "$WORK/results" ]; then
   (cd "$WORK" && find results -type f \( -name '*.png' -o -name '*.pdf' -o -name '*.csv' -o -name '*.nc' \
      -o -name '*.tsv' -o -name '*.json' -o -name '*.log' \) -size -5M | tar -czf "$OUT/study.tar.gz" -T -)
