@@ -5,24 +5,32 @@ CIFAR-shaped random data (uint8 3x32x32, 10 classes), CIFAR ResNet-20 at width 1
 schedule), on whatever device is present (`--device auto`).
 
 * repatlas: `repatlas.train.train` exactly as the train_model rule runs it (after
-  `seed_everything`, i.e. with deterministic algorithms), evaluating on a small test set
-  (`--test-images`) after every epoch as the pipeline does.
+  `seed_everything`, i.e. with deterministic algorithms); its per-epoch `seconds` count training
+  only (the test-set evaluation after each epoch is timed apart, as `eval_seconds`).
+  On CUDA a second row runs it with torch's default non-deterministic algorithms, which the
+  baseline uses, to show what determinism costs there.
 * baseline: the same model, batch size and device, data already standardised on the device; per
   step only forward, cross-entropy, backward and an SGD step (no augmentation, schedule, metrics
   or evaluation; torch's default non-deterministic algorithms). On CUDA it uses the same bf16
   autocast and channels_last as `train`, so the ratio measures the loop's extras, not precision.
+* `--compile MODE` adds a row for `train.compile: MODE` (default, reduce-overhead = CUDA graphs):
+  its first epoch includes the compilation, reported as "compile s" (first epoch − steady epoch).
 
-Epoch times are the fastest epoch after the first (the first includes warm-up; the fastest filters
-out interference from other processes on a shared machine); images/s counts training images only. A ratio below 1 means repatlas is slower than the baseline.
-No timing is asserted.
+The loops run alternately, `--rounds` times each, so that a busy neighbour slows both alike; an
+epoch time is the fastest epoch after the first over all rounds (the first includes warm-up; the
+fastest filters out interference on a shared machine); images/s counts training images only.
+`--clock cpu` (CPU, one thread only) times both loops by the CPU time of the thread doing the
+work, which a loaded machine barely disturbs; the default is wall time.
+A ratio below 1 means repatlas is slower than the baseline. No timing is asserted.
 
 Usage: python bench/train_bench.py [--quick] [--widths 1 8] [--images 5000] [--epochs 3]
-       [--threads N] [--device auto|cpu|cuda]
+       [--rounds 2] [--threads N] [--clock wall|cpu] [--device auto|cpu|cuda] [--compile [MODE]]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import time
 
@@ -54,11 +62,14 @@ def model(width: int, seed: int = 0):
     return build_model("resnet", 20, width, input_shape=list(SHAPE), n_classes=N_CLASSES)
 
 
-def run_repatlas(width, train_data, test_data, cfg: TrainConfig, device) -> list[float]:
+def run_repatlas(width, train_data, test_data, cfg: TrainConfig, device, deterministic=True) -> list[float]:
     seed_everything(cfg.seed)  # as train_to_files does
+    if not deterministic:
+        torch.use_deterministic_algorithms(False)
     net = model(width, cfg.seed)
     history = train(net, train_data, test_data, mean=MEAN, std=STD, config=cfg, device=device,
                     progress=False, log=lambda line: None)
+    EVAL_SECONDS.extend(h.get("eval_seconds", 0.0) for h in history)
     return [h["seconds"] for h in history]
 
 
@@ -77,7 +88,7 @@ def run_baseline(width, train_data, cfg: TrainConfig, device) -> list[float]:
     times = []
     for _ in range(cfg.epochs):
         sync(dev)
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         order = torch.randperm(len(y), generator=gen, device=dev)
         for i in range(0, len(y), cfg.batch_size):
             idx = order[i : i + cfg.batch_size]
@@ -87,8 +98,23 @@ def run_baseline(width, train_data, cfg: TrainConfig, device) -> list[float]:
             loss.backward()
             opt.step()
         sync(dev)
-        times.append(time.perf_counter() - t0)
+        times.append(CLOCK() - t0)
     return times
+
+
+CLOCK = time.perf_counter
+EVAL_SECONDS: list[float] = []  # repatlas's per-epoch evaluation times, reported apart
+
+
+def set_clock(clock) -> None:
+    """Time the baseline and repatlas's epochs (repatlas.train reads time.perf_counter) by `clock`."""
+    global CLOCK
+    import types
+
+    import repatlas.train
+
+    CLOCK = clock
+    repatlas.train.time = types.SimpleNamespace(perf_counter=clock)
 
 
 def steady(times: list[float]) -> float:
@@ -97,43 +123,67 @@ def steady(times: list[float]) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="1,000 images, 2 epochs, width 1 only")
+    p.add_argument("--quick", action="store_true", help="1,000 images, 2 epochs, 1 round, width 1 only")
     p.add_argument("--widths", type=int, nargs="+", default=None,
                    help="ResNet-20 widths (default 1 8 on CUDA, 1 on CPU: 8x is ~64x the work)")
     p.add_argument("--images", type=int, default=5000)
     p.add_argument("--test-images", type=int, default=500)
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=2, help="alternate the loops this many times each")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--compile", action="store_true", help="train.compile: torch.compile repatlas's forward pass "
-                   "(epoch 1 pays the compilation; the epoch time is the fastest of epochs 2..)")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="cpu: time by this thread's CPU time (CPU device, --threads 1 only)")
+    p.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
+                   help="also time train.compile: MODE (default, reduce-overhead, ...)")
     args = p.parse_args()
     if args.quick:
-        args.images, args.epochs, args.test_images = 1000, 2, 200
+        args.images, args.epochs, args.test_images, args.rounds = 1000, 2, 200, 1
         args.widths = args.widths or [1]
     dev = resolve_device(args.device)
     widths = args.widths or ([1, 8] if dev.type == "cuda" else [1])
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.clock == "cpu":
+        if dev.type != "cpu" or torch.get_num_threads() != 1:
+            p.error("--clock cpu needs --device cpu and --threads 1 (it counts one thread's CPU time)")
+        set_clock(time.thread_time)
 
     train_data, test_data = data(args.images, 0), data(args.test_images, 1)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=0.01, momentum=0.9,
-                      weight_decay=1e-4, crop_pad=4, flip=True, seed=0, compile=args.compile)
+                      weight_decay=1e-4, crop_pad=4, flip=True, seed=0)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"device: {dev} ({name}); torch {torch.__version__}")
     print(f"{args.images} train images 3x32x32, {args.test_images} test images, batch {args.batch_size}, "
-          f"{args.epochs} epochs ({math.ceil(args.images / args.batch_size)} steps/epoch); "
-          "epoch time = fastest of epochs 2..")
-    print(f"{'model':<16}{'loop':<10}{'epoch s':>9}{'images/s':>10}{'vs baseline':>13}")
+          f"{args.epochs} epochs ({math.ceil(args.images / args.batch_size)} steps/epoch) x {args.rounds} rounds; "
+          f"epoch time = fastest of epochs 2.. over the rounds, {args.clock} clock")
+    print(f"{'model':<16}{'loop':<30}{'epoch s':>9}{'images/s':>10}{'vs baseline':>13}{'compile s':>11}")
+    loops = {"baseline": lambda w: run_baseline(w, train_data, cfg, args.device),
+             "repatlas": lambda w: run_repatlas(w, train_data, test_data, cfg, args.device)}
+    if dev.type == "cuda":
+        loops["repatlas, non-deterministic"] = lambda w: run_repatlas(w, train_data, test_data, cfg, args.device,
+                                                                     deterministic=False)
+    if args.compile:
+        compiled = dataclasses.replace(cfg, compile=True if args.compile == "default" else args.compile)
+        loops[f"repatlas, compile={args.compile}"] = lambda w: run_repatlas(w, train_data, test_data, compiled,
+                                                                           args.device)
     for width in widths:
-        base = steady(run_baseline(width, train_data, cfg, args.device))
-        ours = steady(run_repatlas(width, train_data, test_data, cfg, args.device))
-        label = f"ResNet-20 {width}x"
-        print(f"{label:<16}{'baseline':<10}{base:>9.2f}{args.images / base:>10.0f}{1.0:>12.2f}x")
-        print(f"{'':<16}{'repatlas':<10}{ours:>9.2f}{args.images / ours:>10.0f}{base / ours:>12.2f}x")
-    print("vs baseline = baseline epoch time / this epoch time (the repatlas epoch includes its "
-          "per-epoch evaluation on the test images)")
+        times = {loop: [] for loop in loops}
+        for _ in range(args.rounds):
+            for loop, run in loops.items():
+                times[loop].append(run(width))
+        base = min(steady(t) for t in times["baseline"])
+        for k, (loop, runs) in enumerate(times.items()):
+            epoch = min(steady(t) for t in runs)
+            first = min(t[0] for t in runs)
+            label = f"ResNet-20 {width}x" if k == 0 else ""
+            compile_s = f"{first - epoch:>11.1f}" if "compile" in loop else ""
+            print(f"{label:<16}{loop:<30}{epoch:>9.3f}{args.images / epoch:>10.0f}{base / epoch:>12.2f}x{compile_s}")
+    if EVAL_SECONDS:
+        print(f"repatlas's test-set evaluation after each epoch (not counted above): median "
+              f"{sorted(EVAL_SECONDS)[len(EVAL_SECONDS) // 2]:.3f} s")
+    print("vs baseline = baseline epoch time / this epoch time (training only)")
 
 
 if __name__ == "__main__":

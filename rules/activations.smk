@@ -19,6 +19,7 @@ rule dump_activations:
         mem_mb=scaled(8000, 64),
         runtime=scaled(20, 0.3),
         gpu=GPU,
+        gpu_slots=GPU,
     conda:
         "../envs/torch.yaml"
     threads: 1

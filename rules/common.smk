@@ -57,6 +57,9 @@ wildcard_constraints:
 # for more; rules that train or run models also ask for a GPU unless device is cpu. Sizes are
 # rough, written for CIFAR-scale studies on A100-class GPUs (docs/cluster.md), and scale with the
 # model: residual blocks per stage × width multiplier. Profiles add partitions, not sizes.
+# GPU rules also take one `gpu_slots`: on a machine with one GPU, `--resources gpu_slots=K` (or
+# --workflow-profile workflow/profiles/gpu) runs K of them at once, since one small model leaves
+# most of a large GPU idle (docs/gpu.md); without --resources the count is not limited.
 GPU = 0 if config["device"] == "cpu" else 1
 
 

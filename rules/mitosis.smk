@@ -25,6 +25,7 @@ rule train_mitosis_model:
         mem_mb=scaled(8000),
         runtime=scaled(60),
         gpu=GPU,
+        gpu_slots=GPU,
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -44,6 +45,7 @@ rule mitosis_features:
         f"results/logs/mitosis/features/{MITOSIS_MODEL}.log",
     params:
         epoch=mitosis_epoch,
+        device=config["device"],
     wildcard_constraints:
         regime=r"converged|epoch\d+",
     benchmark:
@@ -52,6 +54,7 @@ rule mitosis_features:
         mem_mb=scaled(8000),
         runtime=scaled(15),
         gpu=GPU,
+        gpu_slots=GPU,
     conda:
         "../envs/torch.yaml"
     threads: 1

@@ -18,6 +18,7 @@ rule train_model:
         mem_mb=scaled(16000),
         runtime=train_runtime,
         gpu=GPU,
+        gpu_slots=GPU,
     conda:
         "../envs/torch.yaml"
     threads: config["threads"]["train"]

@@ -56,6 +56,7 @@ rule evaluate_model:
         mem_mb=scaled(16000, 64),
         runtime=scaled(30, 1),
         gpu=GPU,
+        gpu_slots=GPU,
     conda:
         "../envs/torch.yaml"
     threads: config["threads"]["train"]

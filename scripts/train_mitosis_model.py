@@ -1,3 +1,4 @@
+from repatlas.devices import job_device
 from repatlas.joblog import log_to
 from repatlas.train import TrainConfig, train_to_files
 
@@ -13,7 +14,7 @@ train_to_files(
     depth=int(w.depth),
     width=int(w.width),
     config=TrainConfig(**snakemake.params.train, seed=int(w.seed)),
-    device=snakemake.params.device,
+    device=job_device(snakemake.params.device, snakemake.log[0]),  # one line and exit 1 if absent here
     threads=snakemake.threads,
     progress=False,  # the log's epoch lines are the progress record; a bar in a file is noise
     snapshot_epochs=snakemake.params.snapshot_epochs,

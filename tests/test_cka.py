@@ -193,6 +193,103 @@ def test_float32_accurate_on_both_sides_of_the_centring_switch(offset):
     assert mb.compute()[0, 1] == pytest.approx(exact, abs=2e-6)
 
 
+@pytest.mark.parametrize("offset", [0.0, 3.0, 100.0])
+def test_always_centred_route_matches_textbook(offset):
+    """centre="always" (the GPU route: no value read back per batch) agrees with the float64
+    textbook CKA as closely as the adaptive CPU route, with and without a large offset."""
+    rng = np.random.default_rng(11)
+    n = 128
+    z = rng.normal(size=(n, 8))
+    x = np.maximum(z @ rng.normal(size=(8, 900)), 0) + offset
+    y = np.tanh(z @ rng.normal(size=(8, 300))) + 0.2 * rng.normal(size=(n, 300)) + offset
+    exact = textbook_cka(x, y, hsic1)
+    acts = [torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.float32))]
+    mb = cka.MinibatchCKA(2)
+    mb.add_grams(cka.ucentred_grams(acts, centre="always"))
+    assert mb.compute()[0, 1] == pytest.approx(exact, abs=2e-6)
+    with pytest.raises(ValueError, match="centre must be one of"):
+        cka.ucentred_grams(acts, centre="sometimes")
+
+
+def test_always_centred_route_reports_nan_at_compute():
+    rng = np.random.default_rng(7)
+    bad = rng.normal(size=(10, 3)).astype(np.float32)
+    bad[2, 1] = np.nan
+    mb = cka.MinibatchCKA(2, names_a=["conv", "fc"])
+    mb.add_grams(cka.ucentred_grams([rng.normal(size=(10, 3)), bad], centre="always"))  # no host read here
+    with pytest.raises(ValueError, match=r"\['fc'\] contain NaN"):
+        mb.compute()
+
+
+class Drift(torch.nn.Module):
+    """Adds `step` × (number of earlier calls) to every output: an offset that grows batch by batch."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step, self.calls = step, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return x + self.step * (self.calls - 1)
+
+
+def test_cka_heatmap_centres_a_layer_whose_offset_grows_after_the_first_batch():
+    """cka_heatmap decides from the first batch which layers to centre and checks every later
+    batch on the device: a layer whose offset grows to 1000s (float32 Grams would lose ~all
+    digits) is found at the end and redone centred. U-centred HSIC ignores per-batch shifts, so
+    the result must equal the same model without the drift."""
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(5, 20)
+    x = torch.randn(64, 5)
+    drifting = torch.nn.Sequential(lin, torch.nn.Tanh(), Drift(1000.0))
+    steady = torch.nn.Sequential(lin, torch.nn.Tanh(), Drift(0.0))
+    got = cka.cka_heatmap(drifting, x, layers_a=["0", "2"], batch_size=16)
+    expected = cka.cka_heatmap(steady, x, layers_a=["0", "2"], batch_size=16)
+    np.testing.assert_allclose(got.values, expected.values, rtol=0, atol=2e-6)
+    # independent: the float64 textbook value of the one-batch case
+    one = cka.cka_heatmap(torch.nn.Sequential(lin, torch.nn.Tanh(), Drift(1000.0)), x[:16], layers_a=["0", "2"],
+                          batch_size=16)
+    with torch.no_grad():
+        h0 = lin(x[:16]).double().numpy()
+        h2 = np.tanh(h0)
+    assert float(one.values[0, 1]) == pytest.approx(textbook_cka(h0, h2, hsic1), abs=2e-6)
+
+
+def test_cka_heatmap_centres_a_layer_with_a_large_offset_from_the_start():
+    torch.manual_seed(1)
+    lin = torch.nn.Linear(6, 30)
+    x = torch.randn(48, 6)
+    with torch.no_grad():  # the float32 activations themselves, then float64 arithmetic
+        h = lin(x)
+        # (minus the exact offset: the textbook HSIC₁ formula itself cancels with a large offset)
+        h0, h2 = h.double().numpy(), (torch.relu(h) + 300.0).double().numpy() - 300.0
+    shifted = torch.nn.Sequential(lin, torch.nn.ReLU(), Drift(0.0))
+    shifted[2].forward = lambda t: t + 300.0  # a constant offset: float32 Grams would cancel
+    da = cka.cka_heatmap(shifted, x, layers_a=["0", "2"], batch_size=48)
+    assert float(da.values[0, 1]) == pytest.approx(textbook_cka(h0, h2, hsic1), abs=2e-6)
+
+
+def test_ucentre_of_a_stack_centres_each_matrix():
+    rng = np.random.default_rng(3)
+    grams = [(lambda a: a @ a.T)(rng.normal(size=(9, 4))) for _ in range(3)]
+    stacked = cka.ucentre(torch.from_numpy(np.stack(grams)))
+    for g, u in zip(grams, stacked):
+        np.testing.assert_allclose(u.numpy(), cka.ucentre(g), rtol=1e-12, atol=1e-12)
+
+
+def test_accumulators_follow_the_terms_device_and_dtype():
+    """The accumulators are created where the first terms live (a CUDA model's Grams stay on its
+    GPU), in float64, and later terms are brought to them."""
+    terms = torch.ones(2, 2, dtype=torch.float32, device="meta")
+    mb = cka.MinibatchCKA(2)
+    mb.add(terms, terms[0])
+    assert mb.cross.device.type == "meta" and mb.cross.dtype == torch.float64
+    pinned = cka.MinibatchCKA(2, device="cpu")
+    pinned.add(torch.eye(2), torch.ones(2))
+    pinned.add(np.eye(2), np.ones(2))
+    assert pinned.cross.device.type == "cpu" and pinned.batches == 2
+
+
 def test_cross_model_equals_joint_accumulation():
     rng = np.random.default_rng(6)
     a = [rng.normal(size=(90, p)) for p in (5, 12, 7)]

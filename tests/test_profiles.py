@@ -229,8 +229,18 @@ def test_every_rule_declares_resources_log_and_benchmark(runs):
         resources = re.search(r"resources: (.*)", text).group(1)
         assert re.search(r"\bmem_mb=\d+", resources) and re.search(r"\bruntime=\d+", resources), (rule, resources)
         assert ("gpu=1" in resources) == (rule in GPU_RULES), (rule, resources)
+        assert ("gpu_slots=1" in resources) == (rule in GPU_RULES), (rule, resources)  # --resources gpu_slots=K
         assert re.search(r"^\s+log: results/", text, flags=re.M), rule
         assert re.search(r"^\s+benchmark: results/benchmarks/", text, flags=re.M), rule
+
+
+def test_gpu_profile_runs_several_network_jobs_on_one_gpu(long_options):
+    """workflow/profiles/gpu: a local profile (no executor) whose gpu_slots let K > 1 network
+    jobs share the GPU (tests/test_devices.py runs the limit for real)."""
+    prof = yaml.safe_load((ROOT / "workflow" / "profiles" / "gpu" / "profile.yaml").read_text())
+    assert set(prof) <= long_options and "executor" not in prof
+    slots = [int(r.split("=")[1]) for r in prof["resources"] if r.startswith("gpu_slots=")]
+    assert len(slots) == 1 and slots[0] > 1
 
 
 def test_gpu_rules_request_a_gpu_on_a_gpu_partition():

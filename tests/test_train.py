@@ -43,10 +43,12 @@ def test_eval_every_skips_test_evaluation_but_not_the_last_epoch():
     assert "not evaluated" in train._epoch_line(hist_sparse[0], 5)
 
 
-def test_compiled_training_matches_eager():
-    """train.compile runs the same computation through torch.compile (inductor, C++ on CPU)."""
+@pytest.mark.parametrize("mode", [True, "reduce-overhead"])
+def test_compiled_training_matches_eager(mode):
+    """train.compile runs the same computation through torch.compile (inductor, C++ on CPU;
+    reduce-overhead's CUDA graphs apply on CUDA only, tests/test_gpu.py)."""
     eager, hist_eager = run(epochs=2)
-    compiled, hist_compiled = run(epochs=2, compile=True)
+    compiled, hist_compiled = run(epochs=2, compile=mode)
     assert list(compiled.state_dict()) == list(eager.state_dict())  # the plain module is trained and saved
     for p, q in zip(eager.state_dict().values(), compiled.state_dict().values()):
         torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)
@@ -55,12 +57,22 @@ def test_compiled_training_matches_eager():
         assert b["test_acc"] == a["test_acc"]
 
 
+def test_unknown_compile_mode_is_refused():
+    with pytest.raises(ValueError, match="compile must be false, true or one of"):
+        run(epochs=1, compile="fastest")
+
+
+def test_epoch_time_counts_training_only():
+    _, hist = run(epochs=2)
+    assert all(h["seconds"] > 0 and h["eval_seconds"] > 0 for h in hist)
+
+
 def test_training_is_deterministic_per_seed():
     a, ha = run(seed=1, crop_pad=1, flip=True)
     b, hb = run(seed=1, crop_pad=1, flip=True)
     c, _ = run(seed=2, crop_pad=1, flip=True)
     def without_time(hist):
-        return [{k: v for k, v in h.items() if k != "seconds"} for h in hist]
+        return [{k: v for k, v in h.items() if not k.endswith("seconds")} for h in hist]
 
     assert without_time(ha) == without_time(hb)
     for (k, p), q in zip(a.state_dict().items(), b.state_dict().values()):
@@ -81,6 +93,25 @@ def test_augment_crops_and_flips():
     flipped = train.augment(x, 0, True, torch.Generator().manual_seed(3))
     for b in range(2):
         assert torch.equal(flipped[b], x[b]) or torch.equal(flipped[b], x[b].flip(2))
+
+
+def test_augment_of_an_epoch_order_crops_and_flips_each_sample():
+    """With `index`, sample b of the output is a crop of x[index[b]], flipped or not, and both
+    choices occur; one gather does both."""
+    x = torch.arange(6 * 2 * 5 * 5, dtype=torch.float32).reshape(6, 2, 5, 5)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    index = torch.tensor([4, 0, 5, 5, 2, 1])
+    out = train.augment(padded, 1, True, torch.Generator().manual_seed(1), index=index)
+    assert out.shape == (6, 2, 5, 5)
+    flips = []
+    for b, i in enumerate(index.tolist()):
+        windows = [padded[i, :, r : r + 5, c : c + 5] for r in range(3) for c in range(3)]
+        plain = any(torch.equal(out[b], w) for w in windows)
+        flipped = any(torch.equal(out[b], w.flip(2)) for w in windows)
+        assert plain or flipped
+        flips.append(flipped and not plain)
+    assert any(flips) and not all(flips)
+    assert torch.equal(train.augment(x, 0, False, torch.Generator(), index=index), x[index])
 
 
 def test_divergence_names_epoch():
@@ -138,7 +169,7 @@ def resnet_run(tmp_path, *, epochs=4, stop_at=None, checkpoint="state.pt", seed=
 
 
 def without_time(hist):
-    return [{k: v for k, v in h.items() if k != "seconds"} for h in hist]
+    return [{k: v for k, v in h.items() if not k.endswith("seconds")} for h in hist]
 
 
 _REFERENCES = {}

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from repatlas.data import standardise
+from repatlas.devices import resolve_device
 from repatlas.io import atomic_path
 
 
@@ -138,9 +139,9 @@ def dump_activations(
     codecs = _compressors(compressor)
     import zarr
 
-    dev = torch.device(device)
+    dev = resolve_device(device)
     model = model.to(dev)
-    x = standardise(torch.as_tensor(images).to(dev), mean, std)
+    x = standardise(torch.as_tensor(images, device=dev), mean, std)
     n = len(x)
     with atomic_path(path) as tmp:
         group = zarr.open_group(store=str(tmp), mode="w", zarr_format=3)

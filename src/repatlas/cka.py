@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from repatlas.devices import module_device
 from repatlas.threads import pinned_threads
 
 MIN_BATCH = 4  # U-centring divides by n − 2 and the HSIC₁ normaliser by n − 3
@@ -47,18 +48,19 @@ def _check_pair(x, y):
 def ucentre(k):
     """U-centre a Gram matrix (Székely & Rizzo 2014): ⟨K_u, L_u⟩ = n(n−3)·HSIC₁(K, L).
 
-    Works on numpy arrays and torch tensors; does not modify its input.
+    Works on numpy arrays and torch tensors (also a (..., n, n) stack, on its own device);
+    does not modify its input.
     """
-    n = k.shape[0]
+    n = k.shape[-1]
     if n < MIN_BATCH:
         raise ValueError(f"U-centring needs at least {MIN_BATCH} examples; got {n}")
-    if isinstance(k, torch.Tensor):
+    if isinstance(k, torch.Tensor):  # also a stack (..., n, n), centred matrix by matrix
         k = k.clone()
-        k.fill_diagonal_(0)
-        m = k.sum(0) / (n - 2)
-        m = m - m.sum() / (2 * (n - 1))
-        k = k - m[:, None] - m[None, :]
-        k.fill_diagonal_(0)
+        k.diagonal(dim1=-2, dim2=-1).zero_()
+        m = k.sum(-2) / (n - 2)
+        m = m - m.sum(-1, keepdim=True) / (2 * (n - 1))
+        k = k - m[..., :, None] - m[..., None, :]
+        k.diagonal(dim1=-2, dim2=-1).zero_()
         return k
     k = np.array(k, dtype=np.float64)
     np.fill_diagonal(k, 0)
@@ -121,11 +123,12 @@ def rbf_cka(x, y, *, sigma_frac: float = 0.5, debiased: bool = False) -> float:
 # ----------------------------------------------------------------------------- minibatch CKA
 
 
-def ucentred_grams(acts: Sequence, names: Sequence[str] | None = None) -> torch.Tensor:
+def ucentred_grams(acts: Sequence, names: Sequence[str] | None = None, *, centre: str | None = None) -> torch.Tensor:
     """Stack of U-centred linear Gram matrices of one minibatch: float64 (layers, b·b).
 
     Each layer is multiplied in its own precision (float32 activations keep float32 GEMM speed)
-    and centred per feature (mean in float64) first where an offset would cancel (`_gram`).
+    and centred per feature first where an offset would cancel (`_gram`); the stack is
+    U-centred in float64, on the activations' device.
     """
     names = list(names) if names is not None else [str(i) for i in range(len(acts))]
     b = None
@@ -139,32 +142,56 @@ def ucentred_grams(acts: Sequence, names: Sequence[str] | None = None) -> torch.
             raise ValueError(f"layer {name!r} has {len(a)} examples in this batch; others have {b}")
         if b < MIN_BATCH:
             raise ValueError(f"minibatch CKA needs batches of at least {MIN_BATCH} examples; got {b}")
-        if not a.is_floating_point() or a.dtype in (torch.float16, torch.bfloat16):
-            a = a.float()  # half-precision stores: multiply in float32
-        grams.append(ucentre(_gram(a, name)).reshape(-1))
-    return torch.stack(grams)
+        grams.append(_gram(a, name, centre))
+    return ucentre(torch.stack(grams).double()).reshape(len(grams), -1)
 
 
 # The rounding error of an uncentred Gram X Xᵀ, relative to the centred one, is about
-# ε · tr(K) / tr(HKH). Centring costs a full extra pass over the activations, so it is done only
-# when that ratio says the product would lose precision (a large offset, e.g. +100); typical
-# ReLU activations have a ratio of 2-3. U-centring makes both routes equal in exact arithmetic.
+# ε · tr(K) / tr(HKH). Centring costs a full extra pass over the activations, so on the CPU it is
+# done only when that ratio says the product would lose precision (a large offset, e.g. +100);
+# typical ReLU activations have a ratio of 2-3. U-centring makes both routes equal in exact
+# arithmetic. Deciding needs the Gram's value on the host, which on a GPU would stall the
+# pipeline once per layer and batch: there every layer is centred (`_gram`'s centre="always"),
+# and NaN/Inf surface when the CKA is computed (MinibatchCKA.compute) instead of per batch.
 MAX_OFFSET_RATIO = 8.0
+CENTRE_MODES = ("auto", "always", "never")
 
 
-def _gram(a: torch.Tensor, name: str) -> torch.Tensor:
-    """float64 Gram of one layer's (b, p) batch, centred explicitly only where precision needs it."""
-    gram = (a @ a.T).double()
+def _default_centre(device: torch.device) -> str:
+    return "auto" if device.type == "cpu" else "always"
+
+
+def _gram(a: torch.Tensor, name: str, centre: str | None = None) -> torch.Tensor:
+    """Gram of one layer's (b, p) batch (float32, or the input's precision if higher).
+
+    centre="auto" (default on the CPU) centres the features explicitly only where precision
+    needs it, and raises at once for NaN/Inf; "always" (default elsewhere) centres every layer
+    and never reads a value back to the host; "never" is the plain product, for callers that
+    have checked the offset themselves (`_GramCapture`).
+    """
+    if not a.is_floating_point() or a.dtype in (torch.float16, torch.bfloat16):
+        a = a.float()  # half-precision stores: multiply in float32
+    centre = centre or _default_centre(a.device)
+    if centre == "always":
+        # any per-feature shift leaves U-centred HSIC unchanged: the float32 mean removes the offset
+        centred = a - a.mean(0, keepdim=True)
+        return centred @ centred.T
+    if centre == "never":
+        return a @ a.T
+    if centre != "auto":
+        raise ValueError(f"centre must be one of {CENTRE_MODES}; got {centre!r}")
+    gram = a @ a.T
+    g64 = gram.double()
     # NaN/Inf in the activations reach the Gram; checking b×b entries instead of b×p
     # saves a full pass over the activations
-    if not torch.isfinite(gram).all():
+    if not torch.isfinite(g64).all():
         raise ValueError(f"layer {name!r} contains NaN or Inf (or values too large for {a.dtype})")
-    total = gram.trace()
-    centred_total = total - gram.sum() / len(gram)
+    total = g64.trace()
+    centred_total = total - g64.sum() / len(g64)
     if centred_total > 0 and total <= MAX_OFFSET_RATIO * centred_total:
         return gram
     centred = a - a.mean(0, keepdim=True, dtype=torch.float64).to(a.dtype)
-    return (centred @ centred.T).double()
+    return centred @ centred.T
 
 
 class MinibatchCKA:
@@ -174,15 +201,18 @@ class MinibatchCKA:
     `.update(acts_a, acts_b)`. `acts` are lists of (b, ...) tensors or arrays, one per layer, for
     the same b examples. `.compute()` returns the (n_a, n_b) CKA matrix. Self-HSIC accumulators
     are kept per model, so cross-model CKA equals the cross block of a joint accumulation.
+
+    The float64 accumulators live on `device`, by default the device of the first batch's
+    terms (a CUDA model's Grams are summed on its GPU); later terms are brought to them.
+    Nothing is read back to the host before `compute()`.
     """
 
-    def __init__(self, n_a: int, n_b: int | None = None, *, names_a=None, names_b=None):
+    def __init__(self, n_a: int, n_b: int | None = None, *, names_a=None, names_b=None, device=None):
         self.n_a, self.n_b = n_a, n_b
         self.names_a = list(names_a) if names_a is not None else [f"a{i}" for i in range(n_a)]
         self.names_b = list(names_b) if names_b is not None else [f"b{i}" for i in range(n_b or 0)]
-        self.cross = torch.zeros(n_a, n_b if n_b is not None else n_a, dtype=torch.float64)
-        self.self_a = torch.zeros(n_a, dtype=torch.float64)
-        self.self_b = torch.zeros(n_b or 0, dtype=torch.float64)
+        self.device = None if device is None else torch.device(device)
+        self.cross = self.self_a = self.self_b = None  # created on the accumulation device
         self.batches = 0
 
     def _check(self, acts, n, which):
@@ -211,16 +241,28 @@ class MinibatchCKA:
     def add_grams(self, ga, gb=None) -> None:
         """Add one batch given its U-centred Gram stacks (layers, b·b) from `ucentred_grams`."""
         if gb is None:
-            self.add(ga @ ga.T, ga.pow(2).sum(1))
+            cross = ga @ ga.T
+            self.add(cross, cross.diagonal())
         else:
             self.add(ga @ gb.T, ga.pow(2).sum(1), gb.pow(2).sum(1))
 
     def add(self, cross, self_a, self_b=None) -> None:
         """Add precomputed accumulator terms (used by the streaming and parallel paths)."""
-        self.cross += torch.as_tensor(cross, dtype=torch.float64)
-        self.self_a += torch.as_tensor(self_a, dtype=torch.float64)
+        cross = torch.as_tensor(cross)
+        if self.cross is None:
+            dev = self.device or cross.device
+            n_b = self.n_b if self.n_b is not None else self.n_a
+            self.cross = torch.zeros(self.n_a, n_b, dtype=torch.float64, device=dev)
+            self.self_a = torch.zeros(self.n_a, dtype=torch.float64, device=dev)
+            self.self_b = torch.zeros(self.n_b or 0, dtype=torch.float64, device=dev)
+
+        def term(t):
+            return torch.as_tensor(t).to(device=self.cross.device, dtype=torch.float64)
+
+        self.cross += term(cross)
+        self.self_a += term(self_a)
         if self_b is not None:
-            self.self_b += torch.as_tensor(self_b, dtype=torch.float64)
+            self.self_b += term(self_b)
         self.batches += 1
 
     def compute(self) -> np.ndarray:
@@ -228,11 +270,15 @@ class MinibatchCKA:
             raise ValueError("MinibatchCKA.compute() before any update()")
         self_b = self.self_a if self.n_b is None else self.self_b
         names_b = self.names_a if self.n_b is None else self.names_b
-        for names, s in ((self.names_a, self.self_a), (names_b, self_b)):
-            dead = [names[i] for i in torch.nonzero(s <= 0).flatten().tolist()]
+        self_a_host, self_b_host = self.self_a.cpu().numpy(), self_b.cpu().numpy()  # the one host sync
+        for names, s in ((self.names_a, self_a_host), (names_b, self_b_host)):
+            bad = [names[i] for i in np.flatnonzero(~np.isfinite(s))]
+            if bad:
+                raise ValueError(f"layer(s) {bad} contain NaN or Inf (or values too large for float32)")
+            dead = [names[i] for i in np.flatnonzero(s <= 0)]
             if dead:
                 raise ValueError(f"layer(s) {dead} are constant over the data: CKA is undefined")
-        return (self.cross / torch.sqrt(self.self_a[:, None] * self_b[None, :])).numpy()
+        return (self.cross / torch.sqrt(self.self_a[:, None] * self_b[None, :])).cpu().numpy()
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -443,17 +489,75 @@ def cka_stores_to_file(path_a, out_path, path_b=None, **options) -> None:
 # ----------------------------------------------------------------------------- models in memory
 
 
-def _gram_capture(model, layers):
-    """Hooks that keep only each named module's U-centred (b × b) Gram, never its activations, so
-    memory does not grow with width; repeated calls of a module stay separate (`name@1`, ...)."""
-    from repatlas.activations import LayerCapture
+def _offset_ratios(grams: torch.Tensor) -> torch.Tensor:
+    """tr(K) / tr(HKH) of each Gram in a float64 (layers, b, b) stack (inf where tr(HKH) <= 0)."""
+    total = grams.diagonal(dim1=-2, dim2=-1).sum(-1)
+    centred_total = total - grams.sum((-2, -1)) / grams.shape[-1]
+    return torch.where(centred_total > 0, total / centred_total, torch.full_like(total, float("inf")))
 
-    return LayerCapture(model, layers, transform=lambda name, output: ucentred_grams([output], [name])[0])
 
+class _GramCapture:
+    """Hooks that keep only each named module's (b × b) Gram, never its activations, so memory
+    does not grow with width; repeated calls of a module stay separate (`name@1`, ...).
 
-def _pop_grams(capture) -> tuple[list[str], torch.Tensor]:
-    grams = capture.pop()
-    return list(grams), torch.stack(list(grams.values()))
+    Which layers are centred before their Gram product (see MAX_OFFSET_RATIO) is decided once,
+    from the first batch (one host read per layer): uncentred while the offset ratio is at most
+    half of MAX_OFFSET_RATIO, typical of ReLU outputs, so the GPU does only the Gram GEMM; the
+    others are centred. Later batches read nothing back: the uncentred layers' ratios are
+    tracked on the device, and `exceeded()` (one read, at the end) names any layer whose ratio
+    passed MAX_OFFSET_RATIO in some batch, for `cka_heatmap` to redo it centred.
+    """
+
+    def __init__(self, model, layers, centred=()):
+        from repatlas.activations import LayerCapture
+
+        self.centred = {name: True for name in centred}
+        self.calls: dict[str, int] = {}
+        self.worst = None  # running max offset ratio of each uncentred layer, on the device
+        self.names = self.uncentred = None
+        self.capture = LayerCapture(model, layers, transform=self._gram)
+
+    def _gram(self, name, output):
+        if len(output) < MIN_BATCH:
+            raise ValueError(f"minibatch CKA needs batches of at least {MIN_BATCH} examples; got {len(output)}")
+        k = self.calls.get(name, 0)
+        self.calls[name] = k + 1
+        key = name if k == 0 else f"{name}@{k}"  # as LayerCapture names repeated calls
+        a = output.flatten(1) if output.ndim > 1 else output[:, None]
+        if self.centred.get(key):
+            return _gram(a, key, "always")
+        gram = _gram(a, key, "never")
+        if key not in self.centred:  # first batch: decide, reading the ratio to the host once
+            g64 = gram.double()
+            finite, ratio = torch.stack([torch.isfinite(g64).all().double(), _offset_ratios(g64[None])[0]]).tolist()
+            if not finite:
+                raise ValueError(f"layer {key!r} contains NaN or Inf (or values too large for {a.dtype})")
+            self.centred[key] = not ratio <= MAX_OFFSET_RATIO / 2
+            if self.centred[key]:
+                return _gram(a, key, "always")
+        return gram
+
+    def pop(self) -> tuple[list[str], torch.Tensor]:
+        """Names and U-centred Gram stack (layers, b·b) of the batch just run, U-centred in one go."""
+        self.calls.clear()
+        grams = self.capture.pop()
+        names = list(grams)
+        stack = torch.stack(list(grams.values())).double()
+        if names != self.names:  # the first batch (a host-to-device copy: not once per batch)
+            self.names = names
+            self.uncentred = torch.tensor([not self.centred[n] for n in names], device=stack.device)
+        ratios = torch.where(self.uncentred, _offset_ratios(stack), 0.0)
+        self.worst = ratios if self.worst is None else torch.maximum(self.worst, ratios)
+        return names, ucentre(stack).reshape(len(names), -1)
+
+    def exceeded(self) -> list[str]:
+        """Uncentred layers whose offset ratio passed MAX_OFFSET_RATIO in some batch."""
+        if self.worst is None:
+            return []
+        return [n for n, w in zip(self.names, self.worst.tolist()) if w > MAX_OFFSET_RATIO]
+
+    def close(self) -> None:
+        self.capture.close()
 
 
 def _default_layers(model) -> list[str]:
@@ -493,44 +597,54 @@ def cka_heatmap(
     if len(x) < MIN_BATCH:
         raise ValueError(f"inputs must hold at least {MIN_BATCH} examples; got {len(x)}")
     _warn_single_batch(len(x), batch_size, "inputs", stacklevel=4)  # past torch.no_grad's wrapper
-    device = next(iter(model_a.parameters()), torch.empty(0)).device
-    x = x.to(device)
-    hooks_a = _gram_capture(model_a, list(layers_a) if layers_a else _default_layers(model_a))
-    hooks_b = None
-    if model_b is not None:
-        hooks_b = _gram_capture(model_b, list(layers_b) if layers_b else _default_layers(model_b))
+    x = x.to(module_device(model_a))
+    layers_a = list(layers_a) if layers_a else _default_layers(model_a)
+    layers_b = None if model_b is None else (list(layers_b) if layers_b else _default_layers(model_b))
+    acc, redo_a, redo_b = _heatmap(model_a, model_b, x, layers_a, layers_b, batch_size, epochs, seed, (), ())
+    matrix = acc.compute()  # NaN/Inf and constant layers are reported before any redo
+    if redo_a or redo_b:  # a layer's offset grew past the first batch's: redo with it centred
+        acc, *_ = _heatmap(model_a, model_b, x, layers_a, layers_b, batch_size, epochs, seed, redo_a, redo_b)
+        matrix = acc.compute()
+    names_b = acc.names_a if model_b is None else acc.names_b
+    return as_dataarray(matrix.copy(), acc.names_a, names_b, batch_size=min(batch_size, len(x)),
+                        n_batches=acc.batches, epochs=epochs, seed=seed,
+                        estimator="minibatch linear CKA, unbiased HSIC (U-centred)")
+
+
+def _heatmap(model_a, model_b, x, layers_a, layers_b, batch_size, epochs, seed, centred_a, centred_b):
+    """One minibatch-CKA pass of `cka_heatmap`: (accumulator, layers of a and b to redo centred)."""
+    hooks_a = _GramCapture(model_a, layers_a, centred_a)
+    hooks_b = None if model_b is None else _GramCapture(model_b, layers_b, centred_b)
     was_training = [m.training for m in (model_a, model_b) if m is not None]
     model_a.eval()
     if model_b is not None:
         model_b.eval()
+    # the order is drawn on the CPU, so a seed visits the same batches on every device
     gen = torch.Generator().manual_seed(seed)
     acc = None
     try:
         for _ in range(epochs):
-            order = torch.randperm(len(x), generator=gen).to(device)
+            order = torch.randperm(len(x), generator=gen, device="cpu").to(x.device)
             for s in range(0, len(x), batch_size):
                 idx = order[s : s + batch_size]
                 if len(idx) < MIN_BATCH:
                     continue
                 model_a(x[idx])
-                names_a, ga = _pop_grams(hooks_a)
+                names_a, ga = hooks_a.pop()
                 if hooks_b is not None:
                     model_b(x[idx])
-                    names_b, gb = _pop_grams(hooks_b)
+                    names_b, gb = hooks_b.pop()
                 if acc is None:
                     acc = MinibatchCKA(len(names_a), None if hooks_b is None else len(names_b),
                                        names_a=names_a, names_b=None if hooks_b is None else names_b)
                 acc.add_grams(ga, None if hooks_b is None else gb)
+        return acc, hooks_a.exceeded(), [] if hooks_b is None else hooks_b.exceeded()
     finally:
         hooks_a.close()
         if hooks_b is not None:
             hooks_b.close()
         for m, mode in zip((model_a, model_b), was_training):
             m.train(mode)
-    names_b = acc.names_a if hooks_b is None else acc.names_b
-    return as_dataarray(acc.compute().copy(), acc.names_a, names_b, batch_size=min(batch_size, len(x)),
-                        n_batches=acc.batches, epochs=epochs, seed=seed,
-                        estimator="minibatch linear CKA, unbiased HSIC (U-centred)")
 
 
 # ----------------------------------------------------------------------------- block structure

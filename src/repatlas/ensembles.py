@@ -49,6 +49,7 @@ from torch import nn
 from torch.func import functional_call, jvp
 
 from repatlas.data import load_classification
+from repatlas.devices import resolve_device
 from repatlas.ensemble_claims import judge
 from repatlas.models import mlp
 from repatlas.multiview import PatchCNN, multiview_features, multiview_patches, views_learned
@@ -250,9 +251,8 @@ def predict_logits(model: nn.Module, x, *, batch_size: int = 1024) -> np.ndarray
     model.eval()
     dev = _model_device(model)
     x = _to_tensor(x)
-    return np.concatenate(
-        [model(x[i : i + batch_size].to(dev)).double().cpu().numpy() for i in range(0, len(x), batch_size)]
-    )
+    logits = [model(x[i : i + batch_size].to(dev)).double() for i in range(0, len(x), batch_size)]
+    return torch.cat(logits).cpu().numpy()  # one read back to the host
 
 
 def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -325,7 +325,7 @@ def train_classifier(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     )
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    gen = torch.Generator(device="cpu").manual_seed(seed)  # the same batch order on every device
     full = batch_size >= n  # one batch: no shuffle, and no copy from indexing the whole set
     has_t = targets is not None
     history = []
@@ -334,8 +334,10 @@ def train_classifier(
         torch.manual_seed(seed)
         for epoch in range(1, epochs + 1):
             model.train()
-            order = torch.arange(n, device=dev) if full else torch.randperm(n, generator=gen).to(dev)
-            loss_sum, correct = 0.0, 0
+            order = torch.arange(n, device=dev) if full else torch.randperm(n, generator=gen, device="cpu").to(dev)
+            # summed on the device and read once per epoch: no step waits for the device
+            loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+            correct = torch.zeros((), dtype=torch.long, device=dev)
             for i in range(0, n, batch_size):
                 idx = order[i : i + batch_size]
                 xb, yb, tb = (x_t, y_t, targets) if full else (x_t[idx], y_t[idx], targets[idx] if has_t else None)
@@ -350,13 +352,13 @@ def train_classifier(
                 loss.backward()
                 opt.step()
                 sched.step()
-                loss_sum += loss.item() * len(idx)
-                correct += int((out.argmax(1) == yb).sum())
+                loss_sum += loss.detach().double() * len(idx)
+                correct += (out.argmax(1) == yb).sum()
             record = {
                 "epoch": epoch,
                 "lr": opt.param_groups[0]["lr"],
-                "train_loss": loss_sum / n,
-                "train_acc": correct / n,
+                "train_loss": loss_sum.item() / n,
+                "train_acc": correct.item() / n,
             }
             if not math.isfinite(record["train_loss"]):
                 raise FloatingPointError(f"training loss is {record['train_loss']} at epoch {epoch}")
@@ -396,7 +398,7 @@ def _prepare_jvp() -> None:
     if not _JVP_READY:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=DeprecationWarning)
-            jvp(torch.sin, (torch.zeros(1),), (torch.ones(1),))
+            jvp(torch.sin, (torch.zeros(1, device="cpu"),), (torch.ones(1, device="cpu"),))
         _JVP_READY = True
 
 
@@ -536,8 +538,8 @@ class DropUnits:
         if self.mask is None or self.mask.shape[0] != units:
             rng = np.random.default_rng(self.seed)
             self.dropped = np.sort(rng.permutation(units)[: int(round(self.fraction * units))])
-            mask = torch.ones(units)
-            mask[torch.as_tensor(self.dropped, dtype=torch.long)] = 0
+            mask = torch.ones(units, device=output.device)
+            mask[torch.as_tensor(self.dropped, dtype=torch.long, device=output.device)] = 0
             self.mask = mask
         shape = (1, units) + (1,) * (output.ndim - 2)
         return output * self.mask.to(output.device, output.dtype).view(shape)
@@ -661,7 +663,7 @@ def compare_methods(
 
     if regime not in REGIMES:
         raise ValueError(f"regime must be one of {REGIMES}; got {regime!r}")
-    dev = torch.device(device)
+    dev = resolve_device(device)
     log = log or (lambda s: None)
     kd_epochs = epochs if kd_epochs is None else kd_epochs
     students = n_seeds if students is None else students
@@ -781,15 +783,15 @@ def methods_study(x_train, y_train, x_test, y_test, model_factory: Callable[[], 
 
 
 def dropping_study(x_train, y_train, x_test, y_test, model_factory: Callable[[], nn.Module], *, layer: str,
-                   fractions, n_seeds: int = 5, seed: int = 0, **options):
+                   fractions, n_seeds: int = 5, seed: int = 0, device: str = "cpu", **options):
     """Train n_seeds networks (init and batch-order seeds seed..seed+N−1, as the single members
-    of `compare_methods`), zero a random fraction of `layer`'s units in each, and compare the
-    members' accuracy with their ensemble's (the multi-view explanation of ensembling)."""
+    of `compare_methods`) on `device`, zero a random fraction of `layer`'s units in each, and
+    compare the members' accuracy with their ensemble's (the multi-view explanation of ensembling)."""
     import xarray as xr
 
     models = []
     for i in range(n_seeds):
-        model = _build(model_factory, seed + i, "feature")
+        model = _build(model_factory, seed + i, "feature").to(resolve_device(device))
         train_classifier(model, _to_tensor(x_train), np.asarray(y_train), seed=seed + i, **options)
         models.append(model)
     res = dropped_accuracy(models, _to_tensor(x_test), y_test, layer, fractions, seed=seed)

@@ -70,11 +70,12 @@ def predict(model, x, *, batch_size: int = 512, device: str = "cpu") -> np.ndarr
     model.to(dev).eval()
     try:
         with torch.no_grad():
-            out = [model(x[i : i + batch_size].to(dev, torch.float32)).argmax(1).cpu()
+            out = [model(x[i : i + batch_size].to(dev, torch.float32)).argmax(1)
                    for i in range(0, len(x), batch_size)]
+            labels = torch.cat(out).cpu()  # one read back to the host, after the last batch
     finally:
         model.to(home).train(was_training)
-    return torch.cat(out).numpy().astype(np.int64)
+    return labels.numpy().astype(np.int64)
 
 
 # ----------------------------------------------------------------------------- error analysis

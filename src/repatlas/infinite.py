@@ -530,9 +530,10 @@ class NTKMLP(nn.Module):
         self.activation, self.w_std, self.b_std, self.architecture = activation, w_std, b_std, architecture
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
+        dev = generator.device if generator is not None else torch.device("cpu")  # drawn where the generator is
         for fi, fo in _layer_sizes(in_dim, width, depth, architecture, out_dim):
-            self.weights.append(nn.Parameter(torch.randn(fi, fo, generator=generator, dtype=dtype)))
-            self.biases.append(nn.Parameter(torch.randn(fo, generator=generator, dtype=dtype)))
+            self.weights.append(nn.Parameter(torch.randn(fi, fo, generator=generator, dtype=dtype, device=dev)))
+            self.biases.append(nn.Parameter(torch.randn(fo, generator=generator, dtype=dtype, device=dev)))
 
     def forward(self, x):
         x = x.reshape(x.shape[0], -1)
@@ -573,13 +574,13 @@ def empirical_ntk(model: nn.Module, x1, x2=None, *, batch_size: int = 64) -> np.
         j = jac(params, x[i:i + batch_size])
         return [v.reshape(v.shape[0], -1).to(torch.float64) for v in j.values()]
 
-    out = torch.zeros(a.shape[0], b.shape[0], dtype=torch.float64)
+    out = torch.zeros(a.shape[0], b.shape[0], dtype=torch.float64, device=p0.device)  # read back once
     for i in range(0, a.shape[0], batch_size):
         ja = jacs(a, i)
         for j in range(0, b.shape[0], batch_size):
             jb = ja if (x2 is None and i == j) else jacs(b, j)
-            out[i:i + batch_size, j:j + batch_size] = sum(u @ w.T for u, w in zip(ja, jb)).cpu()
-    return out.numpy()
+            out[i:i + batch_size, j:j + batch_size] = sum(u @ w.T for u, w in zip(ja, jb))
+    return out.cpu().numpy()
 
 
 # --------------------------------------------------------------------------------------------------

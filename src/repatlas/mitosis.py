@@ -583,34 +583,39 @@ def last_layer_units(arch: str, width: int) -> int:
     return units[arch] * int(width)
 
 
-def features_to_file(model_path, full_path, subset_path, out_path, *, epoch: int | None = None) -> dict:
+def features_to_file(model_path, full_path, subset_path, out_path, *, epoch: int | None = None,
+                     device: str = "cpu") -> dict:
     """Last-hidden-layer features (input of the final linear layer: an MLP's last hidden layer, a
     ResNet's pooled features) on the training subset and the test split, with the final layer's
     weight and bias, the test logits and both accuracies → .npz (meta: model spec, layer, accuracies,
     the training epoch of the weights). ``model_path`` is a ``model.pt``, or with ``epoch`` the
     snapshots folder of a run (``repatlas.train.train_to_files``), read at that epoch.
 
-    Features are taken in eval mode (BatchNorm running statistics), without augmentation."""
+    Features are taken in eval mode (BatchNorm running statistics), without augmentation, on
+    `device`; the rest is float64 numpy on the host."""
     import torch
 
     from repatlas.activations import iter_activations
     from repatlas.data import load_npz, save_npz, standardise
+    from repatlas.devices import resolve_device
     from repatlas.models import representation_layers
     from repatlas.train import load_checkpoint, snapshot_path
 
+    dev = resolve_device(device)
     model, spec, ckpt_meta = load_checkpoint(model_path if epoch is None else snapshot_path(model_path, epoch))
+    model.to(dev)
     full, meta = load_npz(full_path)
     sub, _ = load_npz(subset_path)
     last = representation_layers(model)[-1]
     head = list(model.children())[-1]  # the final nn.Linear (logits / fc)
 
     def features(images):
-        x = standardise(torch.as_tensor(images), meta["mean"], meta["std"])
+        x = standardise(torch.as_tensor(images, device=dev), meta["mean"], meta["std"])
         return np.concatenate([a[last] for _, a in iter_activations(model, x, [last], 512)])
 
     f_train, f_test = features(sub["x"]), features(full["x_test"])
-    weight = head.weight.detach().numpy().astype(np.float64)
-    bias = head.bias.detach().numpy().astype(np.float64)
+    weight = head.weight.detach().cpu().numpy().astype(np.float64)
+    bias = head.bias.detach().cpu().numpy().astype(np.float64)
     logits = f_test @ weight.T + bias
     train_logits = f_train @ weight.T + bias
     info = {"model": spec, "layer": last, "units": int(f_test.shape[1]),

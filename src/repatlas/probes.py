@@ -137,14 +137,14 @@ def _check_names(names, expected) -> None:
 
 @torch.no_grad()
 def _accuracies(model, cap, probes, stats, x, y, batch_size) -> dict[str, float]:
-    correct = {name: 0 for name in probes}
+    correct = torch.zeros(len(probes), dtype=torch.long, device=y.device)  # read once, at the end
     for idx, acts in _forward_batches(model, cap, x, batch_size):
         _check_names(list(acts), list(probes))
-        for name, a in acts.items():
+        for i, (name, a) in enumerate(acts.items()):
             mean, scale = stats[name]
             pred = probes[name]((a.float() - mean) / scale).argmax(1)
-            correct[name] += int((pred == y[idx]).sum())
-    return {name: c / len(y) for name, c in correct.items()}
+            correct[i] += (pred == y[idx]).sum()
+    return {name: c / len(y) for name, c in zip(probes, correct.tolist())}
 
 
 def linear_probes(
@@ -213,17 +213,17 @@ def linear_probes(
         probes = nn.ModuleDict()  # keys may not contain "."; keep the names in a parallel dict
         keyed = {name: f"p{i}" for i, name in enumerate(stats)}
         for name, key in keyed.items():
-            probe = nn.Linear(units[name], n_classes).to(dev)
+            probe = nn.Linear(units[name], n_classes, device=dev)
             nn.init.zeros_(probe.weight)
             nn.init.zeros_(probe.bias)
             probes[key] = probe
         by_name = {name: probes[key] for name, key in keyed.items()}
         opt = torch.optim.SGD(probes.parameters(), lr=lr, momentum=momentum)
-        gen = torch.Generator().manual_seed(int(seed))
+        gen = torch.Generator().manual_seed(int(seed))  # on the CPU: the same order on every device
 
         with LayerCapture(model, layers) as cap:
             for _ in range(int(epochs)):
-                order = torch.randperm(len(x_train), generator=gen).to(dev)
+                order = torch.randperm(len(x_train), generator=gen, device="cpu").to(dev)
                 for idx, acts in _forward_batches(model, cap, x_train, batch_size, order):
                     _check_names(list(acts), list(stats))
                     # Each probe sees only its own layer, so summing the losses trains them

@@ -158,7 +158,7 @@ _MIN_SPREAD_FLOAT32 = 0.05
 
 
 def _evaluate(base: list[np.ndarray], scale: float, points: np.ndarray, activation: str, variant: str,
-              depths: Sequence[int]) -> np.ndarray:
+              depths: Sequence[int], device=None) -> np.ndarray:
     """Outputs ``(len(depths), P)`` of the networks with parameters ``scale * base`` at ``points``.
 
     Runs in float32, in chunks of points (a point's value does not depend on the chunking, nor
@@ -177,9 +177,9 @@ def _evaluate(base: list[np.ndarray], scale: float, points: np.ndarray, activati
     chunk = max(1, _CHUNK_ELEMENTS // width)
     P = points.shape[0]
     for dtype in (torch.float32, torch.float64):
-        params = [torch.as_tensor(a, dtype=dtype) * float(scale) for a in base]
-        x = torch.as_tensor(points, dtype=dtype)
-        y = torch.empty((len(depths), P), dtype=dtype)
+        params = [torch.as_tensor(a, dtype=dtype, device=device) * float(scale) for a in base]
+        x = torch.as_tensor(points, dtype=dtype, device=device)
+        y = torch.empty((len(depths), P), dtype=dtype, device=device)
         for p0 in range(0, P, chunk):
             for k, out in enumerate(_forward_depths(params, x[p0 : p0 + chunk], activation, variant, depths)):
                 y[k, p0 : p0 + chunk] = out
@@ -188,7 +188,7 @@ def _evaluate(base: list[np.ndarray], scale: float, points: np.ndarray, activati
         spread = y.amax(dim=1) - y.amin(dim=1)
         if bool((spread >= _MIN_SPREAD_FLOAT32 * y.abs().amax(dim=1)).all()):
             break
-    return y.double().numpy()
+    return y.double().cpu().numpy()
 
 
 def random_mlp_outputs(
@@ -202,14 +202,16 @@ def random_mlp_outputs(
     seed: int = 0,
     index: int = 0,
     torch_threads: int | None = 1,
+    device=None,
 ) -> np.ndarray:
     """Outputs ``(len(depths), P)`` at ``points`` (P, 2) of network ``index`` of ``seed``, one row
-    per depth in ``sorted(set(depths))`` (one pass through the deepest; module docstring)."""
+    per depth in ``sorted(set(depths))`` (one pass through the deepest; module docstring).
+    ``device``: where the network runs (default the CPU); outputs come back as numpy either way."""
     depths = sorted(set(int(d) for d in depths))
     _check(activation, variant, min(depths), width)
     base = _base_params(seed, index, max(depths), width, variant)
     with pinned_threads(torch_threads), torch.no_grad():
-        return _evaluate(base, scale, np.asarray(points, dtype=np.float64), activation, variant, depths)
+        return _evaluate(base, scale, np.asarray(points, dtype=np.float64), activation, variant, depths, device)
 
 
 def random_mlp_values(
@@ -224,6 +226,7 @@ def random_mlp_values(
     n_functions: int = 1,
     endpoint: bool = False,
     torch_threads: int | None = 1,
+    device=None,
 ) -> np.ndarray:
     """Values ``(n_functions, R, R)`` of random MLPs on ``grid(R, endpoint)`` (``values[:, i, j] = f(x_i, y_j)``).
 
@@ -233,12 +236,13 @@ def random_mlp_values(
     layers; "gating" ``h <- phi(W h + b) * sigmoid(W' h + b')`` on every hidden layer. Network
     ``j`` is network ``index=j`` of ``seed`` (module docstring).
     ``torch_threads``: intra-op threads during the call (None = torch's current setting).
+    ``device``: where the networks run (default the CPU); values come back as numpy either way.
     """
     _check(activation, variant, depth, width)
     pts = grid(R, endpoint)
     return np.stack([
         random_mlp_outputs(pts, activation=activation, scale=scale, depths=[depth], width=width, variant=variant,
-                           seed=seed, index=j, torch_threads=torch_threads)[0].reshape(R, R)
+                           seed=seed, index=j, torch_threads=torch_threads, device=device)[0].reshape(R, R)
         for j in range(n_functions)
     ])
 

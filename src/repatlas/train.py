@@ -1,9 +1,11 @@
 """One training loop for every classifier: SGD + momentum, cosine schedule, crop/flip on-device.
 
-The whole (small) dataset lives on the device as one tensor; augmentation is a few tensor ops
-on the batch, and batches come from a seeded `torch.randperm`, so a run is a pure function of
-(model init seed, data, config) on CPU. On CUDA the same loop adds bf16 autocast and
-channels_last; `TrainConfig.compile` adds torch.compile on any device.
+The whole (small) dataset lives on the device as one tensor; each epoch's shuffled, augmented
+copy is made by one gather (so the device holds the dataset twice), batches are slices of it, and
+order and augmentation come from a seeded CPU generator, so a run is a pure function of (model
+init seed, data, config) on CPU and sees the same batches on every device. Nothing in a step
+reads a value back to the host. On CUDA the same loop adds bf16 autocast and channels_last;
+`TrainConfig.compile` adds torch.compile on any device (and CUDA graphs with "reduce-overhead").
 
 Training is resumable. Given a `checkpoint` path, `train` saves its whole state at the end of every
 epoch (weights, optimizer, schedule, the generator behind batch order and augmentation, the global
@@ -32,6 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from repatlas.data import standardise
+from repatlas.devices import resolve_device  # noqa: F401  (re-exported: train.resolve_device)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +52,8 @@ class TrainConfig:
     eval_every: int = 1
     # torch.compile the training forward pass (GPU runs: fewer kernel launches); the weights,
     # checkpoints and evaluation use the plain module, so results files do not change format.
-    compile: bool = False
+    # True/"default", or a torch.compile mode: "reduce-overhead" adds CUDA graphs (COMPILE_MODES).
+    compile: bool | str = False
     # Linear learning-rate warmup over this many epochs (fractions allowed; 0 = off), then the
     # cosine decay over the remaining steps: see `lr_factor`.
     warmup_epochs: float = 1.0
@@ -59,45 +63,49 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def augment(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
-    """Random crop (of an already reflect-padded batch) and random horizontal flip, on-device."""
-    b, c, hp, wp = x.shape
+def augment(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator, index: torch.Tensor | None = None) -> torch.Tensor:
+    """Random crop (of an already reflect-padded batch) and random horizontal flip, on-device.
+
+    With `index`, the samples `x[index]` are augmented (e.g. a whole epoch in its shuffled
+    order) without first copying them. Crop offsets and flips are drawn from `gen` (offsets
+    dy, dx, then flips), and both are applied by one gather: a flipped crop reads its columns
+    right to left.
+    """
+    b, c, hp, wp = x.shape if index is None else (len(index), *x.shape[1:])
     h, w = hp - 2 * pad, wp - 2 * pad
+    sample = torch.arange(b, device=x.device) if index is None else index.to(x.device)
+    if not pad and not flip:
+        return x if index is None else x[sample]
+    rows = torch.arange(h, device=x.device).expand(b, h)
+    cols = torch.arange(w, device=x.device).expand(b, w)
     if pad:
         dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=gen.device).to(x.device)
         dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=gen.device).to(x.device)
-        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-        batch = torch.arange(b, device=x.device)[:, None, None, None]
-        chan = torch.arange(c, device=x.device)[None, :, None, None]
-        x = x[batch, chan, rows, cols]
+        rows, cols = rows + dy[:, None], cols + dx[:, None]
     if flip:
         mask = torch.rand(b, generator=gen, device=gen.device).to(x.device) < 0.5
-        x = torch.where(mask[:, None, None, None], x.flip(3), x)
-    return x
+        cols = torch.where(mask[:, None], cols.flip(1), cols)
+    chan = torch.arange(c, device=x.device)[None, :, None, None]
+    return x[sample[:, None, None, None], chan, rows[:, None, :, None], cols[:, None, None, :]]
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024):
     """(mean cross-entropy, accuracy) of a model on standardised inputs."""
     model.eval()
-    loss, correct = 0.0, 0
+    # sums stay on the device (float64: the exact sum of float32 terms, as a Python float was)
+    loss = torch.zeros((), dtype=torch.float64, device=y.device)
+    correct = torch.zeros((), dtype=torch.long, device=y.device)
     for i in range(0, len(y), batch_size):
         out = model(x[i : i + batch_size]).float()
-        loss += F.cross_entropy(out, y[i : i + batch_size], reduction="sum").item()
-        correct += (out.argmax(1) == y[i : i + batch_size]).sum().item()
-    return loss / len(y), correct / len(y)
+        loss += F.cross_entropy(out, y[i : i + batch_size], reduction="sum")
+        correct += (out.argmax(1) == y[i : i + batch_size]).sum()
+    return loss.item() / len(y), correct.item() / len(y)
 
 
 def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
@@ -213,8 +221,10 @@ def train(
     warmup = warmup_steps(config, steps_per_epoch, total_steps)
     opt, sched = _optimiser(model, config, total_steps, warmup)
     # The only random stream of the loop: batch order and augmentation. (torch.manual_seed, the
-    # global stream, is used for initialisation; it is saved and restored too, for safety.)
-    gen = torch.Generator(device=dev).manual_seed(config.seed)
+    # global stream, is used for initialisation; it is saved and restored too, for safety.) It
+    # lives on the CPU, so a seed gives the same batches and crops on every device; its draws
+    # cross to the device once per epoch.
+    gen = torch.Generator(device="cpu").manual_seed(config.seed)
 
     history: list[dict] = []
     done = 0
@@ -233,27 +243,33 @@ def train(
                 model.load_state_dict(fresh_weights)
                 torch.set_rng_state(fresh_rng)
                 opt, sched = _optimiser(model, config, total_steps, warmup)
-                gen = torch.Generator(device=dev).manual_seed(config.seed)
+                gen = torch.Generator(device="cpu").manual_seed(config.seed)
                 done, history = 0, []
             else:
                 log(f"resuming from checkpoint {checkpoint}: {done} of {config.epochs} epochs done")
                 for record in history:
                     log(_epoch_line(record, config.epochs) + " (restored)")
 
-    forward = torch.compile(model) if config.compile else model
+    forward, graphs = _compiled(model, config.compile, dev)
     bar = tqdm(total=total_steps, initial=done * steps_per_epoch, disable=not progress,
                desc="train", unit="step", leave=False)
     for epoch in range(done + 1, config.epochs + 1):
         t0 = time.perf_counter()
         model.train()
-        order = torch.randperm(len(y_train), generator=gen, device=dev)
+        # The epoch's order and augmentation in one batched gather; its batches are then
+        # contiguous slices (views), and nothing in the step waits for the device: loss and
+        # accuracy are summed on it and read once, after the last step.
+        order = torch.randperm(len(y_train), generator=gen, device="cpu").to(dev)
+        x_epoch = augment(x_train, config.crop_pad, config.flip, gen, index=order)
+        x_epoch = x_epoch.contiguous(memory_format=memory_format)
+        y_epoch = y_train[order]
         loss_sum = torch.zeros((), device=dev)
         correct = torch.zeros((), device=dev, dtype=torch.long)
         norms = []  # per-step gradient norms, read once per epoch (`grad_norm`)
         for i in range(0, len(order), config.batch_size):
-            idx = order[i : i + config.batch_size]
-            xb = augment(x_train[idx], config.crop_pad, config.flip, gen)
-            yb = y_train[idx]
+            xb, yb = x_epoch[i : i + config.batch_size], y_epoch[i : i + config.batch_size]
+            if graphs:
+                torch.compiler.cudagraph_mark_step_begin()  # the last step's graph outputs are consumed
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
                 out = forward(xb)
                 loss = F.cross_entropy(out.float(), yb)
@@ -262,13 +278,15 @@ def train(
             norms.append(grad_norm(model))
             opt.step()
             sched.step()
-            loss_sum += loss.detach() * len(idx)
+            loss_sum += loss.detach() * len(yb)
             correct += (out.argmax(1) == yb).sum()
             bar.update(1)
-        train_loss = loss_sum.item() / len(y_train)
+        train_loss = loss_sum.item() / len(y_train)  # waits for the device: the epoch's training is done
+        train_seconds = time.perf_counter() - t0
         if not math.isfinite(train_loss):
             bar.close()
             raise TrainingDiverged(f"training loss is {train_loss} at epoch {epoch}")
+        t_eval = time.perf_counter()
         test_loss = test_acc = None  # JSON null in metrics.json
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             test_loss, test_acc = evaluate(model, x_test, y_test)
@@ -280,7 +298,8 @@ def train(
             "test_acc": test_acc,
             "lr": opt.param_groups[0]["lr"],
             **_grad_norm_record(norms),
-            "seconds": time.perf_counter() - t0,
+            "seconds": train_seconds,  # training only: throughput = examples / seconds
+            "eval_seconds": time.perf_counter() - t_eval,
         }
         history.append(record)
         log(_epoch_line(record, config.epochs))
@@ -291,6 +310,25 @@ def train(
     bar.close()
     model.to("cpu", memory_format=torch.contiguous_format)
     return history
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def _compiled(model: nn.Module, setting, dev: torch.device) -> tuple[Callable, bool]:
+    """(the forward to train with, whether it replays CUDA graphs) for `TrainConfig.compile`.
+
+    False: the module itself. True or "default": torch.compile. "reduce-overhead" (and
+    "max-autotune") also capture CUDA graphs on CUDA: one launch per step instead of one per
+    kernel, which is what small models lack on a large GPU; on CPU the mode compiles as "default".
+    """
+    if setting is False or setting is None:
+        return model, False
+    mode = "default" if setting is True else setting
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile must be false, true or one of {', '.join(COMPILE_MODES)}; got {setting!r}")
+    graphs = mode in ("reduce-overhead", "max-autotune") and dev.type == "cuda"
+    return torch.compile(model, mode=None if mode == "default" else mode), graphs
 
 
 # ----------------------------------------------------------------------------- resumable state
