@@ -30,11 +30,12 @@ minutes, not seconds; the docstring of `profile_runs` has the measured times.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = "configs/ci-tiny.yaml"  # relative: each run uses its own copy
 PROFILES = ("slurm", "generic")
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
-TIMEOUT = 3600  # one snakemake invocation; ci-tiny takes minutes on an idle 2-core machine
+TIMEOUT = 7200  # s, a guard against hangs: ci-tiny through a profile takes minutes on an idle 2-core machine
 # a CI machine smaller than the profile's largest first-attempt request (train_model: 16 GB)
 # declares that much, so every job can be scheduled; jobs are still killed at their own request
 NODE_MEMORY_MB = 16500
@@ -68,11 +69,35 @@ def snakemake_cmd(name: str, *args: str, configfile: str = TINY) -> list[str]:
     return cmd
 
 
+def start(cluster, workdir: Path, cmd: list[str]) -> subprocess.Popen:
+    """snakemake against the cluster, in its own session, output to workdir/snakemake.out."""
+    with open(workdir / "snakemake.out", "w") as out:
+        proc = subprocess.Popen(cmd, cwd=workdir, env=cluster.env, stdout=out, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)
+    proc.started = time.monotonic()
+    return proc
+
+
+def finish(proc: subprocess.Popen, workdir: Path, timeout=TIMEOUT) -> dict:
+    rc = proc.wait(timeout=timeout)
+    out = (workdir / "snakemake.out").read_text()
+    return {"rc": rc, "out": out, "seconds": time.monotonic() - proc.started}
+
+
+def stop(procs) -> None:
+    """Kill what this module started and did not finish (a failure, a timeout, Ctrl-C), by group id."""
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def run(cluster, workdir: Path, cmd: list[str], timeout=TIMEOUT) -> dict:
-    t0 = time.monotonic()
-    result = subprocess.run(cmd, cwd=workdir, env=cluster.env, capture_output=True, text=True, timeout=timeout)
-    return {"rc": result.returncode, "out": result.stdout + result.stderr, "stdout": result.stdout,
-            "seconds": time.monotonic() - t0}
+    proc = start(cluster, workdir, cmd)
+    try:
+        return finish(proc, workdir, timeout)
+    finally:
+        stop([proc])
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -97,8 +122,13 @@ def profile_runs(cluster, tmp_path_factory):
     """
     base = tmp_path_factory.mktemp("profile-runs")
     dirs = {name: copy_workflow(base / name) for name in PROFILES}
-    with ThreadPoolExecutor(max_workers=len(PROFILES)) as pool:
-        runs = dict(zip(PROFILES, pool.map(lambda n: run(cluster, dirs[n], snakemake_cmd(n)), PROFILES)))
+    procs = {}
+    try:
+        for name in PROFILES:
+            procs[name] = start(cluster, dirs[name], snakemake_cmd(name))
+        runs = {name: finish(proc, dirs[name]) for name, proc in procs.items()}
+    finally:
+        stop(procs.values())
     for name in PROFILES:
         runs[name]["workdir"] = dirs[name]
         runs[name]["again"] = run(cluster, dirs[name], snakemake_cmd(name, "-n"), timeout=600)
@@ -117,12 +147,12 @@ def planned_jobs(output: str) -> dict[str, int]:
     return jobs
 
 
-def submitted_jobs(stdout: str) -> list[dict]:
+def submitted_jobs(output: str) -> list[dict]:
     """Every job Snakemake started: rule, its resources as planned, and the Slurm job id it got."""
-    slurm_ids = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", stdout))
-    slurm_ids |= dict(re.findall(r"Submitted job (\d+) with external jobid '(\d+)", stdout))
+    slurm_ids = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", output))
+    slurm_ids |= dict(re.findall(r"Submitted job (\d+) with external jobid '(\d+)", output))
     jobs = []
-    for rule, body in re.findall(r"^rule (\w+):\n((?:    .*\n?)*)", stdout, flags=re.M):
+    for rule, body in re.findall(r"^rule (\w+):\n((?:    .*\n?)*)", output, flags=re.M):
         if rule == "all":
             continue
         jobid = re.search(r"^\s+jobid: (\d+)", body, re.M).group(1)
@@ -151,7 +181,7 @@ def test_every_job_ran_as_a_slurm_job_with_the_profiles_limits(name, profile_run
     result = profile_runs[name]
     assert result["rc"] == 0, result["out"][-6000:]
     planned = planned_jobs(result["out"])
-    jobs = submitted_jobs(result["stdout"])
+    jobs = submitted_jobs(result["out"])
     assert len(jobs) == sum(planned.values()) > 100, (planned, len(jobs))
     assert all(job["slurm_id"] for job in jobs), [job for job in jobs if not job["slurm_id"]][:3]
 
@@ -203,14 +233,18 @@ def same_model(path_a: Path, path_b: Path) -> bool:
         torch.equal(value, state_b[key]) for key, value in state_a.items())
 
 
-def differs_only_in_timings(rel: str, a: Path, b: Path) -> bool:
-    """Files two local runs of the same config also write differently: timings, nothing else."""
+def same_but_for_times(rel: str, a: Path, b: Path) -> bool:
+    """Files that two local runs of one config write differently, in times only: durations and
+    matplotlib's PDF creation date. Equal otherwise."""
     if rel.startswith("benchmarks/") or rel.endswith(".log"):
         return True  # Snakemake's per-job time and memory; the rules' logs print seconds
     if rel.endswith("metrics.json"):
         return metrics_without_timings(a) == metrics_without_timings(b)
     if rel.endswith(".pt"):
         return same_model(a, b)
+    if rel.endswith(".pdf"):
+        undated = [re.sub(rb"/CreationDate \(D:\d+Z?\)", b"", p.read_bytes()) for p in (a, b)]
+        return undated[0] == undated[1]
     return False
 
 
@@ -234,7 +268,7 @@ def test_outputs_equal_the_local_run(name, profile_runs, tiny_run):
         if a.read_bytes() == b.read_bytes():
             identical += 1
         else:
-            assert differs_only_in_timings(rel, a, b), f"results/{rel} differs from the local run's"
+            assert same_but_for_times(rel, a, b), f"results/{rel} differs from the local run's"
     # data, activation stores, CKA and every analysis, figures: byte for byte
     assert identical > len(files) / 2, (identical, len(files))
 
@@ -291,26 +325,20 @@ def faults(cluster, tmp_path_factory):
 
     # 2. scancel mid-training: no retry in this invocation, so the failure ends it
     model = f"results/models/{FAULT_MODEL}/model.pt"
-    out = open(workdir / "cancelled.out", "w")
-    proc = subprocess.Popen(snakemake_cmd("slurm", model, "--retries", "0", configfile=FAULT_CONFIG_FILE),
-                            cwd=workdir, env=cluster.env,
-                            stdout=out, stderr=subprocess.STDOUT, text=True)
+    proc = start(cluster, workdir, snakemake_cmd("slurm", model, "--retries", "0", configfile=FAULT_CONFIG_FILE))
     try:
         facts["cancelled_id"] = cancel_after_first_checkpoint(cluster, proc, workdir)
         try:
-            facts["cancelled_rc"] = proc.wait(timeout=REPORT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            facts["cancelled_rc"] = None  # still waiting for a job Slurm has cancelled
+            facts["cancelled"] = finish(proc, workdir, timeout=REPORT_TIMEOUT)
+        except subprocess.TimeoutExpired:  # still waiting for a job Slurm has cancelled
+            facts["cancelled"] = {"rc": None, "out": (workdir / "snakemake.out").read_text()}
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    facts["cancelled_out"] = (workdir / "cancelled.out").read_text()
+        stop([proc])
     checkpoint = workdir / "results/models" / FAULT_MODEL / "checkpoint.pt"
     facts["epoch_at_cancel"] = load_training_state(checkpoint)["epoch"] if checkpoint.exists() else None
 
     # 3. the rerun, with the profile as it is (a controller killed above left its lock behind)
-    if facts["cancelled_rc"] is None:
+    if facts["cancelled"]["rc"] is None:
         run(cluster, workdir, snakemake_cmd("slurm", "--unlock", configfile=FAULT_CONFIG_FILE))
     facts["rerun"] = run(cluster, workdir, snakemake_cmd("slurm", model, configfile=FAULT_CONFIG_FILE))
     return facts
@@ -330,10 +358,10 @@ def test_job_over_its_memory_request_fails_naming_the_rule_and_the_retry_succeed
 
 
 def test_cancelled_training_is_reported_and_a_rerun_resumes_from_its_checkpoint(faults, cluster):
-    out = faults["cancelled_out"]
-    assert faults["cancelled_rc"] is not None, (
+    out = faults["cancelled"]["out"]
+    assert faults["cancelled"]["rc"] is not None, (
         f"Snakemake still waited for the cancelled job {REPORT_TIMEOUT} s after `scancel`:\n{out[-3000:]}")
-    assert faults["cancelled_rc"] != 0, out[-4000:]
+    assert faults["cancelled"]["rc"] != 0, out[-4000:]
     assert "Error in rule train_model:" in out and "CANCELLED" in out, out[-4000:]
     epoch = faults["epoch_at_cancel"]
     assert epoch is not None and 1 <= epoch < FAULT_EPOCHS, epoch
