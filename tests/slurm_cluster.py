@@ -2,12 +2,13 @@
 
 `slurm_cluster(root)` starts, in this order and all inside `root`: a munge daemon with a fresh
 key, a MariaDB server, slurmdbd (accounting, so `sacct` answers as on a real site), slurmctld
-and slurmd. The node is this machine, with the cores and memory `slurmd -C` reports, and two
-stand-in GPUs: a GRES whose device files are /dev/null, so `--gpus=1` is scheduled and accounted
-as on a GPU node while torch in the job still sees no CUDA. Two partitions, `cpu` and `gpu`,
-carry the names the workflow profiles use. Memory requests are enforced the portable way,
-without cgroups: jobacct_gather samples every job step's memory each second and kills a step
-above its request (`OverMemoryKill`); `task/affinity` binds each step to its CPUs, as real sites do.
+and slurmd. The node is this machine, with the cores and memory `slurmd -C` reports (the caller
+may declare more memory), and two stand-in GPUs: a GRES whose device files are /dev/null, so
+`--gpus=1` is scheduled and accounted as on a GPU node while torch in the job still sees no
+CUDA. Two partitions, `cpu` and `gpu`, carry the names the workflow profiles use. Memory
+requests are enforced the portable way, without cgroups: jobacct_gather samples every job step's
+memory each second and kills a step above its request (`OverMemoryKill`); `task/affinity` binds
+each step to its CPUs, as real sites do.
 
 Nothing is shared with another instance or a system Slurm: free ports picked at start, a unique
 cluster name, every socket, pid, state, spool and log file under `root`. Clients find the

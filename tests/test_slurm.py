@@ -18,9 +18,9 @@ Both profiles are used unchanged, with two command line options a site would not
 `--cores 1`, because the node has this machine's cores (2 in CI) and `--cores` caps every job's
 threads (docs/cluster.md), so jobs fit and two share the node; and, for the SLURM plugin,
 `--slurm-init-seconds-before-status-checks 2` instead of its 40 s, since the jobs take seconds.
-Status polling: the SLURM plugin asks `sacct` (its default whenever sacct exists; accounting
-through slurmdbd is what real sites run, and what `squeue` cannot give: a finished job's state
-after MinJobAge); the generic profile's status script asks `sacct`, then `squeue`.
+Job states: the SLURM profile polls `squeue` (plugin 2.8.0 takes sacct's "CANCELLED by <uid>"
+for a running job; docs/cluster.md), the generic profile's status script `sacct`, then `squeue`.
+Accounting (slurmdbd) runs as on a real site: it is where this module reads every job's limits.
 
 Cost: each cluster job is one (generic) or two (SLURM plugin: the batch script and its `srun`
 step) extra Snakemake processes that parse the workflow, ~3 s of CPU each, so the module takes
@@ -51,9 +51,12 @@ TINY = "configs/ci-tiny.yaml"  # relative: each run uses its own copy
 PROFILES = ("slurm", "generic")
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 TIMEOUT = 7200  # s, a guard against hangs: ci-tiny through a profile takes minutes on an idle 2-core machine
-# a CI machine smaller than the profile's largest first-attempt request (train_model: 16 GB)
-# declares that much, so every job can be scheduled; jobs are still killed at their own request
-NODE_MEMORY_MB = 16500
+# The node's memory, at least: twice ci-tiny's largest request (evaluate_model of ResNet-14 2x,
+# 16,256 MB; the rules size jobs for CIFAR, and these use < 1 GB), so that two jobs always fit
+# beside each other on a 2-core CI machine with less memory. With the machine's 24 GB, a training
+# job (16 GB) blocked every CPU job and Slurm ran one job at a time. Slurm still kills a job above
+# its own request (OverMemoryKill), never at the node's total.
+NODE_MEMORY_MB = 33000
 
 
 def profile(name: str) -> dict:
