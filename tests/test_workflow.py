@@ -26,12 +26,7 @@ def snakemake(workdir, *args, configfile=TINY):
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=900)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    workdir = copy_workflow(tmp_path_factory.mktemp("ci-tiny"))
-    result = snakemake(workdir, "--cores", "2")
-    assert result.returncode == 0, result.stderr[-4000:]
-    return workdir, result
+# `tiny_run` (conftest.py): the one local run of ci-tiny per session, shared with test_slurm.py
 
 
 def test_every_artifact_exists_and_is_sound(tiny_run):
