@@ -768,7 +768,14 @@ def _seed_similarity_panel(ax, df: pd.DataFrame, *, several_n: bool, several_arc
     common = {"data": long, "x": "key", "y": "cka", "hue": "where", "order": list(first["key"]),
               "hue_order": list(_SIDE_COLOURS), "palette": _SIDE_COLOURS, "ax": ax}
     sns.barplot(**common, errorbar=None, alpha=0.6)
-    sns.stripplot(**common, dodge=True, size=4, legend=False, edgecolor="k", linewidth=0.5)
+    # seaborn jitters strip points with the global NumPy generator: a fixed state keeps the figure
+    # identical between runs (and leaves the caller's state as it was)
+    state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        sns.stripplot(**common, dodge=True, size=4, legend=False, edgecolor="k", linewidth=0.5)
+    finally:
+        np.random.set_state(state)
     names = [(f"{a} " if several_arch else "") + _model_label(d, w)
              for a, d, w in zip(first["arch"], first["depth"], first["width"])]
     many = len(names) > 10
