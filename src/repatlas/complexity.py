@@ -234,7 +234,8 @@ def chebyshev_complexity(values_at_nodes, degree: int = 20):
     Why interpolation at Chebyshev points and not a least-squares fit on the equispaced grid
     (this project's earlier measure): on equispaced points the fit of a function with a kink
     is dominated by Runge oscillations, and it rated random ReLU networks at 0.3-1.0 of white
-    noise depending on D; interpolated at the nodes they come out at ~0.2 for D = 20.
+    noise depending on D; interpolated at the nodes they come out at 0.26 (depth 2) to 0.33
+    (depth 7) of white noise for D = 20 at every A (measured, 5 seeds), below tanh and sin at large A.
     Aliasing: with M = 128 nodes the value at D = 20 is within ~2% of M = 256 for the networks
     of the study (7% at M = 64 for high-frequency Gaussian networks), so use M >= ~6 D.
     White noise at the nodes gives ~15.6 at D = 20 (all coefficients equally likely).
