@@ -628,7 +628,7 @@ def default_study_outputs():
         outputs += [f"results/mitosis/chunks/{m}.nc" for m in mitosis_models()] + ["results/mitosis/summary.csv"]
     if "ensembles" in config["studies"]:
         outputs += ensembles_files() + ["results/ensembles/summary.csv"]
-    return outputs + FIGURES
+    return outputs + FIGURES + claims_outputs()
 
 
 def print_outputs():
@@ -636,3 +636,32 @@ def print_outputs():
     for f in FIGURES:
         if Path(f).exists():
             print(f"repatlas: figure written to {Path(f).resolve()}")
+
+
+# ----------------------------------------------------------------------------- claims ledger
+from repatlas.claims import config_hash
+
+# Which run a ledger is of: the validated config (defaults filled in), hashed; and the config
+# file(s) it came from (--configfile replaces config.yaml), with a note when --config overrode keys.
+CONFIG_HASH = config_hash(config)
+CONFIG_NAME = ", ".join(os.path.relpath(f, workflow.basedir)
+                        for f in (workflow.overwrite_configfiles or workflow.configfiles))
+CONFIG_NAME += " with --config overrides" if workflow.config_settings.config else ""
+CLAIM_STUDIES = ["wide_deep", "redshift", "infinite", "mitosis", "ensembles"]
+
+
+def claims_inputs(wildcards):
+    """The result files a study's claims read (repatlas.claims.REGISTRY), those this config makes."""
+    if wildcards.study == "wide_deep":
+        return {"blocks": "results/widedeep/blocks.csv"} if "blocks" in WIDE_DEEP["analyses"] else {}
+    if wildcards.study == "redshift":
+        return {"scale": "results/complexity/scale.nc"} if "scale" in REDSHIFT["sweeps"] else {}
+    if wildcards.study == "infinite":
+        return {"cookbook_gap": "results/infinite/cookbook_gap.nc",
+                "ntk_convergence": "results/infinite/ntk_convergence.nc"}
+    return {"summary": f"results/{wildcards.study}/summary.csv"}  # mitosis, ensembles
+
+
+def claims_outputs():
+    """Every configured study's ledger and the table over them (part of the default target)."""
+    return [f"results/claims/{s}.csv" for s in config["studies"]] + ["results/claims/what_reproduces.md"]

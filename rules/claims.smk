@@ -1,0 +1,49 @@
+# The claims ledger: each study's paper claims judged on this run's result files
+# (repatlas.claims), and one "What reproduces" table over every configured study.
+
+
+rule claims_ledger:
+    input:
+        unpack(claims_inputs),
+        lib=library_of("claims_ledger.py"),
+    output:
+        "results/claims/{study}.csv",
+    log:
+        "results/logs/claims/{study}.log",
+    params:
+        config_hash=CONFIG_HASH,
+    wildcard_constraints:
+        study="|".join(CLAIM_STUDIES),
+    benchmark:
+        "results/benchmarks/claims/{study}.tsv"
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(5),
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/claims_ledger.py"
+
+
+rule claims_table:
+    input:
+        ledgers=[f"results/claims/{s}.csv" for s in config["studies"]],
+        lib=library_of("claims_table.py"),
+    output:
+        "results/claims/what_reproduces.md",
+    log:
+        "results/logs/claims/what_reproduces.log",
+    params:
+        config=CONFIG_NAME,
+        device=config["device"],
+    benchmark:
+        "results/benchmarks/claims/what_reproduces.tsv"
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(5),
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    script:
+        "../scripts/claims_table.py"

@@ -1,0 +1,510 @@
+"""The claims ledger: which of each paper's headline claims held on this run, with the evidence.
+
+Every study has a registry entry (``REGISTRY[study]``): a list of :class:`Claim`, each a short
+sentence from the paper (../shared/references.md) and a pure evaluation function. An evaluator
+takes the study's result files already read (``{name: DataFrame or xarray.Dataset, or None when
+the config did not produce that file}``) and returns one :class:`Evaluation` per scope (e.g. per
+architecture or per data set): the statistic, its value, the rule it is compared with and a
+verdict, one of ``VERDICTS``:
+
+* ``holds``: the whole interval estimate ± 2 standard errors satisfies the rule;
+* ``does not hold``: none of it does;
+* ``inconclusive``: part of it does, or the evidence cannot decide, with the reason (too few
+  seeds or widths, models below the required accuracy, the measure not the paper's, not run).
+
+Where a study already judges its claims (mitosis' ``claim_*`` columns, the ensembles summary's
+``verdict`` column, the infinite study's ``one_over_width`` attr), the ledger reads that verdict
+instead of recomputing it, so the ledger and the study's own tables cannot disagree.
+:func:`ledger` turns a study's evaluations into the table written to
+``results/claims/<study>.csv``; :func:`what_reproduces` renders all ledgers as the README's
+"What reproduces" table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Callable
+
+import numpy as np
+
+HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
+VERDICTS = (HOLDS, FAILS, INCONCLUSIVE)
+Z = 2.0  # half-width of the interval estimate, in standard errors
+COLUMNS = ("study", "claim", "sentence", "scope", "statistic", "value", "se", "rule", "verdict", "reason",
+           "seeds", "measure", "test_accuracy", "config_hash", "artifacts")
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """One verdict on one claim in one scope ("" when the claim has a single scope)."""
+
+    statistic: str
+    value: float
+    rule: str
+    verdict: str
+    reason: str = ""
+    se: float = float("nan")
+    seeds: int = 0
+    measure: str = ""
+    test_accuracy: float = float("nan")
+    scope: str = ""
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}; got {self.verdict!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A paper's claim: an id, the sentence, the result files it reads, its evaluator."""
+
+    id: str
+    sentence: str
+    inputs: tuple[str, ...]
+    evaluate: Callable[..., list[Evaluation]]
+
+
+def _not_run(name: str) -> str:
+    return f"{name} not produced by this config"
+
+
+def interval_verdict(value: float, se: float, threshold: float, *, above: bool) -> tuple[str, str]:
+    """Verdict on ``value > threshold`` (``above``) or ``value <= threshold`` from value ± Z·se.
+
+    ``above``: holds when the lower end exceeds the threshold, does not hold when the upper end
+    does not; otherwise (or with an unknown se) inconclusive. ``not above``: holds when the upper
+    end is at most the threshold, does not hold when the lower end exceeds it.
+    """
+    if not np.isfinite(value):
+        return INCONCLUSIVE, "no finite value"
+    if not np.isfinite(se):
+        return INCONCLUSIVE, "one value: no standard error"
+    lo, hi = value - Z * se, value + Z * se
+    if above:
+        return (HOLDS, "") if lo > threshold else (FAILS, "") if hi <= threshold else (
+            INCONCLUSIVE, f"effect below noise: {value:.3g} ± {Z:g}·{se:.2g} straddles {threshold:g}")
+    return (HOLDS, "") if hi <= threshold else (FAILS, "") if lo > threshold else (
+        INCONCLUSIVE, f"effect below noise: {value:.3g} ± {Z:g}·{se:.2g} straddles {threshold:g}")
+
+
+def _mean_se(values) -> tuple[float, float, int]:
+    """Mean, standard error (sd / √k; NaN for one value) and count of the finite values."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return float("nan"), float("nan"), 0
+    se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+    return float(v.mean()), se, len(v)
+
+
+# ----------------------------------------------------------------------------- wide vs deep
+# Block structure in a model that has not learned the task proves nothing: every model a
+# wide-vs-deep verdict reads must reach this test accuracy (five times chance on 10 classes).
+MIN_TEST_ACCURACY = 0.5
+
+
+def _block_fraction(table):
+    return table["block_layers"] / table["n_layers"]
+
+
+def _accuracy_gate(rows) -> tuple[float, str]:
+    """The lowest test accuracy of the models a verdict reads, and a reason if it is too low."""
+    if "test_accuracy" not in rows or rows["test_accuracy"].isna().all():
+        return float("nan"), "test accuracy not recorded"
+    acc = float(rows["test_accuracy"].min())
+    if acc < MIN_TEST_ACCURACY:
+        return acc, f"models not trained to the required accuracy (lowest {acc:.3f} < {MIN_TEST_ACCURACY})"
+    return acc, ""
+
+
+def _blocks_grow(blocks, axis: str, fixed: str, pick_fixed) -> list[Evaluation]:
+    """Paired (by seed) difference in the fraction of layers inside PC1-dominated blocks between
+    the largest and smallest value of `axis`, at the largest n and `pick_fixed` of `fixed`."""
+    stat = (f"fraction of layers in PC1-dominated blocks, largest minus smallest {axis} "
+            f"(paired by seed, at the largest n and {pick_fixed.__name__} {fixed})")
+    rule = "difference > 0"
+    if blocks is None:
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, _not_run("results/widedeep/blocks.csv"))]
+    t = blocks[blocks["n"] == blocks["n"].max()]
+    t = t[t[fixed] == pick_fixed(t[fixed])]
+    values = sorted(t[axis].unique())
+    if len(values) < 2:
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, f"one {axis} in the grid")]
+    frac = t.assign(frac=_block_fraction(t)).pivot_table(index="seed", columns=axis, values="frac")
+    mean, se, k = _mean_se((frac[values[-1]] - frac[values[0]]).values)
+    verdict, reason = interval_verdict(mean, se, 0.0, above=True)
+    acc, low = _accuracy_gate(t[t[axis].isin([values[0], values[-1]])])
+    if low and verdict != INCONCLUSIVE:
+        verdict, reason = INCONCLUSIVE, low
+    scope = f"{axis} {values[0]} → {values[-1]}, {fixed} {pick_fixed(t[fixed])}"
+    return [Evaluation(stat, mean, rule, verdict, reason, se=se, seeds=k, test_accuracy=acc,
+                       measure="minibatch CKA blocks with mean PC1 share ≥ min_pc1_share", scope=scope)]
+
+
+def blocks_grow_with_width(blocks=None) -> list[Evaluation]:
+    """Blocks grow with width at the deepest depth of the grid."""
+    return _blocks_grow(blocks, "width", "depth", max)
+
+
+def blocks_grow_with_depth(blocks=None) -> list[Evaluation]:
+    """Blocks grow with depth at the widest width of the grid."""
+    return _blocks_grow(blocks, "depth", "width", max)
+
+
+def blocks_unique_to_seed(blocks=None) -> list[Evaluation]:
+    """Cross-seed CKA outside the blocks minus inside them, over models with blocks and seed pairs."""
+    stat = "cross-seed CKA outside minus inside the blocks (mean over models with blocks)"
+    rule = "difference > 0"
+    if blocks is None:
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, _not_run("results/widedeep/blocks.csv"))]
+    if "seed_cka_inside" not in blocks:
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, "no cross-seed CKA (cka.across_seeds off or one seed)")]
+    t = blocks[np.isfinite(blocks["seed_cka_inside"]) & np.isfinite(blocks["seed_cka_outside"])]
+    if len(t) < 2:
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, f"{len(t)} model(s) with blocks and a seed pair; need 2")]
+    mean, se, _ = _mean_se((t["seed_cka_outside"] - t["seed_cka_inside"]).values)
+    verdict, reason = interval_verdict(mean, se, 0.0, above=True)
+    acc, low = _accuracy_gate(t)
+    if low and verdict != INCONCLUSIVE:
+        verdict, reason = INCONCLUSIVE, low
+    return [Evaluation(stat, mean, rule, verdict, reason, se=se, seeds=int(t["seed"].nunique()), test_accuracy=acc,
+                       measure="minibatch CKA across seeds", scope=f"{len(t)} models")]
+
+
+# ----------------------------------------------------------------------------- Neural Redshift
+RELU_FAMILY = ("relu", "gelu", "swish", "selu")
+RELU_CEILING = 0.25  # paper-convention Fourier complexity; the paper's ReLU heatmaps: 0.13-0.2
+WHITE_NOISE_FRACTION = 0.9  # "reaches white noise": at least this fraction of the unbiased reference
+
+
+def _paper_fourier(scale_sweep, stat, rule):
+    """The sweep's Fourier measure, or an inconclusive Evaluation saying why it cannot be read."""
+    if scale_sweep is None:
+        return None, Evaluation(stat, np.nan, rule, INCONCLUSIVE, _not_run("results/complexity/scale.nc"))
+    if "fourier" not in scale_sweep:
+        return None, Evaluation(stat, np.nan, rule, INCONCLUSIVE, "Fourier measure not computed")
+    convention = scale_sweep.attrs.get("settings_fourier_convention", "")
+    if convention != "paper":
+        return None, Evaluation(stat, np.nan, rule, INCONCLUSIVE,
+                                f"Fourier convention {convention!r}, not the paper's", measure=f"fourier ({convention})")
+    return scale_sweep["fourier"], None
+
+
+def _plain(fourier):
+    """The plain MLPs (no residual, LayerNorm or gating) at the sweep's first width."""
+    variant = "plain" if "plain" in fourier["variant"].values else fourier["variant"].values[0]
+    return fourier.sel(variant=variant).isel(width=0)
+
+
+def relu_family_stays_simple(scale=None) -> list[Evaluation]:
+    """Highest seed-mean Fourier complexity of ReLU-family MLPs over A ≤ 100 and every depth."""
+    stat = "highest seed-mean Fourier complexity, ReLU family, A ≤ 100, every depth"
+    rule = f"≤ {RELU_CEILING}"
+    fourier, missing = _paper_fourier(scale, stat, rule)
+    if missing:
+        return [missing]
+    family = [a for a in fourier["activation"].values if str(a) in RELU_FAMILY]
+    if not family:
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, "no ReLU-family activation in the sweep")]
+    f = _plain(fourier).sel(activation=family, scale=fourier["scale"] <= 100)
+    k = int(f.sizes["seed"])
+    mean = f.mean("seed")
+    se = f.std("seed", ddof=1) / np.sqrt(k) if k > 1 else mean * np.nan
+    upper = (mean + Z * se).max().item()
+    value = float(mean.max())
+    measure = f"fourier (paper convention, R = {scale.attrs.get('R', '?')})"
+    scope = ", ".join(map(str, family))
+    if k < 2:
+        return [Evaluation(stat, value, rule, INCONCLUSIVE, "one seed: no standard error", seeds=k, measure=measure,
+                           scope=scope)]
+    at_max = mean.argmax(...)
+    se_max = float(se.isel(at_max))
+    if upper <= RELU_CEILING:
+        verdict, reason = HOLDS, ""
+    elif float(((mean - Z * se) > RELU_CEILING).any()):
+        verdict, reason = FAILS, ""
+    else:
+        verdict, reason = INCONCLUSIVE, f"effect below noise: highest cell within {Z:g} SE of {RELU_CEILING}"
+    return [Evaluation(stat, value, rule, verdict, reason, se=se_max, seeds=k, measure=measure, scope=scope)]
+
+
+def sin_reaches_white_noise(scale=None) -> list[Evaluation]:
+    """sin MLPs' Fourier complexity at the largest A and depth, as a fraction of white noise."""
+    stat = "sin Fourier complexity ÷ white-noise reference at the largest A and depth"
+    rule = f"≥ {WHITE_NOISE_FRACTION}"
+    fourier, missing = _paper_fourier(scale, stat, rule)
+    if missing:
+        return [missing]
+    if "sin" not in fourier["activation"].values:
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, "sin not in the sweep")]
+    reference = fourier.attrs.get("unbiased_reference")
+    if reference is None:
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, "no white-noise reference in the sweep")]
+    f = _plain(fourier).sel(activation="sin")
+    a, d = float(f["scale"].max()), int(f["depth"].max())
+    mean, se, k = _mean_se(f.sel(scale=a, depth=d).values / float(reference))
+    verdict, reason = interval_verdict(mean, se, WHITE_NOISE_FRACTION, above=True)
+    return [Evaluation(stat, mean, rule, verdict, reason, se=se, seeds=k, scope=f"A = {a:g}, depth {d}",
+                       measure=f"fourier (paper convention, R = {scale.attrs.get('R', '?')})")]
+
+
+# ----------------------------------------------------------------------------- infinite width
+NTK_EXPONENT, NTK_TOLERANCE = 0.5, 0.15  # relative NTK error ~ width^-1/2, slope within ± this
+
+
+def gap_shrinks_as_one_over_width(cookbook_gap=None) -> list[Evaluation]:
+    """The fitted exponent p of |finite-ensemble mean − NTK mean| ~ width^-p, and the study's own
+    ``one_over_width`` verdict (p > 2 SE and |p − 1| ≤ 2 SE). Does not hold when p is more than
+    2 SE from 1; inconclusive when the gap is not seen to shrink but p = 1 is not excluded."""
+    stat = "exponent p of the gap ~ width^-p (weighted fit over widths)"
+    rule = "p > 2 SE and |p − 1| ≤ 2 SE"
+    if cookbook_gap is None:
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, _not_run("results/infinite/cookbook_gap.nc"))]
+    attrs = cookbook_gap.attrs
+    n = int(cookbook_gap.sizes["width"])
+    pairs = int(cookbook_gap["pairs"].min()) if "pairs" in cookbook_gap else 0
+    if "one_over_width" not in attrs:
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, f"{n} width(s); the fit needs 3", seeds=pairs)]
+    p, se = float(attrs["exponent"]), float(attrs["exponent_se"])
+    if int(attrs["one_over_width"]):
+        verdict, reason = HOLDS, ""
+    elif abs(p - 1) > Z * se:
+        verdict, reason = FAILS, ""
+    else:
+        verdict, reason = INCONCLUSIVE, f"gap not seen to shrink: p = {p:.2g} within {Z:g} SE of 0"
+    return [Evaluation(stat, p, rule, verdict, reason, se=se, seeds=pairs, scope=f"widths {n}",
+                       measure=f"cookbook gap ({attrs.get('architecture', '?')}, {attrs.get('activation', '?')})")]
+
+
+def ntk_converges_as_inverse_sqrt_width(ntk_convergence=None) -> list[Evaluation]:
+    """Per seed, the log-log slope of the empirical NTK's relative error against width; the claim
+    holds when −slope ± 2 SE lies within NTK_EXPONENT ± NTK_TOLERANCE."""
+    stat = "−slope of log relative NTK error vs log width (mean over seeds)"
+    rule = f"{NTK_EXPONENT} ± {NTK_TOLERANCE}"
+    if ntk_convergence is None:
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, _not_run("results/infinite/ntk_convergence.nc"))]
+    err = ntk_convergence["relative_error"].transpose("width", "seed")
+    widths = np.log(err["width"].values.astype(np.float64))
+    if len(widths) < 3:
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, f"{len(widths)} width(s); need 3",
+                           seeds=int(err.sizes["seed"]))]
+    slopes = [-np.polyfit(widths, np.log(err.values[:, j]), 1)[0] for j in range(err.sizes["seed"])]
+    mean, se, k = _mean_se(slopes)
+    lo, hi = NTK_EXPONENT - NTK_TOLERANCE, NTK_EXPONENT + NTK_TOLERANCE
+    if not np.isfinite(se):
+        verdict, reason = INCONCLUSIVE, "one seed: no standard error"
+    elif lo <= mean - Z * se and mean + Z * se <= hi:
+        verdict, reason = HOLDS, ""
+    elif mean + Z * se < lo or mean - Z * se > hi:
+        verdict, reason = FAILS, ""
+    else:
+        verdict, reason = INCONCLUSIVE, f"effect below noise: {mean:.3g} ± {Z:g}·{se:.2g} overlaps the band's edge"
+    return [Evaluation(stat, mean, rule, verdict, reason, se=se, seeds=k, measure="relative Frobenius error",
+                       scope=f"widths {int(err['width'].min())}–{int(err['width'].max())}")]
+
+
+# ----------------------------------------------------------------------------- mitosis
+# The mitosis summary judges its claims (repatlas.mitosis.mitosis_claims, 1/0/empty per row);
+# the ledger reads them per architecture: all 1 → holds, any 0 → does not hold, all empty →
+# inconclusive with the reason the study leaves the claim untestable.
+_MITOSIS_UNTESTABLE = {
+    "claim_constant_critical_chunk": "fewer than 3 widths",
+    "claim_clones_proportional_to_width": "fewer than 3 widths",
+    "claim_low_residual_corr": "no onset width, or 2c* is the whole layer above it",
+    "claim_chunk_accuracy_matches_full": "no onset width (critical chunk never constant)",
+    "claim_mitosis_needs_zero_error": "no onset width, or no snapshot with training error above zero",
+}
+
+
+def _mitosis_column(column: str, statistic: str, rule: str):
+    def evaluate(summary=None) -> list[Evaluation]:
+        if summary is None:
+            return [Evaluation(statistic, np.nan, rule, INCONCLUSIVE, _not_run("results/mitosis/summary.csv"))]
+        out = []
+        conv = summary[summary["regime"] == "converged"]
+        for arch, rows in conv.groupby("arch", sort=True):
+            values = rows[column].dropna() if column in rows else rows.iloc[:0]
+            if column == "claim_clones_proportional_to_width":
+                value = float(rows["clones_width_slope"].iloc[0])
+            elif column == "claim_constant_critical_chunk":
+                value = float(rows["onset_width"].iloc[0])
+            else:
+                value = float(values.mean()) if len(values) else float("nan")
+            if not len(values):
+                verdict, reason = INCONCLUSIVE, _MITOSIS_UNTESTABLE[column]
+            elif (values == 0).any():
+                verdict, reason = FAILS, ""
+            else:
+                verdict, reason = HOLDS, ""
+            widths = sorted(int(w) for w in rows["width"].unique())
+            out.append(Evaluation(statistic, value, rule, verdict, reason, seeds=int(rows["model_seed"].nunique()),
+                                  measure="in-sample R² critical chunk (repatlas.mitosis)",
+                                  test_accuracy=float(rows["test_accuracy"].min()),
+                                  scope=f"{arch}, widths {widths[0]}–{widths[-1]}"))
+        return out or [Evaluation(statistic, np.nan, rule, INCONCLUSIVE, "no converged model")]
+
+    evaluate.__name__ = f"mitosis_{column}"
+    return evaluate
+
+
+# ----------------------------------------------------------------------------- ensembles
+# The ensembles summary judges every (data, regime, method) row (repatlas.ensemble_claims.judge);
+# each ledger claim selects the rows it covers and reads their verdicts, one scope per data set.
+_ENSEMBLE_VERDICTS = {"holds": HOLDS, "fails": FAILS, "inconclusive": INCONCLUSIVE}
+
+
+def _ensembles_rows(regime: str, method: str, multiview: bool):
+    def evaluate(summary=None) -> list[Evaluation]:
+        stat = f"test error of {method} ({regime} regime, mean over models)"
+        if summary is None:
+            return [Evaluation(stat, np.nan, "", INCONCLUSIVE, _not_run("results/ensembles/summary.csv"))]
+        rows = summary[(summary["regime"] == regime) & (summary["method"] == method)
+                       & (np.isfinite(summary["mu"]) == multiview)]
+        out = []
+        for _, r in rows.iterrows():
+            v = str(r["verdict"]) if isinstance(r["verdict"], str) else ""
+            verdict = _ENSEMBLE_VERDICTS.get(v, INCONCLUSIVE)
+            reason = "" if v in ("holds", "fails") else (v if v != "inconclusive" else "effect below noise or one value")
+            out.append(Evaluation(stat, float(r["test_error_mean"]), str(r["prediction"]), verdict, reason,
+                                  se=float(r["test_error_se"]), seeds=int(r["count"]), scope=str(r["data"]),
+                                  measure="test error", test_accuracy=1 - float(r["test_error_mean"])))
+        data = "multi-view data" if multiview else "the study dataset"
+        return out or [Evaluation(stat, np.nan, "", INCONCLUSIVE, f"{regime} regime on {data} not run")]
+
+    evaluate.__name__ = f"ensembles_{regime}_{method}"
+    return evaluate
+
+
+# ----------------------------------------------------------------------------- registry
+REGISTRY: dict[str, list[Claim]] = {
+    "wide_deep": [
+        Claim("blocks_with_width", "Block structure appears as width grows.", ("blocks",), blocks_grow_with_width),
+        Claim("blocks_with_depth", "Block structure appears as depth grows.", ("blocks",), blocks_grow_with_depth),
+        Claim("blocks_unique_to_seed", "Inside the block structure representations are unique to each seed; "
+              "outside it they are shared.", ("blocks",), blocks_unique_to_seed),
+    ],
+    "redshift": [
+        Claim("relu_low_frequency", "ReLU-family MLPs stay low-frequency (Fourier complexity ≤ 0.25, paper "
+              "convention) at every weight magnitude A ≤ 100 and depth.", ("scale",), relu_family_stays_simple),
+        Claim("sin_white_noise", "sin MLPs reach white-noise complexity at large weight magnitude.", ("scale",),
+              sin_reaches_white_noise),
+    ],
+    "infinite": [
+        Claim("gap_one_over_width", "The finite-ensemble mean approaches the NTK mean as 1/width.",
+              ("cookbook_gap",), gap_shrinks_as_one_over_width),
+        Claim("ntk_inverse_sqrt_width", "A finite network's empirical NTK approaches the analytic NTK as "
+              "1/√width.", ("ntk_convergence",), ntk_converges_as_inverse_sqrt_width),
+    ],
+    "mitosis": [
+        Claim("constant_critical_chunk", "Above an onset width the critical chunk size is constant.", ("summary",),
+              _mitosis_column("claim_constant_critical_chunk", "onset width (critical chunk within 1.5× above it)",
+                              "an onset exists")),
+        Claim("clones_proportional_to_width", "The number of clones grows linearly with width.", ("summary",),
+              _mitosis_column("claim_clones_proportional_to_width", "log-log slope of clones vs width above the onset",
+                              "onset exists and slope 1 ± 0.25")),
+        Claim("clones_differ_by_noise", "Clones differ by independent noise (low residual correlation).",
+              ("summary",), _mitosis_column("claim_low_residual_corr",
+                                            "share of models above the onset with low residual correlation at 2c*",
+                                            "every model ≤ 0.15")),
+        Claim("chunk_matches_full_layer", "A critical-size chunk classifies as well as the whole layer.",
+              ("summary",), _mitosis_column("claim_chunk_accuracy_matches_full",
+                                            "share of models above the onset whose chunk accuracy is within 0.02",
+                                            "every model")),
+        Claim("needs_zero_error", "Mitosis needs training to zero training error.", ("summary",),
+              _mitosis_column("claim_mitosis_needs_zero_error",
+                              "share of runs whose clones grew ≥ 1.5× on reaching zero training error",
+                              "every run")),
+    ],
+    "ensembles": [
+        Claim("ntk_ensemble_helps", "In the NTK regime an ensemble beats a single model.", ("summary",),
+              _ensembles_rows("ntk", "ensemble", multiview=False)),
+        Claim("ntk_kd_does_not_help", "In the NTK regime distillation does not transfer the ensemble's gain.",
+              ("summary",), _ensembles_rows("ntk", "kd", multiview=False)),
+        Claim("ensemble_helps", "With only the seed differing, an ensemble beats a single model.", ("summary",),
+              _ensembles_rows("feature", "ensemble", multiview=False)),
+        Claim("kd_keeps_gain", "Distilling the ensemble keeps most of its gain.", ("summary",),
+              _ensembles_rows("feature", "kd", multiview=False)),
+        Claim("multiview_single", "On multi-view data a single model errs on about half the single-view "
+              "examples (Thm 1).", ("summary",), _ensembles_rows("feature", "single", multiview=True)),
+        Claim("multiview_kd", "On multi-view data KD from the ensemble errs ≪ μ (Thm 3).", ("summary",),
+              _ensembles_rows("feature", "kd", multiview=True)),
+    ],
+}
+
+
+def config_hash(config: dict) -> str:
+    """First 12 hex digits of the SHA-256 of the config as sorted JSON: which run a ledger is of."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def ledger(study: str, results: dict, *, config_hash: str = "", artifacts: dict | None = None):
+    """The claims ledger of one study as a DataFrame (``COLUMNS``): every claim of
+    ``REGISTRY[study]`` evaluated on ``results`` ({input name: content, None or absent when not
+    produced}); ``artifacts`` ({input name: path}) fills the artifacts column."""
+    import pandas as pd
+
+    if study not in REGISTRY:
+        raise ValueError(f"unknown study {study!r}; expected one of {', '.join(REGISTRY)}")
+    artifacts = artifacts or {}
+    rows = []
+    for claim in REGISTRY[study]:
+        paths = ";".join(str(artifacts[k]) for k in claim.inputs if k in artifacts)
+        for e in claim.evaluate(**{k: results.get(k) for k in claim.inputs}):
+            rows.append({"study": study, "claim": claim.id, "sentence": claim.sentence, **dataclasses.asdict(e),
+                         "config_hash": config_hash, "artifacts": paths})
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def _read(path):
+    """A result file's content: CSV as DataFrame, netCDF as a loaded xarray Dataset."""
+    if str(path).endswith(".csv"):
+        import pandas as pd
+
+        return pd.read_csv(path)
+    import xarray as xr
+
+    with xr.open_dataset(path) as ds:
+        return ds.load()
+
+
+def ledger_to_file(study: str, paths: dict, out_csv, *, config_hash: str = "") -> None:
+    """Read the study's result files ({input name: path}), write its ledger to ``out_csv``."""
+    from repatlas.io import atomic_path
+
+    table = ledger(study, {k: _read(p) for k, p in paths.items()}, config_hash=config_hash, artifacts=paths)
+    with atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+
+
+def _cell(value, se) -> str:
+    if not np.isfinite(value):
+        return "–"
+    return f"{value:.3g} ± {se:.2g}" if np.isfinite(se) else f"{value:.3g}"
+
+
+def what_reproduces(table, *, config: str, hardware: str) -> str:
+    """The README's "What reproduces" table (markdown) from the concatenated ledgers."""
+    lines = [f"What reproduces with `{config}` on {hardware} (config hash "
+             f"{', '.join(sorted(set(map(str, table['config_hash']))))}; generated from results/claims/*.csv):", "",
+             "| study | claim | scope | statistic | value ± SE | rule | verdict | seeds |",
+             "|---|---|---|---|---|---|---|---|"]
+    for _, r in table.iterrows():
+        verdict = r["verdict"] + (f" ({r['reason']})" if isinstance(r["reason"], str) and r["reason"] else "")
+        scope = r["scope"] if isinstance(r["scope"], str) else ""
+        lines.append(f"| {r['study']} | {r['sentence']} | {scope} | {r['statistic']} | "
+                     f"{_cell(float(r['value']), float(r['se']))} | {r['rule'] if isinstance(r['rule'], str) else ''} "
+                     f"| {verdict} | {int(r['seeds'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def what_reproduces_to_file(ledger_paths, out_md, *, config: str, hardware: str) -> None:
+    """Concatenate the ledgers at ``ledger_paths`` and write :func:`what_reproduces` to ``out_md``."""
+    import pandas as pd
+
+    from repatlas.io import atomic_path
+
+    table = pd.concat([pd.read_csv(p, keep_default_na=True) for p in ledger_paths], ignore_index=True)
+    with atomic_path(out_md) as tmp:
+        tmp.write_text(what_reproduces(table, config=config, hardware=hardware))
