@@ -642,10 +642,12 @@ def print_outputs():
 from repatlas.claims import config_hash
 
 # Which run a ledger is of: the validated config (defaults filled in), hashed; and the config
-# file(s) it came from (--configfile replaces config.yaml), with a note when --config overrode keys.
+# files it came from in merge order (config.yaml, then each --configfile over it), with a note
+# when --config overrode keys.
 CONFIG_HASH = config_hash(config)
-CONFIG_NAME = ", ".join(os.path.relpath(f, workflow.basedir)
-                        for f in (workflow.overwrite_configfiles or workflow.configfiles))
+_CLI_CONFIGS = list(workflow.overwrite_configfiles or [])
+CONFIG_NAME = " + ".join(dict.fromkeys(os.path.relpath(f, workflow.basedir)
+                                       for f in workflow.configfiles[len(_CLI_CONFIGS):] + _CLI_CONFIGS))
 CONFIG_NAME += " with --config overrides" if workflow.config_settings.config else ""
 CLAIM_STUDIES = ["wide_deep", "redshift", "infinite", "mitosis", "ensembles"]
 
@@ -653,9 +655,12 @@ CLAIM_STUDIES = ["wide_deep", "redshift", "infinite", "mitosis", "ensembles"]
 def claims_inputs(wildcards):
     """The result files a study's claims read (repatlas.claims.REGISTRY), those this config makes."""
     if wildcards.study == "wide_deep":
-        return {"blocks": "results/widedeep/blocks.csv"} if "blocks" in WIDE_DEEP["analyses"] else {}
+        made = set(widedeep_outputs())
+        files = {"blocks": "results/widedeep/blocks.csv", "errors": "results/widedeep/errors.csv"}
+        return {k: f for k, f in files.items() if f in made}
     if wildcards.study == "redshift":
-        return {"scale": "results/complexity/scale.nc"} if "scale" in REDSHIFT["sweeps"] else {}
+        sweeps = {"scale": "scale", "variant_sweep": "variant", "width_sweep": "width"}
+        return {k: f"results/complexity/{s}.nc" for k, s in sweeps.items() if s in REDSHIFT["sweeps"]}
     if wildcards.study == "infinite":
         return {"cookbook_gap": "results/infinite/cookbook_gap.nc",
                 "ntk_convergence": "results/infinite/ntk_convergence.nc"}

@@ -20,9 +20,10 @@ HOLDS, FAILS, INCONCLUSIVE = claims.VERDICTS
 
 
 # ----------------------------------------------------------------------------- wide vs deep
-def blocks_table(fractions, *, accuracy=0.9, inside=0.3, outside=0.8):
+def blocks_table(fractions, *, accuracy=0.9, inside=0.3, outside=0.8, without_pc1=0.1):
     """blocks.csv rows at n 100 (plus a decoy at n 50): fractions[(depth, width)] = per-seed
-    block_layers / n_layers (20 layers); inside/outside are per-seed seed CKA (scalars or lists)."""
+    block_layers / n_layers (20 layers); inside/outside are per-seed seed CKA, without_pc1 the
+    largest block's CKA without PC1 (its CKA is 0.9) (scalars or per-seed lists)."""
     rows = []
     for n in (50, 100):
         for (depth, width), per_seed in fractions.items():
@@ -31,7 +32,8 @@ def blocks_table(fractions, *, accuracy=0.9, inside=0.3, outside=0.8):
                 rows.append({"model": f"digits-n{n}-resnet-d{depth}-w{width}-s{s}", "dataset": "digits", "n": n,
                              "arch": "resnet", "depth": depth, "width": width, "seed": s, "test_accuracy": accuracy,
                              "n_layers": 20, "block_layers": int(round(20 * (f if n == 100 else 1 - f))),
-                             "seed_cka_inside": pick(inside), "seed_cka_outside": pick(outside)})
+                             "seed_cka_inside": pick(inside), "seed_cka_outside": pick(outside),
+                             "largest_cka": 0.9, "largest_cka_without_pc1": pick(without_pc1)})
     return pd.DataFrame(rows)
 
 
@@ -61,6 +63,25 @@ CASES = {
         INCONCLUSIVE: {"blocks": blocks_table(width_case([0.3] * 3, [0.5] * 3)).drop(
             columns=["seed_cka_inside", "seed_cka_outside"])},
     },
+    ("wide_deep", "blocks_are_first_pc"): {
+        HOLDS: {"blocks": blocks_table(width_case([0.3] * 3, [0.5] * 3), without_pc1=[0.1, 0.2, 0.15])},
+        FAILS: {"blocks": blocks_table(width_case([0.3] * 3, [0.5] * 3), without_pc1=[0.8, 0.85, 0.8])},
+        # ratios 0.2 / 0.8 / 0.5 around the 0.5 line
+        INCONCLUSIVE: {"blocks": blocks_table(width_case([0.3] * 3, [0.5] * 3), without_pc1=[0.18, 0.72, 0.45])},
+    },
+}
+
+
+def errors_csv(p_value, warning=""):
+    return pd.DataFrame([{"arch_a": "digits-n100-resnet-d26-w1", "arch_b": "digits-n100-resnet-d8-w4", "seeds_a": 5,
+                          "seeds_b": 5, "mean_accuracy_a": 0.95, "mean_accuracy_b": 0.952, "accuracy_gap": -0.002,
+                          "matched": True, "p_value": p_value, "min_p": 0.008, "warning": warning}])
+
+
+CASES[("wide_deep", "errors_differ")] = {
+    HOLDS: {"errors": errors_csv(0.01)},
+    FAILS: {"errors": errors_csv(0.4)},
+    INCONCLUSIVE: {"errors": errors_csv(0.01, "accuracies differ by 3.0 points (> 1): not matched")},
 }
 
 
@@ -99,6 +120,45 @@ CASES |= {
         HOLDS: {"scale": scale_sweep({"sin": with_cell(cells(0.2), 3, 1, [0.53, 0.54, 0.535])})},
         FAILS: {"scale": scale_sweep({"sin": with_cell(cells(0.2), 3, 1, [0.3, 0.31, 0.3])})},
         INCONCLUSIVE: {"scale": scale_sweep({"sin": with_cell(cells(0.2), 3, 1, [0.3, 0.54, 0.6])})},
+    },
+}
+
+
+def paired_sweep(coord, values, per_seed):
+    """A tanh sweep over `coord` (variant or width) at A in {1, 10}: complexity 0.3 everywhere but at
+    A = 10, where values[v] + per_seed[v][s] (per_seed default 0) is seed s's value for `coord` = v."""
+    vals = list(values)
+    other = {"variant": {"width": [64]}, "width": {"variant": ["plain"]}}[coord]
+    coords = {"activation": ["tanh"], "scale": [1.0, 10.0], "depth": [2], coord: vals, **other, "seed": [0, 1, 2]}
+    dims = ("activation", "scale", "depth", "width", "variant", "seed")
+    data = np.full([len(coords[d]) for d in dims], 0.3)
+    axis = dims.index(coord)
+    for i, v in enumerate(vals):
+        index = [slice(None)] * len(dims)
+        index[1], index[axis] = 1, i
+        data[tuple(index)] = values[v] + np.asarray(per_seed.get(v, 0.0))
+    ds = xr.Dataset({"fourier": (dims, data)}, coords=coords, attrs={"settings_fourier_convention": "paper", "R": 64})
+    return ds
+
+
+def variant_case(delta, noise=(0.0, 0.0, 0.0)):
+    """residual, layernorm and gating all at plain + delta (seed noise added)."""
+    values = {"plain": 0.4, "residual": 0.4 + delta, "layernorm": 0.4 + delta, "gating": 0.4 + delta}
+    noise = {v: np.asarray(noise) + 0.01 * np.array([-1, 0, 1]) for v in values if v != "plain"}
+    return {"variant_sweep": paired_sweep("variant", values, noise)}
+
+
+CASES |= {
+    ("redshift", "residual_lowers"): {HOLDS: variant_case(-0.1), FAILS: variant_case(0.1),
+                                      INCONCLUSIVE: variant_case(0.0, noise=(0.1, -0.1, 0.05))},
+    ("redshift", "layernorm_lowers"): {HOLDS: variant_case(-0.1), FAILS: variant_case(0.1),
+                                       INCONCLUSIVE: variant_case(0.0, noise=(0.1, -0.1, 0.05))},
+    ("redshift", "gating_raises"): {HOLDS: variant_case(0.1), FAILS: variant_case(-0.1),
+                                    INCONCLUSIVE: variant_case(0.0, noise=(0.1, -0.1, 0.05))},
+    ("redshift", "width_no_effect"): {
+        HOLDS: {"width_sweep": paired_sweep("width", {8: 0.3, 32: 0.3}, {32: [0.01, -0.01, 0.0]})},
+        FAILS: {"width_sweep": paired_sweep("width", {8: 0.3, 32: 0.5}, {32: [0.01, -0.01, 0.0]})},
+        INCONCLUSIVE: {"width_sweep": paired_sweep("width", {8: 0.3, 32: 0.3}, {32: [0.1, -0.1, 0.05]})},
     },
 }
 
@@ -208,6 +268,29 @@ CASES |= {
         HOLDS: {"summary": ensembles_summary({"single": 0.3, "ensemble": 0.2, "kd": 0.21})},
         FAILS: {"summary": ensembles_summary({"single": 0.3, "ensemble": 0.2, "kd": 0.3})},
         INCONCLUSIVE: {"summary": ensembles_summary({"single": 0.3, "ensemble": 0.3, "kd": 0.2})},  # no gain
+    },
+    ("ensembles", "self_kd_helps"): {
+        HOLDS: {"summary": ensembles_summary({"single": 0.3, "ensemble": 0.2, "self_kd": 0.25})},
+        FAILS: {"summary": ensembles_summary({"single": 0.3, "ensemble": 0.2, "self_kd": 0.32})},
+        INCONCLUSIVE: {"summary": ensembles_summary({"single": 0.3, "ensemble": 0.3, "self_kd": 0.25})},
+    },
+    ("ensembles", "average_does_not_help"): {
+        HOLDS: {"summary": ensembles_summary({"single": 0.3, "ensemble": 0.2, "average": 0.3})},
+        FAILS: {"summary": ensembles_summary({"single": 0.3, "ensemble": 0.2, "average": 0.2})},
+        INCONCLUSIVE: {"summary": ensembles_summary({"single": 0.3, "ensemble": 0.3, "average": 0.3})},
+    },
+    ("ensembles", "multiview_ensemble"): {
+        HOLDS: {"summary": ensembles_summary({"single": 0.1, "ensemble": 0.005}, **MV)},
+        FAILS: {"summary": ensembles_summary({"single": 0.1, "ensemble": 0.1}, **MV)},
+        INCONCLUSIVE: {"summary": ensembles_summary({"single": 0.1, "ensemble": 0.01}, **MV, se=0.05)},
+    },
+    ("ensembles", "multiview_self_kd"): {
+        HOLDS: {"summary": ensembles_summary({"single": 0.1, "ensemble": 0.005, "ensemble_of_2": 0.05,
+                                              "self_kd": 0.052}, **MV)},
+        FAILS: {"summary": ensembles_summary({"single": 0.1, "ensemble": 0.005, "ensemble_of_2": 0.05,
+                                              "self_kd": 0.1}, **MV)},
+        INCONCLUSIVE: {"summary": ensembles_summary({"single": 0.1, "ensemble": 0.1, "ensemble_of_2": 0.1,
+                                                     "self_kd": 0.05}, **MV)},
     },
     ("ensembles", "multiview_single"): {
         HOLDS: {"summary": ensembles_summary({"single": 0.1, "ensemble": 0.005}, **MV)},

@@ -173,16 +173,57 @@ def blocks_unique_to_seed(blocks=None) -> list[Evaluation]:
                        measure="minibatch CKA across seeds", scope=f"{len(t)} models")]
 
 
+PC1_COLLAPSE = 0.5  # "collapses": the block's CKA without PC1 is at most this fraction of its CKA
+
+
+def blocks_are_first_pc(blocks=None) -> list[Evaluation]:
+    """Largest block's CKA with PC1 projected out ÷ its CKA, mean over models with blocks."""
+    stat = "largest block's CKA without PC1 ÷ with it (mean over models with blocks)"
+    rule = f"≤ {PC1_COLLAPSE}"
+    if blocks is None:
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, _not_run("results/widedeep/blocks.csv"))]
+    if "largest_cka_without_pc1" not in blocks:
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, "no first-PC analysis in blocks.csv")]
+    t = blocks[np.isfinite(blocks["largest_cka_without_pc1"]) & np.isfinite(blocks["largest_cka"])]
+    if len(t) < 2:
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, f"{len(t)} model(s) with blocks; need 2")]
+    mean, se, _ = _mean_se((t["largest_cka_without_pc1"] / t["largest_cka"]).values)
+    verdict, reason = interval_verdict(mean, se, PC1_COLLAPSE, above=False)
+    acc, low = _accuracy_gate(t)
+    if low and verdict != INCONCLUSIVE:
+        verdict, reason = INCONCLUSIVE, low
+    return [Evaluation(stat, mean, rule, verdict, reason, se=se, seeds=int(t["seed"].nunique()), test_accuracy=acc,
+                       measure="full-data linear CKA before/after projecting out PC1", scope=f"{len(t)} models")]
+
+
+def errors_differ(errors=None) -> list[Evaluation]:
+    """Per compared pair of errors.csv: the permutation test's p-value, read only where the study
+    raised no warning (accuracies matched within 1 point, enough seeds to reach p ≤ 0.05)."""
+    stat = "permutation-test p-value of per-example errors, A vs B over seeds"
+    rule = "p ≤ 0.05"
+    if errors is None or not len(errors):
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, _not_run("results/widedeep/errors.csv"))]
+    out = []
+    for _, r in errors.iterrows():
+        warning = r["warning"] if isinstance(r["warning"], str) else ""
+        p = float(r["p_value"])
+        verdict, reason = ((INCONCLUSIVE, warning) if warning else (HOLDS, "") if p <= 0.05 else (FAILS, ""))
+        out.append(Evaluation(stat, p, rule, verdict, reason, seeds=int(min(r["seeds_a"], r["seeds_b"])),
+                              test_accuracy=float(min(r["mean_accuracy_a"], r["mean_accuracy_b"])),
+                              measure="per-example errors, permutation test", scope=f"{r['arch_a']} vs {r['arch_b']}"))
+    return out
+
+
 # ----------------------------------------------------------------------------- Neural Redshift
 RELU_FAMILY = ("relu", "gelu", "swish", "selu")
 RELU_CEILING = 0.25  # paper-convention Fourier complexity; the paper's ReLU heatmaps: 0.13-0.2
 WHITE_NOISE_FRACTION = 0.9  # "reaches white noise": at least this fraction of the unbiased reference
 
 
-def _paper_fourier(scale_sweep, stat, rule):
+def _paper_fourier(scale_sweep, stat, rule, path="results/complexity/scale.nc"):
     """The sweep's Fourier measure, or an inconclusive Evaluation saying why it cannot be read."""
     if scale_sweep is None:
-        return None, Evaluation(stat, np.nan, rule, INCONCLUSIVE, _not_run("results/complexity/scale.nc"))
+        return None, Evaluation(stat, np.nan, rule, INCONCLUSIVE, _not_run(path))
     if "fourier" not in scale_sweep:
         return None, Evaluation(stat, np.nan, rule, INCONCLUSIVE, "Fourier measure not computed")
     convention = scale_sweep.attrs.get("settings_fourier_convention", "")
@@ -248,6 +289,67 @@ def sin_reaches_white_noise(scale=None) -> list[Evaluation]:
     verdict, reason = interval_verdict(mean, se, WHITE_NOISE_FRACTION, above=True)
     return [Evaluation(stat, mean, rule, verdict, reason, se=se, seeds=k, scope=f"A = {a:g}, depth {d}",
                        measure=f"fourier (paper convention, R = {scale.attrs.get('R', '?')})")]
+
+
+WIDTH_TOLERANCE = 0.05  # "no effect of width": widest − narrowest within ± this (paper convention)
+
+
+def _paired_effect(sweep, name: str, stat: str, rule: str, a: dict, b: dict, judge) -> list[Evaluation]:
+    """Per activation of the ``name`` sweep: Fourier complexity at ``a`` minus at ``b`` (one
+    coordinate each, paired by seed) at the largest A and the first depth, the other of width /
+    variant at its first value (plain where swept); ``judge(mean, se)`` gives the verdict."""
+    fourier, missing = _paper_fourier(sweep, stat, rule, f"results/complexity/{name}.nc")
+    if missing:
+        return [missing]
+    f = fourier.sel(scale=float(fourier["scale"].max())).isel(depth=0)
+    if "variant" not in a:
+        f = f.sel(variant="plain" if "plain" in f["variant"].values else f["variant"].values[0])
+    if "width" not in a:
+        f = f.isel(width=0)
+    if any(v not in f[dim].values for dim, v in {**a, **b}.items()):
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, f"{a} or {b} not in the {name} sweep")]
+    out = []
+    for act in f["activation"].values:
+        mean, se, k = _mean_se((f.sel(activation=act, **a) - f.sel(activation=act, **b)).values)
+        verdict, reason = judge(mean, se)
+        out.append(Evaluation(stat, mean, rule, verdict, reason, se=se, seeds=k, scope=str(act),
+                              measure=f"fourier (paper convention, R = {sweep.attrs.get('R', '?')}), "
+                                      f"A = {float(fourier['scale'].max()):g}"))
+    return out
+
+
+def _variant_effect(variant: str, lowers: bool):
+    """The claim that ``variant`` lowers (or raises) complexity relative to plain MLPs."""
+    def evaluate(variant_sweep=None) -> list[Evaluation]:
+        return _paired_effect(variant_sweep, "variant", f"Fourier complexity, {variant} − plain (paired by seed)",
+                              "< 0" if lowers else "> 0", {"variant": variant}, {"variant": "plain"},
+                              lambda m, se: interval_verdict(-m if lowers else m, se, 0.0, above=True))
+
+    evaluate.__name__ = f"{variant}_{'lowers' if lowers else 'raises'}_complexity"
+    return evaluate
+
+
+def _within_tolerance(mean: float, se: float) -> tuple[str, str]:
+    """Equivalence: holds when mean ± Z·se lies inside ± WIDTH_TOLERANCE, fails when outside it."""
+    if not np.isfinite(se):
+        return INCONCLUSIVE, "one seed: no standard error"
+    lo, hi = mean - Z * se, mean + Z * se
+    if -WIDTH_TOLERANCE <= lo and hi <= WIDTH_TOLERANCE:
+        return HOLDS, ""
+    if hi < -WIDTH_TOLERANCE or lo > WIDTH_TOLERANCE:
+        return FAILS, ""
+    return INCONCLUSIVE, f"effect below noise: {mean:.3g} ± {Z:g}·{se:.2g} overlaps ± {WIDTH_TOLERANCE}"
+
+
+def width_has_no_effect(width_sweep=None) -> list[Evaluation]:
+    """Widest minus narrowest width's Fourier complexity, per activation, paired by seed."""
+    stat = "Fourier complexity, widest − narrowest width (paired by seed)"
+    rule = f"within ± {WIDTH_TOLERANCE}"
+    widths = [] if width_sweep is None else width_sweep["width"].values
+    if width_sweep is not None and len(widths) < 2:
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, "one width in the sweep")]
+    a, b = ({"width": int(max(widths))}, {"width": int(min(widths))}) if len(widths) else ({}, {})
+    return _paired_effect(width_sweep, "width", stat, rule, a, b, _within_tolerance)
 
 
 # ----------------------------------------------------------------------------- infinite width
@@ -357,6 +459,8 @@ _ENSEMBLE_VERDICTS = {"holds": HOLDS, "fails": FAILS, "inconclusive": INCONCLUSI
 
 def _ensembles_rows(regime: str, method: str, multiview: bool):
     def evaluate(summary=None) -> list[Evaluation]:
+        from repatlas.ensemble_claims import TOLERANCE
+
         stat = f"test error of {method} ({regime} regime, mean over models)"
         if summary is None:
             return [Evaluation(stat, np.nan, "", INCONCLUSIVE, _not_run("results/ensembles/summary.csv"))]
@@ -367,7 +471,8 @@ def _ensembles_rows(regime: str, method: str, multiview: bool):
             v = str(r["verdict"]) if isinstance(r["verdict"], str) else ""
             verdict = _ENSEMBLE_VERDICTS.get(v, INCONCLUSIVE)
             reason = "" if v in ("holds", "fails") else (v if v != "inconclusive" else "effect below noise or one value")
-            out.append(Evaluation(stat, float(r["test_error_mean"]), str(r["prediction"]), verdict, reason,
+            rule = str(r["prediction"]) + (f" [judged with tolerance {TOLERANCE:g}μ]" if multiview else "")
+            out.append(Evaluation(stat, float(r["test_error_mean"]), rule, verdict, reason,
                                   se=float(r["test_error_se"]), seeds=int(r["count"]), scope=str(r["data"]),
                                   measure="test error", test_accuracy=1 - float(r["test_error_mean"])))
         data = "multi-view data" if multiview else "the study dataset"
@@ -384,12 +489,23 @@ REGISTRY: dict[str, list[Claim]] = {
         Claim("blocks_with_depth", "Block structure appears as depth grows.", ("blocks",), blocks_grow_with_depth),
         Claim("blocks_unique_to_seed", "Inside the block structure representations are unique to each seed; "
               "outside it they are shared.", ("blocks",), blocks_unique_to_seed),
+        Claim("blocks_are_first_pc", "A block is its first principal component: without PC1 the block's CKA "
+              "collapses.", ("blocks",), blocks_are_first_pc),
+        Claim("errors_differ", "Wide and deep models of equal accuracy make statistically different "
+              "per-example errors.", ("errors",), errors_differ),
     ],
     "redshift": [
         Claim("relu_low_frequency", "ReLU-family MLPs stay low-frequency (Fourier complexity ≤ 0.25, paper "
               "convention) at every weight magnitude A ≤ 100 and depth.", ("scale",), relu_family_stays_simple),
         Claim("sin_white_noise", "sin MLPs reach white-noise complexity at large weight magnitude.", ("scale",),
               sin_reaches_white_noise),
+        Claim("residual_lowers", "Residual connections lower complexity.", ("variant_sweep",),
+              _variant_effect("residual", lowers=True)),
+        Claim("layernorm_lowers", "LayerNorm lowers complexity.", ("variant_sweep",),
+              _variant_effect("layernorm", lowers=True)),
+        Claim("gating_raises", "Multiplicative gating raises complexity.", ("variant_sweep",),
+              _variant_effect("gating", lowers=False)),
+        Claim("width_no_effect", "Width has no effect on complexity.", ("width_sweep",), width_has_no_effect),
     ],
     "infinite": [
         Claim("gap_one_over_width", "The finite-ensemble mean approaches the NTK mean as 1/width.",
@@ -426,8 +542,16 @@ REGISTRY: dict[str, list[Claim]] = {
               _ensembles_rows("feature", "ensemble", multiview=False)),
         Claim("kd_keeps_gain", "Distilling the ensemble keeps most of its gain.", ("summary",),
               _ensembles_rows("feature", "kd", multiview=False)),
+        Claim("self_kd_helps", "Self-distillation helps, less than distilling the ensemble.", ("summary",),
+              _ensembles_rows("feature", "self_kd", multiview=False)),
+        Claim("average_does_not_help", "Training the average of the models does not help.", ("summary",),
+              _ensembles_rows("feature", "average", multiview=False)),
         Claim("multiview_single", "On multi-view data a single model errs on about half the single-view "
               "examples (Thm 1).", ("summary",), _ensembles_rows("feature", "single", multiview=True)),
+        Claim("multiview_ensemble", "On multi-view data an ensemble errs ≪ μ (Thm 2).", ("summary",),
+              _ensembles_rows("feature", "ensemble", multiview=True)),
+        Claim("multiview_self_kd", "On multi-view data self-distillation ≈ an ensemble of two (Thm 4).",
+              ("summary",), _ensembles_rows("feature", "self_kd", multiview=True)),
         Claim("multiview_kd", "On multi-view data KD from the ensemble errs ≪ μ (Thm 3).", ("summary",),
               _ensembles_rows("feature", "kd", multiview=True)),
     ],
