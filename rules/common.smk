@@ -663,7 +663,8 @@ def claims_inputs(wildcards):
         return {k: f"results/complexity/{s}.nc" for k, s in sweeps.items() if s in REDSHIFT["sweeps"]}
     if wildcards.study == "infinite":
         return {"cookbook_gap": "results/infinite/cookbook_gap.nc",
-                "ntk_convergence": "results/infinite/ntk_convergence.nc"}
+                "ntk_convergence": "results/infinite/ntk_convergence.nc",
+                "regression": INFINITE_FIGURES["regression"]["data"], "conv_regression": conv_regression_file()}
     return {"summary": f"results/{wildcards.study}/summary.csv"}  # mitosis, ensembles
 
 

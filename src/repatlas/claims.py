@@ -407,6 +407,45 @@ def ntk_converges_as_inverse_sqrt_width(ntk_convergence=None) -> list[Evaluation
                        scope=f"widths {int(err['width'].min())}–{int(err['width'].max())}")]
 
 
+def finite_approaches_ntk(regression=None) -> list[Evaluation]:
+    """Centred finite networks (f − f0): distance of test accuracy from the NTK prediction at the
+    same time t, narrowest minus widest width, paired by seed."""
+    stat = "|accuracy − NTK(t) accuracy|, narrowest − widest centred network (paired by seed)"
+    rule = "> 0"
+    if regression is None:
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, _not_run("results/infinite/regression-*.nc"))]
+    finite = regression["finite_accuracy"].sel(centred=1)
+    widths = finite["width"].values
+    if len(widths) < 2:
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, "one width")]
+    ntk = float(regression["ntk_t"])
+    far = np.abs(finite.sel(width=widths.min()).values - ntk) - np.abs(finite.sel(width=widths.max()).values - ntk)
+    mean, se, k = _mean_se(far)
+    verdict, reason = interval_verdict(mean, se, 0.0, above=True)
+    return [Evaluation(stat, mean, rule, verdict, reason, se=se, seeds=k, test_accuracy=ntk,
+                       measure="test accuracy of MSE regression on one-hot targets",
+                       scope=f"widths {int(widths.min())} → {int(widths.max())}")]
+
+
+def conv_beats_fc(conv_regression=None) -> list[Evaluation]:
+    """conv-GAP minus fully-connected kernel regression accuracy on the same test images, at the
+    largest training set, per kernel (NNGP, NTK), with the study's paired standard error."""
+    stat = "accuracy conv-GAP − FC kernel (paired over test images)"
+    rule = "> 0"
+    if conv_regression is None:
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, _not_run("results/infinite/conv_regression-*.nc"))]
+    n = int(conv_regression["n_train"].max())
+    out = []
+    for kernel in conv_regression["kernel"].values:
+        d = conv_regression.sel(kernel=kernel, n_train=n)
+        mean, se = float(d["conv_minus_fc"]), float(d["conv_minus_fc_se"])
+        verdict, reason = interval_verdict(mean, se, 0.0, above=True)
+        out.append(Evaluation(stat, mean, rule, verdict, reason, se=se, measure="kernel regression accuracy",
+                              test_accuracy=float(d["accuracy"].sel(architecture="conv")),
+                              scope=f"{kernel}, n_train {n}, {conv_regression.sizes['example']} test images"))
+    return out
+
+
 # ----------------------------------------------------------------------------- mitosis
 # The mitosis summary judges its claims (repatlas.mitosis.mitosis_claims, 1/0/empty per row);
 # the ledger reads them per architecture: all 1 → holds, any 0 → does not hold, all empty →
@@ -512,6 +551,10 @@ REGISTRY: dict[str, list[Claim]] = {
               ("cookbook_gap",), gap_shrinks_as_one_over_width),
         Claim("ntk_inverse_sqrt_width", "A finite network's empirical NTK approaches the analytic NTK as "
               "1/√width.", ("ntk_convergence",), ntk_converges_as_inverse_sqrt_width),
+        Claim("finite_approaches_ntk", "Centred finite networks' predictions approach the NTK prediction as "
+              "width grows.", ("regression",), finite_approaches_ntk),
+        Claim("conv_beats_fc", "Conv kernels with global average pooling beat fully-connected kernels on images "
+              "(Neural Tangents paper).", ("conv_regression",), conv_beats_fc),
     ],
     "mitosis": [
         Claim("constant_critical_chunk", "Above an onset width the critical chunk size is constant.", ("summary",),
