@@ -435,3 +435,13 @@ def test_ledger_files_and_what_reproduces_table(tmp_path):
     assert len(body) == len(back) + len(inf)
     assert sum("| does not hold |" in line for line in body) == 1
     assert sum("| inconclusive (" in line for line in body) == len(inf) - 1
+
+
+def test_table_rows_keep_their_columns_when_text_holds_a_pipe():
+    table = claims.ledger("infinite", CASES[("infinite", "finite_approaches_ntk")][HOLDS])
+    assert table["statistic"].str.contains("|", regex=False).any()  # |accuracy − NTK(t) accuracy|
+    text = claims.what_reproduces(table, config="config.yaml", hardware="test")
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    assert len(rows) == 2 + len(table)
+    unescaped = [len(line.replace("\\|", "")) - len(line.replace("\\|", "").replace("|", "")) for line in rows]
+    assert set(unescaped) == {9}  # 8 columns

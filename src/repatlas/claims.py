@@ -657,12 +657,14 @@ def what_reproduces(table, *, config: str, hardware: str) -> str:
              f"{', '.join(sorted(set(map(str, table['config_hash']))))}; generated from results/claims/*.csv):", "",
              "| study | claim | scope | statistic | value ± SE | rule | verdict | seeds |",
              "|---|---|---|---|---|---|---|---|"]
+    def text(value) -> str:  # an empty CSV cell reads back as NaN; "|" would end the cell
+        return value.replace("|", "\\|") if isinstance(value, str) else ""
+
     for _, r in table.iterrows():
-        verdict = r["verdict"] + (f" ({r['reason']})" if isinstance(r["reason"], str) and r["reason"] else "")
-        scope = r["scope"] if isinstance(r["scope"], str) else ""
-        lines.append(f"| {r['study']} | {r['sentence']} | {scope} | {r['statistic']} | "
-                     f"{_cell(float(r['value']), float(r['se']))} | {r['rule'] if isinstance(r['rule'], str) else ''} "
-                     f"| {verdict} | {int(r['seeds'])} |")
+        verdict = r["verdict"] + (f" ({text(r['reason'])})" if text(r["reason"]) else "")
+        cells = [text(r["study"]), text(r["sentence"]), text(r["scope"]), text(r["statistic"]),
+                 _cell(float(r["value"]), float(r["se"])), text(r["rule"]), verdict, str(int(r["seeds"]))]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
