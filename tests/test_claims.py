@@ -167,7 +167,8 @@ CASES |= {
 def gap_table(widths, gap2, gap2_se):
     """cookbook_gap_table over per-width results carrying the given debiased squared gaps."""
     per_width = [xr.Dataset({"gap": np.sqrt(max(g, 0)), "gap_se": s, "gap2": g, "gap2_se": s, "gap_raw": g,
-                             "noise_rms": 0.0}, attrs={"width": w, "pairs": 4, "architecture": "mlp", "activation": "erf"})
+                             "noise_rms": 0.0},
+                            attrs={"width": w, "pairs": 4, "architecture": "mlp", "activation": "erf"})
                  for w, g, s in zip(widths, gap2, gap2_se)]
     return cookbook_gap_table(per_width)
 

@@ -229,7 +229,8 @@ def _paper_fourier(scale_sweep, stat, rule, path="results/complexity/scale.nc"):
     convention = scale_sweep.attrs.get("settings_fourier_convention", "")
     if convention != "paper":
         return None, Evaluation(stat, np.nan, rule, INCONCLUSIVE,
-                                f"Fourier convention {convention!r}, not the paper's", measure=f"fourier ({convention})")
+                                f"Fourier convention {convention!r}, not the paper's",
+                                measure=f"fourier ({convention})")
     return scale_sweep["fourier"], None
 
 
@@ -376,7 +377,7 @@ def gap_shrinks_as_one_over_width(cookbook_gap=None) -> list[Evaluation]:
         verdict, reason = FAILS, ""
     else:
         verdict, reason = INCONCLUSIVE, f"gap not seen to shrink: p = {p:.2g} within {Z:g} SE of 0"
-    return [Evaluation(stat, p, rule, verdict, reason, se=se, seeds=pairs, scope=f"widths {n}",
+    return [Evaluation(stat, p, rule, verdict, reason, se=se, seeds=pairs, scope=f"{n} widths",
                        measure=f"cookbook gap ({attrs.get('architecture', '?')}, {attrs.get('activation', '?')})")]
 
 
@@ -509,13 +510,17 @@ def _ensembles_rows(regime: str, method: str, multiview: bool):
         for _, r in rows.iterrows():
             v = str(r["verdict"]) if isinstance(r["verdict"], str) else ""
             verdict = _ENSEMBLE_VERDICTS.get(v, INCONCLUSIVE)
-            reason = "" if v in ("holds", "fails") else (v if v != "inconclusive" else "effect below noise or one value")
+            se = float(r["test_error_se"])
+            reason = ("" if v in ("holds", "fails") else v if v and v != "inconclusive"
+                      else "effect below noise: mean ± 2 SE straddles the tolerance" if np.isfinite(se)
+                      else "one value: no standard error")
             rule = str(r["prediction"]) + (f" [judged with tolerance {TOLERANCE:g}μ]" if multiview else "")
             out.append(Evaluation(stat, float(r["test_error_mean"]), rule, verdict, reason,
-                                  se=float(r["test_error_se"]), seeds=int(r["count"]), scope=str(r["data"]),
+                                  se=se, seeds=int(r["count"]), scope=str(r["data"]),
                                   measure="test error", test_accuracy=1 - float(r["test_error_mean"])))
         data = "multi-view data" if multiview else "the study dataset"
-        return out or [Evaluation(stat, np.nan, "", INCONCLUSIVE, f"{regime} regime on {data} not run")]
+        missing = f"no {method} result in the {regime} regime on {data}"
+        return out or [Evaluation(stat, np.nan, "", INCONCLUSIVE, missing)]
 
     evaluate.__name__ = f"ensembles_{regime}_{method}"
     return evaluate
