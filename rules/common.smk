@@ -639,16 +639,14 @@ def print_outputs():
 
 
 # ----------------------------------------------------------------------------- claims ledger
-from repatlas.claims import config_hash
-
-# Which run a ledger is of: the validated config (defaults filled in), hashed; and the config
-# files it came from in merge order (config.yaml, then each --configfile over it), with a note
-# when --config overrode keys.
-CONFIG_HASH = config_hash(config)
+# Which config the "What reproduces" table is of: its files in merge order (config.yaml, then
+# each --configfile over it), with a note when --config overrode keys. Exported, not a param, so
+# that naming the same settings differently reruns nothing (every job parses this file again).
 _CLI_CONFIGS = list(workflow.overwrite_configfiles or [])
 CONFIG_NAME = " + ".join(dict.fromkeys(os.path.relpath(f, workflow.basedir)
                                        for f in workflow.configfiles[len(_CLI_CONFIGS):] + _CLI_CONFIGS))
 CONFIG_NAME += " with --config overrides" if workflow.config_settings.config else ""
+os.environ.update(REPATLAS_CONFIGFILES=CONFIG_NAME)
 CLAIM_STUDIES = ["wide_deep", "redshift", "infinite", "mitosis", "ensembles"]
 
 
