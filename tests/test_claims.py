@@ -446,3 +446,31 @@ def test_table_rows_keep_their_columns_when_text_holds_a_pipe():
     assert len(rows) == 2 + len(table)
     unescaped = [len(line.replace("\\|", "")) - len(line.replace("\\|", "").replace("|", "")) for line in rows]
     assert set(unescaped) == {9}  # 8 columns
+
+
+def test_preconditions_turn_a_verdict_inconclusive_and_say_which():
+    """The ci-tiny run's untrained models and coarse grids: never 'does not hold' (nor 'holds')."""
+    coarse = scale_sweep({"relu": cells(0.4, 0.01), "sin": cells(0.5)})
+    coarse.attrs["R"] = 16
+    for claim in ("relu_low_frequency", "sin_white_noise"):
+        row = _row("redshift", claim, {"scale": coarse})
+        assert row["verdict"] == INCONCLUSIVE and "R = 16 < 64" in row["reason"]
+
+    untrained = mitosis_summary(chunk=lambda w: w / 2)  # 'does not hold' once trained
+    untrained.loc[untrained["regime"] == "converged", "train_error"] = 0.1
+    row = _row("mitosis", "constant_critical_chunk", {"summary": untrained})
+    assert row["verdict"] == INCONCLUSIVE and "zero training error" in row["reason"]
+
+    # digits at 85 % error (untrained): the study's own verdict 'fails' is not carried over
+    digits = ensembles_summary({"single": 0.85, "ensemble": 0.95})
+    assert (digits.loc[digits["method"] == "ensemble", "verdict"] == "fails").all()
+    row = _row("ensembles", "ensemble_helps", {"summary": digits})
+    assert row["verdict"] == INCONCLUSIVE and "accuracy 0.150 < 0.5" in row["reason"]
+    # multi-view: a single model worse than μ errs on multi-view examples too
+    mv = ensembles_summary({"single": 0.87, "ensemble": 0.875}, **MV)
+    row = _row("ensembles", "multiview_single", {"summary": mv})
+    assert row["verdict"] == INCONCLUSIVE and "> μ = 0.2" in row["reason"]
+
+    few = conv_regression(-0.1, 0.02).isel(example=slice(0, 20))
+    rows = _rows("infinite", "conv_beats_fc", {"conv_regression": few})
+    assert (rows["verdict"] == INCONCLUSIVE).all() and rows["reason"].str.contains("20 < 100").all()
