@@ -22,6 +22,7 @@ include: "rules/infinite.smk"
 include: "rules/mitosis.smk"
 include: "rules/ensembles.smk"
 include: "rules/figures.smk"
+include: "rules/claims.smk"
 
 
 rule all:

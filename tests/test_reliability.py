@@ -251,13 +251,16 @@ def test_unchanged_tree_has_nothing_to_do(study):
     "change,expected",
     [
         # training changes: everything downstream of the model, but not the data preparation
+        # (the claims ledger reads blocks.csv)
         ({"train.epochs": EPOCHS + 1},
          {"train_model": 1, "dump_activations": 1, "cka_within": 1, "figure_cka_within_grid": 1,
-          "evaluate_model": 1, "probe_table": 1, "block_table": 1, "figure_widedeep": 4}),
+          "evaluate_model": 1, "probe_table": 1, "block_table": 1, "figure_widedeep": 4, "claims_ledger": 1,
+          "claims_table": 1}),
         # the CKA estimator: CKA, blocks and their figures, but not the model evaluation (probes,
         # pruning and predictions do not read the CKA; the pruning figure labels blocks itself)
         ({"cka.batch_size": 10},
-         {"cka_within": 1, "figure_cka_within_grid": 1, "block_table": 1, "figure_widedeep": 3}),
+         {"cka_within": 1, "figure_cka_within_grid": 1, "block_table": 1, "figure_widedeep": 3, "claims_ledger": 1,
+          "claims_table": 1}),
         # where CKA runs changes no result: nothing
         ({"cka.scheduler": "tcp://127.0.0.1:8786"}, {}),
     ],
