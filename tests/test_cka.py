@@ -247,8 +247,9 @@ def test_cka_heatmap_centres_a_layer_whose_offset_grows_after_the_first_batch():
     expected = cka.cka_heatmap(steady, x, layers_a=["0", "2"], batch_size=16)
     np.testing.assert_allclose(got.values, expected.values, rtol=0, atol=2e-6)
     # independent: the float64 textbook value of the one-batch case
-    one = cka.cka_heatmap(torch.nn.Sequential(lin, torch.nn.Tanh(), Drift(1000.0)), x[:16], layers_a=["0", "2"],
-                          batch_size=16)
+    with pytest.warns(UserWarning, match="fewer than two batches"):
+        one = cka.cka_heatmap(torch.nn.Sequential(lin, torch.nn.Tanh(), Drift(1000.0)), x[:16], layers_a=["0", "2"],
+                              batch_size=16)
     with torch.no_grad():
         h0 = lin(x[:16]).double().numpy()
         h2 = np.tanh(h0)
@@ -265,7 +266,8 @@ def test_cka_heatmap_centres_a_layer_with_a_large_offset_from_the_start():
         h0, h2 = h.double().numpy(), (torch.relu(h) + 300.0).double().numpy() - 300.0
     shifted = torch.nn.Sequential(lin, torch.nn.ReLU(), Drift(0.0))
     shifted[2].forward = lambda t: t + 300.0  # a constant offset: float32 Grams would cancel
-    da = cka.cka_heatmap(shifted, x, layers_a=["0", "2"], batch_size=48)
+    with pytest.warns(UserWarning, match="fewer than two batches"):
+        da = cka.cka_heatmap(shifted, x, layers_a=["0", "2"], batch_size=48)
     assert float(da.values[0, 1]) == pytest.approx(textbook_cka(h0, h2, hsic1), abs=2e-6)
 
 
@@ -334,7 +336,8 @@ def test_cka_heatmap_equals_independent_full_batch_debiased():
     torch.manual_seed(0)
     model = models.resnet(8, 1, in_channels=1, n_classes=10)
     x = torch.randn(64, 1, 8, 8)
-    da = cka.cka_heatmap(model, x, batch_size=64)  # one batch: minibatch CKA = debiased CKA
+    with pytest.warns(UserWarning, match="fewer than two batches"):
+        da = cka.cka_heatmap(model, x, batch_size=64)  # one batch: minibatch CKA = debiased CKA
     assert da.dims == ("layer_a", "layer_b")
     assert list(da.layer_a.values) == ["stem", "block1", "block2", "block3", "pool"]
     model.eval()
@@ -380,7 +383,7 @@ def test_cka_heatmap_keeps_repeated_calls_and_rejects_unknown_layers():
 
     da = cka.cka_heatmap(Twice(), torch.randn(20, 4), layers_a=["f"], batch_size=10)
     assert list(da.layer_a.values) == ["f", "f@1"]
-    with pytest.raises(KeyError, match="unknown layer"):
+    with pytest.raises(KeyError, match="unknown layer"), pytest.warns(UserWarning, match="fewer than two batches"):
         cka.cka_heatmap(Twice(), torch.randn(20, 4), layers_a=["g"])
     with pytest.raises(ValueError, match="batch_size"):
         cka.cka_heatmap(Twice(), torch.randn(20, 4), layers_a=["f"], batch_size=2)
