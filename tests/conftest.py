@@ -25,3 +25,15 @@ def tiny_run(tmp_path_factory):
     result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-4000:]
     return workdir, result
+
+
+@pytest.fixture(scope="module")
+def digits_files(tmp_path_factory):
+    """(training subset of 100 digits, full digits file), for the train_to_files tests. test_mitosis.py
+    has its own fixture of this name (its files in the other order)."""
+    from repatlas import data
+
+    d = tmp_path_factory.mktemp("digits")
+    data.write_full("digits", d / "full.npz")
+    data.write_subset(d / "full.npz", d / "sub.npz", 100, 0)
+    return d / "sub.npz", d / "full.npz"

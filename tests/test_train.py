@@ -308,16 +308,6 @@ def test_load_checkpoint_names_the_path(tmp_path, damage):
 # ----------------------------------------------------------------------------- train_to_files
 
 
-@pytest.fixture(scope="module")
-def digits_files(tmp_path_factory):
-    from repatlas import data
-
-    d = tmp_path_factory.mktemp("digits")
-    data.write_full("digits", d / "full.npz")
-    data.write_subset(d / "full.npz", d / "sub.npz", 100, 0)
-    return d / "sub.npz", d / "full.npz"
-
-
 def to_files(digits_files, out, depth=2, **cfg):
     sub, full = digits_files
     config = train.TrainConfig(**{"epochs": 3, "batch_size": 20, "lr": 0.05, "crop_pad": 1, **cfg})

@@ -11,14 +11,6 @@ class Interrupted(Exception):
     """Stands in for a kill right after an epoch's resumable state was written."""
 
 
-@pytest.fixture(scope="module")
-def digits_files(tmp_path_factory):
-    from repatlas import data
-
-    d = tmp_path_factory.mktemp("digits")
-    data.write_full("digits", d / "full.npz")
-    data.write_subset(d / "full.npz", d / "sub.npz", 100, 0)
-    return d / "sub.npz", d / "full.npz"
 
 
 def to_files(digits_files, out, snapshot_epochs=(1, 3), epochs=4):
@@ -72,13 +64,18 @@ def test_snapshots_are_the_runs_own_weights(tmp_path, digits_files, monkeypatch)
     assert "wrote snapshots of epochs [1, 3]" in (tmp_path / "train.log").read_text()
 
 
-def test_a_killed_run_resumes_with_its_snapshots(tmp_path, digits_files, monkeypatch):
+def killed_after_epoch_3(digits_files, tmp_path, monkeypatch):
+    """A reference run in tmp_path/ref, and the same run killed after epoch 3's state in tmp_path/b."""
     to_files(digits_files, tmp_path / "ref")
     monkeypatch.setattr(train, "_save_state", dying_after(3))
     with pytest.raises(Interrupted):
         to_files(digits_files, tmp_path / "b")
     monkeypatch.undo()
-    out = tmp_path / "b"
+    return tmp_path / "b"
+
+
+def test_a_killed_run_resumes_with_its_snapshots(tmp_path, digits_files, monkeypatch):
+    out = killed_after_epoch_3(digits_files, tmp_path, monkeypatch)
     # what survives a kill: the state and the staged snapshots; nothing declared
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "snapshots.partial", "train.log"]
     to_files(digits_files, out)
@@ -89,12 +86,7 @@ def test_a_killed_run_resumes_with_its_snapshots(tmp_path, digits_files, monkeyp
 
 
 def test_resume_is_refused_when_a_passed_snapshot_is_missing(tmp_path, digits_files, monkeypatch):
-    to_files(digits_files, tmp_path / "ref")
-    monkeypatch.setattr(train, "_save_state", dying_after(3))
-    with pytest.raises(Interrupted):
-        to_files(digits_files, tmp_path / "b")
-    monkeypatch.undo()
-    out = tmp_path / "b"
+    out = killed_after_epoch_3(digits_files, tmp_path, monkeypatch)
     (out / "snapshots.partial" / "epoch-1.pt").unlink()
     to_files(digits_files, out)
     log = (out / "train.log").read_text()
