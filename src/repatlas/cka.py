@@ -606,7 +606,7 @@ def cka_heatmap(
         acc, *_ = _heatmap(model_a, model_b, x, layers_a, layers_b, batch_size, epochs, seed, redo_a, redo_b)
         matrix = acc.compute()
     names_b = acc.names_a if model_b is None else acc.names_b
-    return as_dataarray(matrix.copy(), acc.names_a, names_b, batch_size=min(batch_size, len(x)),
+    return as_dataarray(matrix, acc.names_a, names_b, batch_size=min(batch_size, len(x)),
                         n_batches=acc.batches, epochs=epochs, seed=seed,
                         estimator="minibatch linear CKA, unbiased HSIC (U-centred)")
 
