@@ -39,11 +39,10 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
-import xarray as xr
 import yaml
 
-from repatlas.train import load_checkpoint, load_training_state
+from repatlas.train import load_training_state
+from results_equal import result_files, same_but_for_times
 from slurm_cluster import cannot_start_reason, slurm_cluster
 from workflow_copy import copy_workflow
 
@@ -226,54 +225,6 @@ def test_second_invocation_plans_nothing(name, profile_runs):
 
 
 # ----------------------------------------------------------------------------- same outputs as a local run
-
-
-def untimed(value):
-    """`value` without its durations: every dict key naming seconds, at any depth."""
-    if isinstance(value, dict):
-        return {k: untimed(v) for k, v in value.items() if "seconds" not in k}
-    if isinstance(value, list):
-        return [untimed(v) for v in value]
-    return value
-
-
-def metrics_without_timings(path: Path) -> dict:
-    return untimed(json.loads(path.read_text()))
-
-
-def same_model(path_a: Path, path_b: Path) -> bool:
-    """Same spec, weights and buffers (tensor by tensor) and metadata but for the training time."""
-    model_a, spec_a, meta_a = load_checkpoint(path_a)
-    model_b, spec_b, meta_b = load_checkpoint(path_b)
-    state_a, state_b = model_a.state_dict(), model_b.state_dict()
-    return (spec_a, untimed(meta_a), list(state_a)) == (spec_b, untimed(meta_b), list(state_b)) and all(
-        torch.equal(value, state_b[key]) for key, value in state_a.items())
-
-
-def same_but_for_times(rel: str, a: Path, b: Path) -> bool:
-    """Files that two local runs of one config write differently, in times only: durations (also
-    in netCDF attributes) and matplotlib's PDF creation date. Equal otherwise."""
-    if rel.startswith("benchmarks/") or rel.endswith(".log"):
-        return True  # Snakemake's per-job time and memory; the rules' logs print seconds
-    if rel.endswith("metrics.json"):
-        return metrics_without_timings(a) == metrics_without_timings(b)
-    if rel.endswith(".pt"):
-        return same_model(a, b)
-    if rel.endswith(".nc"):  # e.g. the complexity sweeps' stage timings (attrs *_seconds*)
-        with xr.open_dataset(a) as da, xr.open_dataset(b) as db:
-            untimed = [{k: str(v) for k, v in d.attrs.items() if "seconds" not in k} for d in (da, db)]
-            return untimed[0] == untimed[1] and da.identical(db.assign_attrs(da.attrs))
-    if rel.endswith(".pdf"):
-        undated = [re.sub(rb"/CreationDate \(D:\d+Z?\)", b"", p.read_bytes()) for p in (a, b)]
-        return undated[0] == undated[1]
-    return False
-
-
-def result_files(workdir: Path) -> set[str]:
-    """Files under results/, without the generic profile's own job logs (results/logs/cluster)."""
-    res = workdir / "results"
-    files = {str(p.relative_to(res)) for p in res.rglob("*") if p.is_file()}
-    return {f for f in files if not f.startswith("logs/cluster/")}
 
 
 @pytest.mark.parametrize("name", PROFILES)
