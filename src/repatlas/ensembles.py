@@ -53,6 +53,7 @@ from repatlas.devices import resolve_device
 from repatlas.ensemble_claims import judge
 from repatlas.models import mlp
 from repatlas.multiview import PatchCNN, multiview_features, multiview_patches, views_learned
+from repatlas.train import optimiser_step, sgd_optimiser
 
 DEFAULT_TEMPERATURE = 4.0
 DEFAULT_ALPHA = 0.9
@@ -319,12 +320,10 @@ def train_classifier(
         x_te, y_te = _to_tensor(x_test).to(dev), _to_tensor(y_test, torch.long).to(dev)
 
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(n / batch_size)
     total = max(1, epochs * steps_per_epoch)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
-    )
+    # the project's one recipe (repatlas.train): here without warmup, cosine from lr to 0 over all steps
+    opt, sched = sgd_optimiser(params, lr=lr, momentum=momentum, weight_decay=weight_decay, total_steps=total)
     gen = torch.Generator(device="cpu").manual_seed(seed)  # the same batch order on every device
     full = batch_size >= n  # one batch: no shuffle, and no copy from indexing the whole set
     has_t = targets is not None
@@ -348,10 +347,7 @@ def train_classifier(
                     loss = kd_loss(out, tb, yb, temperature=temperature, alpha=alpha, teacher_kind="probs")
                 else:
                     loss = F.cross_entropy(out, yb)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
+                optimiser_step(loss, opt, sched)
                 loss_sum += loss.detach().double() * len(idx)
                 correct += (out.argmax(1) == yb).sum()
             record = {
