@@ -99,24 +99,6 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> dict[s
     raise DataError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
 
 
-def write_full(name: str, path: str | os.PathLike, data_dir=None) -> dict:
-    """Write `full.npz` for a dataset: canonical arrays plus checksum and metadata."""
-    arrays = load_dataset(name, data_dir)
-    meta = {
-        "dataset": name,
-        "checksum": checksum(*(arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))),
-        "n_train": int(len(arrays["y_train"])),
-        "n_test": int(len(arrays["y_test"])),
-        "n_classes": int(max(arrays["y_train"].max(), arrays["y_test"].max()) + 1),
-        "shape": list(arrays["x_train"].shape[1:]),
-        # Per-channel statistics of the training pool, used to standardise inputs.
-        "mean": (arrays["x_train"].mean(axis=(0, 2, 3)) / 255.0).tolist(),
-        "std": (arrays["x_train"].std(axis=(0, 2, 3)) / 255.0).tolist(),
-    }
-    save_npz(path, meta, **arrays)
-    return meta
-
-
 def save_npz(path, meta: dict, **arrays: np.ndarray) -> None:
     """Save arrays and a JSON `meta` record into one .npz, atomically."""
     with atomic_path(path) as tmp:
@@ -143,16 +125,6 @@ def subset_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     if not 0 < n <= len(labels):
         raise DataError(f"subset size n={n} must be between 1 and the training pool size {len(labels)}")
     return np.sort(balanced_order(labels, seed)[:n])
-
-
-def write_subset(full_path, path, n: int, seed: int) -> dict:
-    """Write `train-n{n}-s{seed}.npz`: the subset's arrays, its indices into the pool, and meta."""
-    arrays, meta = load_npz(full_path)
-    idx = subset_indices(arrays["y_train"], n, seed)
-    sub_meta = {**meta, "n": n, "seed": seed, "subset_of": meta.get("checksum")}
-    sub_meta["checksum"] = checksum(idx, arrays["x_train"][idx], arrays["y_train"][idx])
-    save_npz(path, sub_meta, x=arrays["x_train"][idx], y=arrays["y_train"][idx], index=idx)
-    return sub_meta
 
 
 def probe_set(full: dict[str, np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
