@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from repatlas import formats
 from repatlas.io import atomic_path
 
 DATASETS = ("digits", "fashion_mnist", "mnist", "cifar10", "cifar100")
@@ -63,7 +64,7 @@ def balanced_order(labels: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _digits() -> dict[str, np.ndarray]:
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # scikit-learn's import is slow; only digits needs it
 
     bunch = load_digits()
     # Pixel values are integers 0..16; map them to 0..255 so all datasets share one range.
@@ -83,8 +84,6 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> dict[s
     (Fashion-MNIST defaults to where Debian's `dataset-fashion-mnist` installs it). Missing or
     corrupt files raise one error naming the path and how to obtain the data.
     """
-    from repatlas import formats
-
     if name == "digits":
         return _digits()
     try:
@@ -138,7 +137,7 @@ def probe_set(full: dict[str, np.ndarray], size: int) -> tuple[np.ndarray, np.nd
 
 def standardise(x_uint8, mean, std):
     """uint8 images → float32 standardised per channel (works for numpy arrays and torch tensors)."""
-    import torch
+    import torch  # repatlas.data stays torch-free: the config checks (and so every rule) import it
 
     x = torch.as_tensor(x_uint8).float().div_(255.0)
     m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)

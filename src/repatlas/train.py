@@ -28,13 +28,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from repatlas.checkpoints import CHECKPOINT_FORMAT, load_training_state, save_training_state
-from repatlas.data import standardise
+from repatlas.data import checksum, standardise
 from repatlas.devices import resolve_device  # noqa: F401  (re-exported: train.resolve_device)
 
 
@@ -354,17 +355,11 @@ def _code_version() -> str:
 
 
 def _as_numpy(a):
-    import numpy as np
-
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
 
 def _fingerprint(config, dev, train_data, test_data, mean, std, job) -> dict:
     """Everything a resumed run must share with the run that wrote the checkpoint (JSON-plain)."""
-    import numpy as np
-
-    from repatlas.data import checksum
-
     record = {
         "format": CHECKPOINT_FORMAT,
         "job": job or {},
