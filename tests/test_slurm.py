@@ -43,7 +43,7 @@ import torch
 import xarray as xr
 import yaml
 
-from repatlas.train import load_checkpoint, load_training_state
+from repatlas.checkpoints import load_checkpoint, load_training_state
 from slurm_cluster import cannot_start_reason, slurm_cluster
 from workflow_copy import copy_workflow
 
