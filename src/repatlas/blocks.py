@@ -45,7 +45,9 @@ def _layer_names(cka, n: int) -> list[str]:
     return [str(i) for i in range(n)]
 
 
-def _check_blocks(blocks, n: int, name: str) -> list[tuple[int, int]]:
+def check_blocks(blocks, n: int, name: str) -> list[tuple[int, int]]:
+    """`blocks` as (start, end) int pairs after checking that they are inclusive, in-order,
+    non-overlapping layer indices in [0, n − 1]; a ValueError naming `name` otherwise."""
     out, previous_end = [], -1
     for block in blocks:
         try:
@@ -62,7 +64,8 @@ def _check_blocks(blocks, n: int, name: str) -> list[tuple[int, int]]:
     return out
 
 
-def _in_block(blocks, n: int) -> np.ndarray:
+def in_block(blocks, n: int) -> np.ndarray:
+    """Boolean mask over n layers: True for the layers inside one of the (checked) `blocks`."""
     mask = np.zeros(n, dtype=bool)
     for start, end in blocks:
         mask[start : end + 1] = True
@@ -80,7 +83,7 @@ def block_summary(cka, blocks) -> dict:
     """
     k = _matrix(cka, "cka")
     n = len(k)
-    blocks = _check_blocks(blocks, n, "blocks")
+    blocks = check_blocks(blocks, n, "blocks")
     names = _layer_names(cka, n)
     lengths = [end - start + 1 for start, end in blocks]
     pair_sum = sum(k[s : e + 1, s : e + 1].sum() - np.trace(k[s : e + 1, s : e + 1]) for s, e in blocks)
@@ -122,7 +125,7 @@ def first_pc_summary(first_pc, blocks) -> dict:
     """
     share = np.asarray(first_pc["pc1_ratio"].values, dtype=np.float64)
     n = len(share)
-    blocks = _check_blocks(blocks, n, "blocks")
+    blocks = check_blocks(blocks, n, "blocks")
     with_pc1 = _matrix(first_pc["cka"], "first_pc['cka']")
     without = _matrix(first_pc["cka_without_pc1"], "first_pc['cka_without_pc1']")
     rows = [(float(share[s : e + 1].mean()), _mean_pairs(with_pc1, s, e), _mean_pairs(without, s, e))
@@ -165,8 +168,8 @@ def seed_similarity(across, blocks_a, blocks_b) -> dict:
         if rows != cols:
             raise ValueError("across must compare the same layers along both axes (two seeds of one architecture)")
     n = len(k)
-    in_a = _in_block(_check_blocks(blocks_a, n, "blocks_a"), n)
-    in_b = _in_block(_check_blocks(blocks_b, n, "blocks_b"), n)
+    in_a = in_block(check_blocks(blocks_a, n, "blocks_a"), n)
+    in_b = in_block(check_blocks(blocks_b, n, "blocks_b"), n)
     diagonal = np.diagonal(k)
 
     def mean(mask):
@@ -390,7 +393,7 @@ def label_pruning(pruning, blocks):
     empty group), blocks (JSON) and inside_rule.
     """
     layers = json.loads(pruning.attrs["layers"])
-    blocks = _check_blocks(blocks, len(layers), "blocks")
+    blocks = check_blocks(blocks, len(layers), "blocks")
     index = [layers.index(str(name)) for name in pruning["removed"].values]
     inside = np.array([k > 0 and any(s <= k - 1 and k <= e for s, e in blocks) for k in index], dtype=bool)
     change = np.asarray(pruning["accuracy_change"].values, dtype=np.float64)
