@@ -95,7 +95,7 @@ def mitosis_features(device):
     import tempfile
     from pathlib import Path
 
-    from repatlas import data, mitosis
+    from repatlas import data
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -107,7 +107,7 @@ def mitosis_features(device):
         torch.manual_seed(4)
         checkpoints.save_checkpoint(tmp / "model.pt", models.build_model(**spec), spec)
         mitosis_steps.features_to_file(tmp / "model.pt", tmp / "full.npz", tmp / "sub.npz", tmp / "f.npz",
-                                 device=str(device))
+                                       device=str(device))
         arrays, _ = data.load_npz(tmp / "f.npz")
         return {k: arrays[k] for k in ("features_test", "weight", "logits_test")}
 

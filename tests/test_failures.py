@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from repatlas import activations, blocks, cka, cli, models
+from repatlas import activations, blocks, cli, models
 from repatlas import cka_models
 from repatlas import cka_stores
 from workflow_copy import copy_workflow

@@ -41,7 +41,7 @@ class LayerCapture:
 
     A module called k > 1 times in one forward pass yields k representations named
     `name`, `name@1`, ..., `name@{k-1}` instead of silently keeping only the last call.
-    `transform(name, output)` replaces the flattening: e.g. `repatlas.cka.cka_heatmap` keeps
+    `transform(name, output)` replaces the flattening: e.g. `repatlas.cka_models.cka_heatmap` keeps
     each output's U-centred Gram, never the activations.
     """
 
@@ -301,5 +301,3 @@ def read_rows(array, start: int, stop: int) -> np.ndarray:
             if f.readinto(target) != len(target):
                 raise OSError(f"{path}: chunk file shorter than its zarr metadata says")
     return out
-
-

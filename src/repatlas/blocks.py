@@ -441,8 +441,6 @@ def label_pruning_with_cka(pruning, cka, *, threshold: float, min_length: int, f
     return out
 
 
-
-
 # ----------------------------------------------------------------------------- block detection
 
 

@@ -23,10 +23,8 @@ from repatlas.models import build_model
 CHECKPOINT_FORMAT = 1
 
 
-
 _STATE_KEYS = ("format", "fingerprint", "epoch", "history", "model", "optimizer", "scheduler",
                "generator", "torch_rng", "cuda_rng")
-
 
 
 def save_training_state(path: Path, state: dict) -> None:
@@ -38,12 +36,10 @@ def save_training_state(path: Path, state: dict) -> None:
             os.fsync(fh.fileno())
 
 
-
 def _first_line(exc: Exception) -> str:
     """`Type: first line of the message` of an exception, for one-line errors naming a file."""
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"
-
 
 
 def load_training_state(path) -> dict:
@@ -66,13 +62,11 @@ def load_training_state(path) -> dict:
     return state
 
 
-
 def save_checkpoint(path, model: nn.Module, spec: dict, meta: dict | None = None) -> None:
     """Save weights with the spec that rebuilds the model (atomically; tensors and plain data only)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         torch.save({"spec": spec, "state_dict": state, "meta": meta or {}}, tmp)
-
 
 
 def load_checkpoint(path) -> tuple[nn.Module, dict, dict]:
@@ -92,7 +86,6 @@ def load_checkpoint(path) -> tuple[nn.Module, dict, dict]:
         raise ValueError(f"{path}: not a readable repatlas checkpoint ({_first_line(exc)})") from exc
     model.eval()
     return model, spec, ckpt.get("meta", {})
-
 
 
 def snapshot_path(snapshots_dir, epoch: int) -> Path:

@@ -303,4 +303,3 @@ def warn_single_batch(n: int, batch_size: int, source, stacklevel: int = 3) -> N
             f"so the minibatch estimate is one batch of {min(n, batch_size)} examples; use at least "
             f"{2 * batch_size} examples or batch_size <= {n // 2}", stacklevel=stacklevel,
         )
-

@@ -22,7 +22,6 @@ def _offset_ratios(grams: torch.Tensor) -> torch.Tensor:
     return torch.where(centred_total > 0, total / centred_total, torch.full_like(total, float("inf")))
 
 
-
 class _GramCapture:
     """Hooks that keep only each named module's (b × b) Gram, never its activations, so memory
     does not grow with width; repeated calls of a module stay separate (`name@1`, ...).
@@ -85,13 +84,11 @@ class _GramCapture:
         self.capture.close()
 
 
-
 def _default_layers(model) -> list[str]:
     layers = representation_layers(model)
     if not layers:
         raise ValueError("the model has no child modules to compare; pass layers=[...] explicitly")
     return layers
-
 
 
 @torch.no_grad()
@@ -134,7 +131,6 @@ def cka_heatmap(
     return as_dataarray(matrix, acc.names_a, names_b, batch_size=min(batch_size, len(x)),
                         n_batches=acc.batches, epochs=epochs, seed=seed,
                         estimator="minibatch linear CKA, unbiased HSIC (U-centred)")
-
 
 
 def _heatmap(model_a, model_b, x, layers_a, layers_b, batch_size, epochs, seed, centred_a, centred_b):

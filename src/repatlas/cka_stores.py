@@ -40,7 +40,6 @@ def batch_plan(n: int, batch_size: int, chunk: int, *, shuffle: bool, rng, windo
     return plan
 
 
-
 def _window_terms(arrays_a, arrays_b, batches, names_a, names_b):
     """Accumulator terms of one window: read the window once, then each batch's Gram stacks."""
     # A shuffled window holds non-adjacent chunks: read each contiguous run of its examples,
@@ -72,7 +71,6 @@ def _window_terms(arrays_a, arrays_b, batches, names_a, names_b):
     return acc.cross, acc.self_a, acc.self_b, acc.batches
 
 
-
 def _remote_window_terms(path_a, layers_a, path_b, layers_b, batches):
     """`_window_terms` on a dask-distributed worker: it opens the stores itself (paths travel,
     not zarr objects) and pins torch/BLAS to one thread per task, as the local path does."""
@@ -81,7 +79,6 @@ def _remote_window_terms(path_a, layers_a, path_b, layers_b, batches):
     arrays_b = None if path_b is None else [stores[path_b][n] for n in layers_b]
     with pinned_threads(1):
         return _window_terms(arrays_a, arrays_b, batches, layers_a, None if path_b is None else layers_b)
-
 
 
 def _compute_on_scheduler(address: str, tasks, timeout: str = "10s"):
@@ -96,7 +93,6 @@ def _compute_on_scheduler(address: str, tasks, timeout: str = "10s"):
         raise OSError(f"cka.scheduler: no dask scheduler answers at {address!r} ({exc})") from None
     with client:
         return client.compute(tasks, sync=True)
-
 
 
 def cka_from_stores(

@@ -690,5 +690,3 @@ def what_reproduces(table, *, config: str, hardware: str) -> str:
                  _cell(float(r["value"]), float(r["se"])), text(r["rule"]), verdict, str(int(r["seeds"]))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-

@@ -20,7 +20,6 @@ for 5, so rejecting at 0.05 needs ≥ 4 seeds each.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 
 import numpy as np
@@ -303,5 +302,3 @@ def error_table(results: dict, *, max_gap: float = MAX_ACCURACY_GAP):
             "warning": "; ".join(warnings),
         })
     return pd.DataFrame(rows)
-
-

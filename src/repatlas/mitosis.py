@@ -35,8 +35,8 @@ number of clones and ``planted_mixture`` rank-d ones without designed copies, wh
 same critical chunk (≈ d): a clone count is width ÷ the layer's effective dimension, bounded
 below by the rank floor ``pca_chunk_size``.
 
-The pipeline steps at the end (``features_to_file``, ``chunks_to_file``, ``summary_to_file``)
-work on any ``repatlas.models`` classifier: the representation is the input of the final linear
+The pipeline steps (``repatlas.steps.mitosis``: last-layer features, :func:`clone_metrics` of
+them, :func:`clones_table` of all) work on any ``repatlas.models`` classifier: the representation is the input of the final linear
 layer, i.e. an MLP's last hidden layer (``width`` units) or a ResNet's globally pooled features
 (64·k units for width multiplier k, :func:`last_layer_units`).
 """
@@ -688,7 +688,7 @@ def _at_critical(ds: xr.Dataset, variable: str, c_star: float) -> float:
 
 
 def chunk_summary(ds: xr.Dataset) -> dict:
-    """One summary row of a :func:`chunks_to_file` Dataset: its attrs (``SUMMARY_COLUMNS``), the
+    """One summary row of a :func:`clone_metrics` Dataset: its attrs (``SUMMARY_COLUMNS``), the
     clone count for each R² kind and threshold (``clones_r2_<t>`` in-sample,
     ``clones_heldout_r2_<t>``), and at the (in-sample, primary-threshold) critical chunk c* — read
     at the smallest chunk size of the grid ≥ c* — the residual correlation (in-sample; also at 2c*,
@@ -802,5 +802,3 @@ def clones_table(datasets, tolerances: dict | None = None) -> "pd.DataFrame":
     table = pd.DataFrame(rows, columns=columns).sort_values(
         ["arch", "width", "model_seed", "epoch"], kind="stable").reset_index(drop=True)
     return mitosis_claims(table, tolerances)
-
-

@@ -23,7 +23,7 @@ steps; ≥ 1024 left SGD noise in narrow layers trained for many steps.
 **Ceiling.** Probes say something about a network only where the input itself is not already
 linearly separable: on digits a probe on the raw pixels scores 0.91 (n = 500, 10 epochs), so
 every layer sits near the ceiling and the curve through the network is flat noise.
-`probes_to_file` first fits the same probe on the standardised input (`input_probe`) and probes
+`repatlas.steps.widedeep.probes_to_file` first fits the same probe on the standardised input (`input_probe`) and probes
 the layers only when that scores below `input_ceiling` (0.9); otherwise the result says
 "ceiling" (status attr) and holds no layer accuracies (NaN). Fashion-MNIST's pixels give
 0.76–0.81 (n = 1,000–4,000, 5–10 epochs).
@@ -379,9 +379,10 @@ def ceiling_probes(layer_names) -> xr.Dataset:
 
 
 def probe_table(results: dict):
-    """One row per model: {model id: `repatlas.steps.widedeep.probes_to_file` Dataset} → DataFrame with the id's fields,
-    status ("probed" / "ceiling"), input_test_accuracy, and over the probed layers the first,
-    last and best layer's test accuracy and the best layer's name (NaN / "" at the ceiling)."""
+    """One row per model: {model id: probes Dataset (`repatlas.steps.widedeep.probes_to_file`)} →
+    DataFrame with the id's fields, status ("probed" / "ceiling"), input_test_accuracy, and over
+    the probed layers the first, last and best layer's test accuracy and the best layer's name
+    (NaN / "" at the ceiling)."""
     rows = []
     for model_id, ds in results.items():
         accuracy = np.asarray(ds["test_accuracy"].values, dtype=np.float64)
@@ -397,5 +398,3 @@ def probe_table(results: dict):
             "best_layer": str(ds["layer"].values[best]) if probed else "",
         })
     return pd.DataFrame(rows)
-
-

@@ -11,7 +11,7 @@ Training is resumable. Given a `checkpoint` path, `train` saves its whole state 
 epoch (weights, optimizer, schedule, the generator behind batch order and augmentation, the global
 RNG, the history so far) atomically, and when it starts again for the same job it continues from
 there. A resumed run on CPU ends with the same weights and metrics, bit for bit, as one that was
-never interrupted. `train_to_files` keeps that state in `checkpoint.pt` next to `model.pt` and
+never interrupted. `repatlas.steps.train.train_to_files` keeps that state in `checkpoint.pt` next to `model.pt` and
 deletes it once `model.pt` and `metrics.json` are written. docs/reliability.md lists what is
 guaranteed and which test shows it.
 """
@@ -22,8 +22,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -453,5 +451,3 @@ def _restore(state: dict, model, opt, sched, gen, dev) -> tuple[int, list[dict]]
 
 
 # ----------------------------------------------------------------------------- checkpoints and files
-
-

@@ -21,13 +21,11 @@ def _read(path):
         return ds.load()
 
 
-
 def ledger_to_file(study: str, paths: dict, out_csv, *, config_hash: str = "") -> None:
     """Read the study's result files ({input name: path}), write its ledger to ``out_csv``."""
     table = ledger(study, {k: _read(p) for k, p in paths.items()}, config_hash=config_hash, artifacts=paths)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
-
 
 
 def what_reproduces_to_file(ledger_paths, out_md, *, config: str, hardware: str) -> None:

@@ -26,7 +26,6 @@ def write_full(name: str, path: str | os.PathLike, data_dir=None) -> dict:
     return meta
 
 
-
 def write_subset(full_path, path, n: int, seed: int) -> dict:
     """Write `train-n{n}-s{seed}.npz`: the subset's arrays, its indices into the pool, and meta."""
     arrays, meta = load_npz(full_path)

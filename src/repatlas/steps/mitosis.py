@@ -55,7 +55,6 @@ def features_to_file(model_path, full_path, subset_path, out_path, *, epoch: int
     return info
 
 
-
 def summary_to_file(chunk_paths, out_path) -> None:
     """The clone counts of every chunk-metrics file in ``chunk_paths`` → one CSV (:func:`clones_table`)."""
     datasets = []

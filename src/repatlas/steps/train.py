@@ -32,12 +32,10 @@ def resume_path(model_path) -> Path:
     return Path(model_path).with_name("checkpoint.pt")
 
 
-
 def _staged_snapshots(snapshots_dir) -> Path:
     """Where snapshots wait until the run ends: an undeclared sibling, like `resume_path`, so
     that the snapshots of epochs a killed run has passed survive for the resumed run."""
     return Path(snapshots_dir).with_name(Path(snapshots_dir).name + ".partial")
-
 
 
 def _snapshot_saver(snapshots_dir, epochs, spec: dict, meta: dict, state_path: Path, log):
@@ -62,7 +60,6 @@ def _snapshot_saver(snapshots_dir, epochs, spec: dict, meta: dict, state_path: P
             save_checkpoint(snapshot_path(staged, epoch), model, spec, {**meta, "epoch": epoch, "record": dict(record)})
 
     return save, resumable
-
 
 
 def train_to_files(

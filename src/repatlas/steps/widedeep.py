@@ -60,7 +60,6 @@ def predictions_to_file(model_path, full_path, out_path, *, device: str = "cpu",
     return info
 
 
-
 def _read_predictions(path) -> xr.Dataset:
     try:
         with xr.open_dataset(path) as ds:
@@ -74,7 +73,6 @@ def _read_predictions(path) -> xr.Dataset:
         raise ValueError(f"{path}: not a predictions file (needs variables prediction, label over "
                          f"dim example; lacks {missing or ['example']})")
     return ds
-
 
 
 def error_analysis_to_file(paths_a, paths_b, out_path, *, permutations: int = 10000, seed: int = 0) -> None:
@@ -103,7 +101,6 @@ def error_analysis_to_file(paths_a, paths_b, out_path, *, permutations: int = 10
     out.attrs.update({"files_a": json.dumps(paths_a), "files_b": json.dumps(paths_b),
                       "created_by": "repatlas.errors.error_analysis_to_file"})
     write_netcdf(out, out_path)
-
 
 
 def error_table_to_file(paths: dict, out_csv, *, max_gap: float = MAX_ACCURACY_GAP) -> None:
@@ -151,7 +148,6 @@ def probes_to_file(model_path, full_path, subset_path, out_path, *, epochs: int,
     write_netcdf(ds, out_path)
 
 
-
 def pruning_to_file(model_path, full_path, out_path, *, examples: int | None = None, device: str = "cpu",
                     threads: int = 1) -> None:
     """Block-pruning step: checkpoint in; `pruning_experiment` (unlabelled) on the whole test split,
@@ -166,7 +162,6 @@ def pruning_to_file(model_path, full_path, out_path, *, examples: int | None = N
     ds.attrs.update({"model": json.dumps(spec), "checkpoint": str(model_path),
                      "dataset": str(meta.get("dataset")), "dataset_checksum": str(meta.get("checksum"))})
     write_netcdf(ds, out_path)
-
 
 
 def probe_table_to_file(paths: dict, out_csv) -> None:
