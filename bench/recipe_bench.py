@@ -43,7 +43,7 @@ import torch.nn.functional as F
 
 from repatlas.data import load_dataset, standardise, subset_indices
 from repatlas.models import build_model, resnet
-from repatlas.train import TrainConfig, augment, optimiser, grad_norm, seed_everything, warmup_steps
+from repatlas.train import TrainConfig, augment, grad_norm, optimiser, seed_everything, warmup_steps
 
 
 def fashion_subset(n: int):
