@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from repatlas import activations, cka, cka_models, cka_stores, models
+from repatlas import activations, cka_models, cka_stores, models
 from repatlas.devices import resolve_device
 
 LAYERS = ["stem"] + [f"block{i}" for i in range(1, 10)] + ["pool"]
