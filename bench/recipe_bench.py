@@ -7,7 +7,7 @@ a `--epochs` (20) run, of which only the first `--steps` are taken, with the pip
 of the GPU run that motivated it (crop pad 2 + flip), SGD momentum 0.9, weight decay 5e-4.
 
 Each step is the one `repatlas.train.train` takes — model from `repatlas.models.build_model`,
-optimiser and schedule from `repatlas.train` (`_optimiser`, `warmup_steps`), batches and
+optimiser and schedule from `repatlas.train` (`optimiser`, `warmup_steps`), batches and
 augmentation from the same seeded generator, `grad_norm` before the step — but the loss and
 gradient norm are recorded per step instead of per epoch. The recipe's switches are flags, so one
 invocation measures one recipe and `--old` reproduces the recipe before issue 16 (no warmup, the
@@ -43,7 +43,7 @@ import torch.nn.functional as F
 
 from repatlas.data import load_dataset, standardise, subset_indices
 from repatlas.models import build_model, resnet
-from repatlas.train import TrainConfig, _optimiser, augment, grad_norm, seed_everything, warmup_steps
+from repatlas.train import TrainConfig, augment, grad_norm, optimiser, seed_everything, warmup_steps
 
 
 def fashion_subset(n: int):
@@ -61,7 +61,7 @@ def run(depth, width, seed, x, y, cfg: TrainConfig, steps: int, options: dict, b
     model.train()
     steps_per_epoch = math.ceil(len(y) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
-    opt, sched = _optimiser(model, cfg, total, warmup_steps(cfg, steps_per_epoch, total))
+    opt, sched = optimiser(model, cfg, total, warmup_steps(cfg, steps_per_epoch, total))
     gen = torch.Generator().manual_seed(seed)
     p = cfg.crop_pad
     x_pad = F.pad(x, (p, p, p, p), mode="reflect") if p else x

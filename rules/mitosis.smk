@@ -8,7 +8,7 @@ rule train_mitosis_model:
     input:
         subset=lambda w: f"results/data/{w.dataset}/train-n{w.n}-s{config['subset_seed']}.npz",
         full="results/data/{dataset}/full.npz",
-        lib=library_of("train_mitosis_model.py"),
+        lib=library_of("train_model.py"),
     output:
         model=f"results/mitosis/models/{MITOSIS_RUN}/model.pt",
         metrics=f"results/mitosis/models/{MITOSIS_RUN}/metrics.json",
@@ -30,7 +30,7 @@ rule train_mitosis_model:
         "../envs/torch.yaml"
     threads: 1
     script:
-        "../scripts/train_mitosis_model.py"
+        "../scripts/train_model.py"
 
 
 rule mitosis_features:

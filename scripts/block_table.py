@@ -1,5 +1,5 @@
-from repatlas.blocks import block_table_to_file
 from repatlas.joblog import log_to
+from repatlas.steps.widedeep import block_table_to_file
 
 log_to(snakemake.log[0])
 p = snakemake.params

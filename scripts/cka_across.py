@@ -1,5 +1,5 @@
-from repatlas.cka import cka_stores_to_file
 from repatlas.joblog import log_to
+from repatlas.steps.cka import cka_stores_to_file
 
 log_to(snakemake.log[0])
 cka_stores_to_file(

@@ -1,12 +1,6 @@
-import sys
-
-from repatlas.cka import cka_stores_to_file
 from repatlas.joblog import log_to
+from repatlas.steps.cka import cka_across_seeds
 
 log_to(snakemake.log[0])
-for (i, j), out in zip(snakemake.params.pairs, snakemake.output):
-    print(f"{snakemake.input.acts[i]} vs {snakemake.input.acts[j]} -> {out}", file=sys.stderr)
-    cka_stores_to_file(
-        snakemake.input.acts[i], out, snakemake.input.acts[j], threads=snakemake.threads,
-        scheduler=snakemake.config["cka"]["scheduler"], **snakemake.params.cka
-    )
+cka_across_seeds(snakemake.input.acts, snakemake.params.pairs, snakemake.output, cka=snakemake.params.cka,
+                 threads=snakemake.threads, scheduler=snakemake.config["cka"]["scheduler"])

@@ -1,12 +1,8 @@
-import sys
-
-from repatlas.activations import dump_from_checkpoint
-from repatlas.devices import job_device
 from repatlas.joblog import log_to
+from repatlas.steps.activations import dump_activations_job
 
 log_to(snakemake.log[0])
-device = job_device(snakemake.params.device, snakemake.log[0])  # one line and exit 1 if absent here
-layers = dump_from_checkpoint(
+dump_activations_job(
     snakemake.input.model,
     snakemake.input.full,
     snakemake.output[0],
@@ -14,7 +10,7 @@ layers = dump_from_checkpoint(
     batch_size=snakemake.params.batch_size,
     dtype=snakemake.params.dtype,
     compressor=snakemake.params.compressor,
-    device=device,
+    device=snakemake.params.device,
     threads=snakemake.threads,
+    log_path=snakemake.log[0],
 )
-print(f"stored layers: {layers}", file=sys.stderr)

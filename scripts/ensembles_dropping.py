@@ -1,13 +1,6 @@
-import sys
-
-import torch
-
-from repatlas.ensembles import run_dropping
-from repatlas.io import write_netcdf
 from repatlas.joblog import log_to
+from repatlas.steps.ensembles import ensembles_dropping
 
 log_to(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
-ds = run_dropping(dict(snakemake.input.items()), snakemake.params.settings, snakemake.params.fractions)
-print(ds, file=sys.stderr)
-write_netcdf(ds, snakemake.output[0])
+ensembles_dropping(dict(snakemake.input.items()), snakemake.params.settings, snakemake.params.fractions,
+                   snakemake.output[0], threads=snakemake.threads)

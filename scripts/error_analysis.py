@@ -1,5 +1,5 @@
-from repatlas.errors import error_analysis_to_file
 from repatlas.joblog import log_to
+from repatlas.steps.widedeep import error_analysis_to_file
 
 log_to(snakemake.log[0])
 error_analysis_to_file(snakemake.input.a, snakemake.input.b, snakemake.output[0],

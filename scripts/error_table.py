@@ -1,5 +1,5 @@
-from repatlas.errors import error_table_to_file
 from repatlas.joblog import log_to
+from repatlas.steps.widedeep import error_table_to_file
 
 log_to(snakemake.log[0])
 p = snakemake.params

@@ -1,13 +1,6 @@
-import sys
-
-import torch
-
-from repatlas.infinite import cookbook_experiment
-from repatlas.io import write_netcdf
 from repatlas.joblog import log_to
+from repatlas.steps.infinite import infinite_cookbook
 
 log_to(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
-ds = cookbook_experiment(architecture=snakemake.wildcards.architecture, **snakemake.params.cookbook)
-print(ds, file=sys.stderr)
-write_netcdf(ds, snakemake.output[0])
+infinite_cookbook(snakemake.wildcards.architecture, snakemake.params.cookbook, snakemake.output[0],
+                  threads=snakemake.threads)

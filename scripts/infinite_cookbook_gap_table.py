@@ -1,12 +1,5 @@
-import sys
-
-import xarray as xr
-
-from repatlas.infinite import cookbook_gap_table
-from repatlas.io import write_netcdf
 from repatlas.joblog import log_to
+from repatlas.steps.infinite import infinite_cookbook_gap_table
 
 log_to(snakemake.log[0])
-ds = cookbook_gap_table([xr.open_dataset(path).load() for path in snakemake.input.widths])
-print(ds, file=sys.stderr)
-write_netcdf(ds, snakemake.output[0])
+infinite_cookbook_gap_table(snakemake.input.widths, snakemake.output[0])

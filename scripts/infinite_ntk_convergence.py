@@ -1,13 +1,5 @@
-import sys
-
-import torch
-
-from repatlas.infinite import ntk_convergence
-from repatlas.io import write_netcdf
 from repatlas.joblog import log_to
+from repatlas.steps.infinite import infinite_ntk_convergence
 
 log_to(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
-ds = ntk_convergence(**snakemake.params.ntk)
-print(ds, file=sys.stderr)
-write_netcdf(ds, snakemake.output[0])
+infinite_ntk_convergence(snakemake.params.ntk, snakemake.output[0], threads=snakemake.threads)

@@ -1,5 +1,5 @@
 from repatlas.joblog import log_to
-from repatlas.mitosis import chunks_to_file
+from repatlas.steps.mitosis import chunks_to_file
 
 log_to(snakemake.log[0])
 w, p = snakemake.wildcards, snakemake.params

@@ -1,7 +1,5 @@
-import sys
-
-from repatlas.data import write_full
 from repatlas.joblog import log_to
+from repatlas.steps.data import prepare_dataset
 
 log_to(snakemake.log[0])
-print(write_full(snakemake.wildcards.dataset, snakemake.output[0], snakemake.params.data_dir), file=sys.stderr)
+prepare_dataset(snakemake.wildcards.dataset, snakemake.output[0], snakemake.params.data_dir)

@@ -1,10 +1,5 @@
-import sys
-
-from repatlas.data import write_subset
 from repatlas.joblog import log_to
+from repatlas.steps.data import subset_dataset
 
 log_to(snakemake.log[0])
-meta = write_subset(
-    snakemake.input.full, snakemake.output[0], int(snakemake.wildcards.n), int(snakemake.wildcards.seed)
-)
-print(meta, file=sys.stderr)
+subset_dataset(snakemake.input.full, snakemake.output[0], int(snakemake.wildcards.n), int(snakemake.wildcards.seed))

@@ -1,15 +1,5 @@
-import sys
-
-from repatlas.complexity import MeasureSettings
-from repatlas.io import write_netcdf
 from repatlas.joblog import log_to
-from repatlas.redshift import summod_sweep
+from repatlas.steps.complexity import summod_to_file
 
 log_to(snakemake.log[0])
-p = snakemake.params.summod
-ds = summod_sweep(
-    activations=p["activation"], alphas=p["alpha"], Ms=p["M"], seeds=p["seed"], steps=p["steps"],
-    settings=MeasureSettings(measures=("fourier",), **snakemake.params.settings),
-)
-print(ds, file=sys.stderr)
-write_netcdf(ds, snakemake.output[0])
+summod_to_file(snakemake.params.summod, snakemake.params.settings, snakemake.output[0])

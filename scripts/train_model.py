@@ -1,21 +1,13 @@
-from repatlas.devices import job_device
 from repatlas.joblog import log_to
-from repatlas.train import TrainConfig, train_to_files
+from repatlas.steps.train import train_model
 
 log_to(snakemake.log[0])  # training adds its epoch lines to the same log
-w = snakemake.wildcards
-train_to_files(
-    snakemake.input.subset,
-    snakemake.input.full,
-    snakemake.output.model,
-    snakemake.output.metrics,
-    snakemake.log[0],
-    arch=w.arch,
-    depth=int(w.depth),
-    width=int(w.width),
-    config=TrainConfig(**snakemake.params.train, seed=int(w.seed)),
-    model_options=snakemake.params.model_options,
-    device=job_device(snakemake.params.device, snakemake.log[0]),  # one line and exit 1 if absent here
-    threads=snakemake.threads,
-    progress=False,  # the log's epoch lines are the progress record; a bar in a file is noise
+w, p, out = snakemake.wildcards, snakemake.params, snakemake.output
+# both training rules run this script: the grid's (train.smk) passes model_options; the mitosis
+# runs' (mitosis.smk) pass snapshot_epochs and declare a snapshots folder
+train_model(
+    snakemake.input.subset, snakemake.input.full, out.model, out.metrics, snakemake.log[0],
+    arch=w.arch, depth=int(w.depth), width=int(w.width), seed=int(w.seed), train_settings=p.train,
+    device=p.device, threads=snakemake.threads, model_options=p.get("model_options"),
+    snapshot_epochs=p.get("snapshot_epochs", ()), snapshots_dir=out.get("snapshots"),
 )

@@ -31,9 +31,9 @@ def tiny_run(tmp_path_factory):
 def digits_files(tmp_path_factory):
     """(training subset of 100 digits, full digits file), for the train_to_files tests. test_mitosis.py
     has its own fixture of this name (its files in the other order)."""
-    from repatlas import data
+    from repatlas.steps import data as data_steps
 
     d = tmp_path_factory.mktemp("digits")
-    data.write_full("digits", d / "full.npz")
-    data.write_subset(d / "full.npz", d / "sub.npz", 100, 0)
+    data_steps.write_full("digits", d / "full.npz")
+    data_steps.write_subset(d / "full.npz", d / "sub.npz", 100, 0)
     return d / "sub.npz", d / "full.npz"

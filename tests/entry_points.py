@@ -15,6 +15,10 @@ import numpy as np
 import torch
 
 from repatlas import activations, cka, ensembles, errors, infinite, models, probes, redshift, train
+from repatlas import checkpoints
+from repatlas import cka_models
+from repatlas.steps import data as data_steps
+from repatlas.steps import mitosis as mitosis_steps
 
 
 def _resnet(seed=0):
@@ -32,12 +36,12 @@ def _labels(n=40):
 
 
 def cka_heatmap_within(device):
-    da = cka.cka_heatmap(_resnet().to(device), _images().to(device), batch_size=16, epochs=2)
+    da = cka_models.cka_heatmap(_resnet().to(device), _images().to(device), batch_size=16, epochs=2)
     return {"cka": da.values}
 
 
 def cka_heatmap_across(device):
-    da = cka.cka_heatmap(_resnet(0).to(device), _images().to(device), model_b=_resnet(1).to(device),
+    da = cka_models.cka_heatmap(_resnet(0).to(device), _images().to(device), model_b=_resnet(1).to(device),
                          batch_size=20)
     return {"cka": da.values}
 
@@ -91,19 +95,19 @@ def mitosis_features(device):
     import tempfile
     from pathlib import Path
 
-    from repatlas import data, mitosis
+    from repatlas import data
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        data.write_full("digits", tmp / "full.npz")
-        data.write_subset(tmp / "full.npz", tmp / "sub.npz", 30, 0)
+        data_steps.write_full("digits", tmp / "full.npz")
+        data_steps.write_subset(tmp / "full.npz", tmp / "sub.npz", 30, 0)
         full, meta = data.load_npz(tmp / "full.npz")
         spec = {"arch": "mlp", "depth": 1, "width": 8, "input_shape": list(meta["shape"]),
                 "n_classes": meta["n_classes"]}
         torch.manual_seed(4)
-        train.save_checkpoint(tmp / "model.pt", models.build_model(**spec), spec)
-        mitosis.features_to_file(tmp / "model.pt", tmp / "full.npz", tmp / "sub.npz", tmp / "f.npz",
-                                 device=str(device))
+        checkpoints.save_checkpoint(tmp / "model.pt", models.build_model(**spec), spec)
+        mitosis_steps.features_to_file(tmp / "model.pt", tmp / "full.npz", tmp / "sub.npz", tmp / "f.npz",
+                                       device=str(device))
         arrays, _ = data.load_npz(tmp / "f.npz")
         return {k: arrays[k] for k in ("features_test", "weight", "logits_test")}
 

@@ -9,8 +9,11 @@ import xarray as xr
 import zarr
 
 from repatlas import activations, blocks, models
-from repatlas.cka import as_dataarray, detect_blocks, linear_cka
+from repatlas.blocks import detect_blocks
+from repatlas.cka import as_dataarray, linear_cka
 from repatlas.io import write_netcdf
+from repatlas.steps import cka as cka_steps
+from repatlas.steps import widedeep as widedeep_steps
 from synthetic_cka import heatmap
 
 
@@ -281,7 +284,7 @@ def test_block_table_to_file(tmp_path):
     write_netcdf(across, tmp_path / "across.nc")
     out = tmp_path / "tables" / "blocks.csv"
     pairs = [(*within, tmp_path / "across.nc")]
-    blocks.block_table_to_file(paths, out, threshold=0.9, min_length=3, seed_pairs=pairs)
+    widedeep_steps.block_table_to_file(paths, out, threshold=0.9, min_length=3, seed_pairs=pairs)
     expected = blocks.block_table(within, threshold=0.9, min_length=3, seed_pairs=[(*within, across)])
     pd.testing.assert_frame_equal(pd.read_csv(out), expected)
     assert [p.name for p in out.parent.iterdir()] == ["blocks.csv"]  # no temporary left
@@ -295,7 +298,7 @@ def test_block_table_to_file(tmp_path):
     for k, model_id in enumerate(within):
         metrics[model_id] = tmp_path / f"{model_id}-metrics.json"
         metrics[model_id].write_text(json.dumps({"final": {"test_acc": 0.8 + k / 10, "train_acc": 1.0}}))
-    blocks.block_table_to_file(paths, out, threshold=0.9, min_length=3, seed_pairs=pairs, first_pc_paths=pc_paths,
+    widedeep_steps.block_table_to_file(paths, out, threshold=0.9, min_length=3, seed_pairs=pairs, first_pc_paths=pc_paths,
                                min_pc1_share=0.65, metrics_paths=metrics)
     expected = blocks.block_table(within, threshold=0.9, min_length=3, seed_pairs=[(*within, across)],
                                   first_pc=first_pc, min_pc1_share=0.65, test_accuracy={
@@ -581,7 +584,7 @@ def test_real_store_and_file_roundtrip(tmp_path):
                                          mean=[0.5], std=[0.25], layers=models.representation_layers(model),
                                          batch_size=8)
     out = tmp_path / "pc1" / "first_pc.nc"
-    blocks.first_pc_to_file(path, out, layers=names[-2:])
+    cka_steps.first_pc_to_file(path, out, layers=names[-2:])
     ds = xr.load_dataset(out)
     data = [np.asarray(activations.layer_arrays(path)[name][:]) for name in names[-2:]]
     ratios, cka, _ = reference(data)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from repatlas import cka
+from repatlas import cka_models
 
 
 def hsic0(k, l):
@@ -243,12 +244,12 @@ def test_cka_heatmap_centres_a_layer_whose_offset_grows_after_the_first_batch():
     x = torch.randn(64, 5)
     drifting = torch.nn.Sequential(lin, torch.nn.Tanh(), Drift(1000.0))
     steady = torch.nn.Sequential(lin, torch.nn.Tanh(), Drift(0.0))
-    got = cka.cka_heatmap(drifting, x, layers_a=["0", "2"], batch_size=16)
-    expected = cka.cka_heatmap(steady, x, layers_a=["0", "2"], batch_size=16)
+    got = cka_models.cka_heatmap(drifting, x, layers_a=["0", "2"], batch_size=16)
+    expected = cka_models.cka_heatmap(steady, x, layers_a=["0", "2"], batch_size=16)
     np.testing.assert_allclose(got.values, expected.values, rtol=0, atol=2e-6)
     # independent: the float64 textbook value of the one-batch case
     with pytest.warns(UserWarning, match="fewer than two batches"):
-        one = cka.cka_heatmap(torch.nn.Sequential(lin, torch.nn.Tanh(), Drift(1000.0)), x[:16], layers_a=["0", "2"],
+        one = cka_models.cka_heatmap(torch.nn.Sequential(lin, torch.nn.Tanh(), Drift(1000.0)), x[:16], layers_a=["0", "2"],
                               batch_size=16)
     with torch.no_grad():
         h0 = lin(x[:16]).double().numpy()
@@ -267,7 +268,7 @@ def test_cka_heatmap_centres_a_layer_with_a_large_offset_from_the_start():
     shifted = torch.nn.Sequential(lin, torch.nn.ReLU(), Drift(0.0))
     shifted[2].forward = lambda t: t + 300.0  # a constant offset: float32 Grams would cancel
     with pytest.warns(UserWarning, match="fewer than two batches"):
-        da = cka.cka_heatmap(shifted, x, layers_a=["0", "2"], batch_size=48)
+        da = cka_models.cka_heatmap(shifted, x, layers_a=["0", "2"], batch_size=48)
     assert float(da.values[0, 1]) == pytest.approx(textbook_cka(h0, h2, hsic1), abs=2e-6)
 
 
@@ -337,7 +338,7 @@ def test_cka_heatmap_equals_independent_full_batch_debiased():
     model = models.resnet(8, 1, in_channels=1, n_classes=10)
     x = torch.randn(64, 1, 8, 8)
     with pytest.warns(UserWarning, match="fewer than two batches"):
-        da = cka.cka_heatmap(model, x, batch_size=64)  # one batch: minibatch CKA = debiased CKA
+        da = cka_models.cka_heatmap(model, x, batch_size=64)  # one batch: minibatch CKA = debiased CKA
     assert da.dims == ("layer_a", "layer_b")
     assert list(da.layer_a.values) == ["stem", "block1", "block2", "block3", "pool"]
     model.eval()
@@ -356,7 +357,7 @@ def test_cka_heatmap_two_models_and_epochs():
     a = models.mlp(2, 16, in_features=10, n_classes=3)
     b = models.mlp(1, 8, in_features=10, n_classes=3)
     x = torch.randn(90, 10)
-    cross = cka.cka_heatmap(a, x, model_b=b, batch_size=30, epochs=2, seed=5)
+    cross = cka_models.cka_heatmap(a, x, model_b=b, batch_size=30, epochs=2, seed=5)
     assert cross.shape == (2, 1) and list(cross.layer_b.values) == ["layer1"]
     # independent: the same shuffled batches through MinibatchCKA on captured activations
     gen = torch.Generator().manual_seed(5)
@@ -381,9 +382,9 @@ def test_cka_heatmap_keeps_repeated_calls_and_rejects_unknown_layers():
         def forward(self, x):
             return self.f(torch.tanh(self.f(x)))
 
-    da = cka.cka_heatmap(Twice(), torch.randn(20, 4), layers_a=["f"], batch_size=10)
+    da = cka_models.cka_heatmap(Twice(), torch.randn(20, 4), layers_a=["f"], batch_size=10)
     assert list(da.layer_a.values) == ["f", "f@1"]
     with pytest.raises(KeyError, match="unknown layer"), pytest.warns(UserWarning, match="fewer than two batches"):
-        cka.cka_heatmap(Twice(), torch.randn(20, 4), layers_a=["g"])
+        cka_models.cka_heatmap(Twice(), torch.randn(20, 4), layers_a=["g"])
     with pytest.raises(ValueError, match="batch_size"):
-        cka.cka_heatmap(Twice(), torch.randn(20, 4), layers_a=["f"], batch_size=2)
+        cka_models.cka_heatmap(Twice(), torch.randn(20, 4), layers_a=["f"], batch_size=2)

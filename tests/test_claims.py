@@ -15,6 +15,7 @@ from repatlas import claims
 from repatlas.ensemble_claims import judge
 from repatlas.infinite import cookbook_gap_table
 from repatlas.mitosis import mitosis_claims
+from repatlas.steps import claims as claims_steps
 
 HOLDS, FAILS, INCONCLUSIVE = claims.VERDICTS
 
@@ -417,8 +418,8 @@ def test_ledger_files_and_what_reproduces_table(tmp_path):
     gap = tmp_path / "cookbook_gap.nc"
     CASES[("infinite", "gap_one_over_width")][FAILS]["cookbook_gap"].to_netcdf(gap)
     out = tmp_path / "claims"
-    claims.ledger_to_file("mitosis", {"summary": mitosis}, out / "mitosis.csv", config_hash="h1")
-    claims.ledger_to_file("infinite", {"cookbook_gap": gap}, out / "infinite.csv", config_hash="h1")
+    claims_steps.ledger_to_file("mitosis", {"summary": mitosis}, out / "mitosis.csv", config_hash="h1")
+    claims_steps.ledger_to_file("infinite", {"cookbook_gap": gap}, out / "infinite.csv", config_hash="h1")
     assert sorted(p.name for p in out.iterdir()) == ["infinite.csv", "mitosis.csv"]  # no temporaries left
     back = pd.read_csv(out / "mitosis.csv")
     assert list(back.columns) == list(claims.COLUMNS)
@@ -428,7 +429,7 @@ def test_ledger_files_and_what_reproduces_table(tmp_path):
     assert (inf.drop(index="gap_one_over_width")["verdict"] == INCONCLUSIVE).all()  # their files were not given
 
     md = tmp_path / "what_reproduces.md"
-    claims.what_reproduces_to_file([out / "mitosis.csv", out / "infinite.csv"], md, config="configs/x.yaml",
+    claims_steps.what_reproduces_to_file([out / "mitosis.csv", out / "infinite.csv"], md, config="configs/x.yaml",
                                    hardware="x86_64, 2 CPU cores, device: cpu")
     text = md.read_text()
     assert "`configs/x.yaml` on x86_64, 2 CPU cores" in text and "config hash h1" in text

@@ -8,6 +8,7 @@ import torch
 import xarray as xr
 
 from repatlas import activations, cka, cli, models
+from repatlas import cka_stores
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def store(tmp_path):
 def test_cka_command_writes_same_result_as_library(store, tmp_path):
     out = tmp_path / "out.nc"
     assert cli.main(["cka", str(store), "-o", str(out), "--batch-size", "8"]) == 0
-    expected = cka.cka_from_stores(store, batch_size=8)
+    expected = cka_stores.cka_from_stores(store, batch_size=8)
     np.testing.assert_allclose(xr.open_dataarray(out).values, expected.values)
     cross = tmp_path / "cross.nc"
     assert cli.main(["cka", str(store), str(store), "-o", str(cross), "--batch-size", "8",

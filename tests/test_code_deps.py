@@ -9,9 +9,11 @@ tested on a finished project in tests/test_workflow.py.
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
 import modulefinder
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,7 +86,43 @@ def test_closure_follows_imports_inside_functions_and_relative_imports(rules):
     assert {f"src/repatlas/{m}.py" for m in ("data", "ensembles", "mitosis", "plots")} <= lib["figure_mitosis_ensemble"]
     # redshift.py imports complexity.py relatively (from .complexity import ...)
     assert "src/repatlas/complexity.py" in lib["summod"]
-    # activations.py imports train.py inside a function (dump_from_checkpoint)
-    assert "src/repatlas/train.py" in lib["dump_activations"]
+    # a script importing a steps module reaches the steps package, the step and what it imports;
+    # reading a model needs the checkpoint format and the models, not the training loop
+    assert {"src/repatlas/steps/__init__.py", "src/repatlas/steps/activations.py", "src/repatlas/checkpoints.py",
+            "src/repatlas/models.py"} <= lib["dump_activations"]
+    assert "src/repatlas/train.py" not in lib["dump_activations"]
+    # both training rules run one script
+    assert lib["train_model"] == lib["train_mitosis_model"]
     # and nothing a script cannot reach: data preparation does not depend on CKA or training
     assert not {"src/repatlas/cka.py", "src/repatlas/train.py"} & lib["prepare_dataset"]
+
+
+def _imported_files_of_common_smk(src: Path):
+    """rules/common.smk's own `_imported_files` (and `_module_file`), run on the tree `src`."""
+    text = (ROOT / "rules" / "common.smk").read_text()
+    namespace = {"ast": ast, "SRC": src}
+    for name in ("_module_file", "_imported_files"):
+        exec(re.search(rf"^def {name}\(.*?(?=^\S)", text, re.S | re.M).group(0), namespace)
+    return namespace["_imported_files"]
+
+
+def test_imported_files_resolves_packages_function_imports_and_relative_imports(tmp_path):
+    """Each import form a script or module uses maps to the files Python runs for it: a steps
+    module imported three ways, an import inside a function, a relative import, a plain name."""
+    src = tmp_path / "src"
+    pkg = src / "repatlas"
+    for rel, body in {
+        "__init__.py": "", "steps/__init__.py": "", "steps/a.py": "", "steps/b.py": "", "steps/c.py": "",
+        "lazy.py": "", "rel.py": "", "plain.py": "",
+        "steps/d.py": "def f():\n    from repatlas import lazy  # inside a function\n\n\nfrom ..rel import g\n",
+    }.items():
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text(body)
+    script = tmp_path / "script.py"
+    script.write_text("from repatlas.steps.a import f\nfrom repatlas.steps import b\nimport repatlas.steps.c\n"
+                      "from repatlas.plain import name\nimport numpy\n")
+    imported_files = _imported_files_of_common_smk(src)
+    names = lambda files: sorted(str(f.relative_to(pkg)) for f in files)  # noqa: E731
+    assert names(imported_files(script)) == ["__init__.py", "plain.py", "steps/__init__.py", "steps/a.py",
+                                             "steps/b.py", "steps/c.py"]
+    assert names(imported_files(pkg / "steps" / "d.py")) == ["__init__.py", "lazy.py", "rel.py"]

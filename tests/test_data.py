@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from repatlas import data
+from repatlas.steps import data as data_steps
 
 
 def test_digits_canonical_arrays():
@@ -42,11 +43,11 @@ def test_subsets_are_balanced_and_deterministic():
 
 
 def test_full_and_subset_files_roundtrip(tmp_path):
-    meta = data.write_full("digits", tmp_path / "full.npz")
+    meta = data_steps.write_full("digits", tmp_path / "full.npz")
     arrays, meta2 = data.load_npz(tmp_path / "full.npz")
     assert meta == meta2
     assert meta["checksum"] == data.checksum(*(arrays[k] for k in ("x_train", "y_train", "x_test", "y_test")))
-    sub = data.write_subset(tmp_path / "full.npz", tmp_path / "sub.npz", 200, 1)
+    sub = data_steps.write_subset(tmp_path / "full.npz", tmp_path / "sub.npz", 200, 1)
     s, _ = data.load_npz(tmp_path / "sub.npz")
     assert np.array_equal(s["x"], arrays["x_train"][s["index"]])
     assert sub["n"] == 200 and np.bincount(s["y"]).tolist() == [20] * 10
@@ -89,7 +90,7 @@ def test_fashion_mnist_from_idx_files(tmp_path):
         _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
     full = data.load_dataset("fashion_mnist", tmp_path)
     assert full["x_train"].shape == (50, 1, 28, 28) and full["y_test"].tolist() == list(np.arange(20) % 10)
-    meta = data.write_full("fashion_mnist", tmp_path / "full.npz", tmp_path)
+    meta = data_steps.write_full("fashion_mnist", tmp_path / "full.npz", tmp_path)
     assert meta["shape"] == [1, 28, 28] and meta["n_classes"] == 10
     (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(data.DataError, match="t10k-labels"):

@@ -20,6 +20,8 @@ from entry_points import CASES
 from workflow_copy import copy_workflow
 
 from repatlas import cka, devices, ensembles, models, probes, train
+from repatlas import cka_models
+from repatlas import cka_stores
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks a host without CUDA")
 
@@ -91,17 +93,17 @@ def test_streamed_cka_makes_no_tensor_on_the_default_device(tmp_path):
     store = tmp_path / "acts.zarr"
     activations.dump_activations(model, images, np.zeros(48), np.arange(48), store, mean=[0.5], std=[0.25],
                                  layers=["stem", "block1", "pool"], batch_size=16)
-    expected = cka.cka_from_stores(store, batch_size=16, epochs=2, threads=1)
+    expected = cka_stores.cka_from_stores(store, batch_size=16, epochs=2, threads=1)
     with BareConstructors(LIBRARY) as guard:
-        got = cka.cka_from_stores(store, batch_size=16, epochs=2, threads=1)
+        got = cka_stores.cka_from_stores(store, batch_size=16, epochs=2, threads=1)
     assert guard.redirected == []
     np.testing.assert_array_equal(got.values, expected.values)
     arrays = list(activations.layer_arrays(store).values())
     batches = [np.arange(0, 16), np.arange(16, 32)]
     names = ["stem", "block1", "pool"]
-    expected = cka._window_terms(arrays, None, batches, names, None)
+    expected = cka_stores._window_terms(arrays, None, batches, names, None)
     with BareConstructors(LIBRARY) as guard:
-        got = cka._window_terms(arrays, None, batches, names, None)
+        got = cka_stores._window_terms(arrays, None, batches, names, None)
     assert guard.redirected == []
     for a, b in zip(got[:3], expected[:3]):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -126,7 +128,7 @@ def _train(n):
 
 def _cka_heatmap(n):
     torch.manual_seed(0)
-    cka.cka_heatmap(models.resnet(8, 1, in_channels=1, n_classes=3), torch.randn(n, 1, 8, 8), batch_size=8,
+    cka_models.cka_heatmap(models.resnet(8, 1, in_channels=1, n_classes=3), torch.randn(n, 1, 8, 8), batch_size=8,
                     epochs=2)
 
 

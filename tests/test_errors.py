@@ -10,7 +10,8 @@ import xarray as xr
 
 from repatlas import errors, models
 from repatlas.data import save_npz
-from repatlas.train import save_checkpoint
+from repatlas.checkpoints import save_checkpoint
+from repatlas.steps import widedeep as widedeep_steps
 
 K = 3  # classes in the synthetic tests
 
@@ -245,10 +246,10 @@ def test_predictions_to_file_and_error_analysis_to_file(tiny_study, tmp_path):
     pred_paths = []
     for mp in model_paths:
         out = mp.with_name("predictions.nc")
-        errors.predictions_to_file(mp, full, out)
+        widedeep_steps.predictions_to_file(mp, full, out)
         pred_paths.append(out)
 
-    from repatlas.train import load_checkpoint
+    from repatlas.checkpoints import load_checkpoint
 
     model, _, _ = load_checkpoint(model_paths[0])
     x = torch.as_tensor((x_test.astype(np.float64) / 255.0 - 0.4) / 0.25, dtype=torch.float32)
@@ -263,7 +264,7 @@ def test_predictions_to_file_and_error_analysis_to_file(tiny_study, tmp_path):
     assert "'arch': 'resnet'" in ds.attrs["model"]
 
     out = tmp_path / "errors.nc"
-    errors.error_analysis_to_file(pred_paths[:2], pred_paths[2:], out, permutations=100)
+    widedeep_steps.error_analysis_to_file(pred_paths[:2], pred_paths[2:], out, permutations=100)
     with xr.open_dataset(out) as res:
         res = res.load()
     stacked = []
@@ -284,7 +285,7 @@ def test_predictions_to_file_and_error_analysis_to_file(tiny_study, tmp_path):
     bad_path = tmp_path / "bad.nc"
     bad.to_netcdf(bad_path)
     with pytest.raises(ValueError, match="bad.nc: has other labels"):
-        errors.error_analysis_to_file(pred_paths[:2], [pred_paths[2], bad_path], tmp_path / "x.nc")
+        widedeep_steps.error_analysis_to_file(pred_paths[:2], [pred_paths[2], bad_path], tmp_path / "x.nc")
 
 
 # ----------------------------------------------------------------------------- the pair table
@@ -324,7 +325,7 @@ def test_error_table_reports_both_accuracies_and_warns_when_unmatched(tmp_path):
         errors.error_table({("A", "B"): matched}, max_gap=2)
     path = tmp_path / "ab.nc"
     matched.to_netcdf(path)
-    errors.error_table_to_file({("A", "B"): path}, tmp_path / "errors.csv")
+    widedeep_steps.error_table_to_file({("A", "B"): path}, tmp_path / "errors.csv")
     import pandas as pd
 
     written = pd.read_csv(tmp_path / "errors.csv", keep_default_na=False)

@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 import torch
 
-from repatlas import activations, blocks, cka, cli, models
+from repatlas import activations, blocks, cli, models
+from repatlas import cka_models
+from repatlas import cka_stores
 from workflow_copy import copy_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +114,7 @@ def test_damaged_chunk_names_store_layer_chunk_and_what_to_do(store):
     arrays = activations.layer_arrays(path)
     np.testing.assert_array_equal(activations.read_rows(arrays["layer2"], 0, 16), intact[:16])  # chunks 0, 1
     for read in (lambda: activations.read_rows(arrays["layer2"], 8, 32),
-                 lambda: cka.cka_from_stores(path, batch_size=8),
+                 lambda: cka_stores.cka_from_stores(path, batch_size=8),
                  lambda: blocks.first_pc_analysis(path)):
         with pytest.raises(activations.DamagedStoreError) as info:
             read()
@@ -138,14 +140,14 @@ def test_probe_set_smaller_than_two_batches_warns_and_records_batch_size(store):
     path, _ = store
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        full = cka.cka_from_stores(path, batch_size=20)  # 40 examples: two batches, no warning
+        full = cka_stores.cka_from_stores(path, batch_size=20)  # 40 examples: two batches, no warning
     assert full.attrs["batch_size"] == 20 and full.attrs["n_batches"] == 2
     with pytest.warns(UserWarning, match="from 40 examples with batch_size 120: fewer than two batches"):
-        one = cka.cka_from_stores(path, batch_size=120)
+        one = cka_stores.cka_from_stores(path, batch_size=120)
     assert one.attrs["batch_size"] == 40 and one.attrs["n_batches"] == 1  # what was used, not what was asked
     model = models.mlp(1, 8, in_features=10, n_classes=3)
     with pytest.warns(UserWarning, match="from 30 examples with batch_size 120"):
-        in_memory = cka.cka_heatmap(model, torch.randn(30, 10), batch_size=120)
+        in_memory = cka_models.cka_heatmap(model, torch.randn(30, 10), batch_size=120)
     assert in_memory.attrs["batch_size"] == 30 and in_memory.attrs["n_batches"] == 1
 
 

@@ -14,6 +14,7 @@ import torch
 from entry_points import CASES, TOLERANCE
 
 from repatlas import cka, devices, models, train
+from repatlas import cka_models
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -72,7 +73,7 @@ def _train(n):
 def _cka(n):
     torch.manual_seed(0)
     model = models.resnet(8, 1, in_channels=1, n_classes=3).cuda()
-    cka.cka_heatmap(model, torch.randn(n, 1, 8, 8, device="cuda"), batch_size=8, epochs=2)
+    cka_models.cka_heatmap(model, torch.randn(n, 1, 8, 8, device="cuda"), batch_size=8, epochs=2)
 
 
 @pytest.mark.parametrize("loop", [_train, _cka], ids=["train", "cka_heatmap"])

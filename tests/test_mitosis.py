@@ -8,6 +8,7 @@ from sklearn.linear_model import Ridge
 from sklearn.metrics import r2_score
 
 from repatlas import mitosis
+from repatlas.steps import mitosis as mitosis_steps
 
 
 def random_layer(n=240, width=14, classes=4, seed=0):
@@ -321,7 +322,7 @@ def test_last_layer_units():
 
 @pytest.fixture(scope="module")
 def digits_files(tmp_path_factory):
-    from repatlas.data import write_full, write_subset
+    from repatlas.steps.data import write_full, write_subset
 
     root = tmp_path_factory.mktemp("digits")
     write_full("digits", root / "full.npz")
@@ -333,7 +334,7 @@ def digits_files(tmp_path_factory):
 def test_features_to_file_matches_the_model(tmp_path, digits_files, arch, width, units):
     from repatlas.data import load_npz, standardise
     from repatlas.models import build_model
-    from repatlas.train import save_checkpoint
+    from repatlas.checkpoints import save_checkpoint
 
     full_path, sub_path = digits_files
     full, meta = load_npz(full_path)
@@ -352,7 +353,7 @@ def test_features_to_file_matches_the_model(tmp_path, digits_files, arch, width,
         head.bias.copy_(torch.linspace(-1, 1, meta["n_classes"]))
     save_checkpoint(tmp_path / "model.pt", model, spec)
 
-    info = mitosis.features_to_file(tmp_path / "model.pt", full_path, sub_path, tmp_path / "f.npz")
+    info = mitosis_steps.features_to_file(tmp_path / "model.pt", full_path, sub_path, tmp_path / "f.npz")
     arrays, saved = load_npz(tmp_path / "f.npz")
     model.eval()
     with torch.no_grad():
@@ -386,7 +387,7 @@ def test_chunks_to_file_counts_planted_clones(tmp_path):
     x = mitosis.planted_clones(600, 16, 4, noise=0.1, seed=1)
     spec = {"arch": "resnet", "depth": 8, "width": 1}
     write_features(tmp_path / "f.npz", *x, spec)
-    ds = mitosis.chunks_to_file(tmp_path / "f.npz", tmp_path / "c.nc", repeats=10, seed=2,
+    ds = mitosis_steps.chunks_to_file(tmp_path / "f.npz", tmp_path / "c.nc", repeats=10, seed=2,
                                 attrs={"regime": "converged", "model_seed": 2, "dataset": "synthetic", "n": 600})
     saved = xr.open_dataset(tmp_path / "c.nc").load()
     assert list(saved["chunk_size"].values) == [1, 2, 4, 8, 16, 32, 64]
@@ -410,10 +411,10 @@ def test_chunks_to_file_bad_input(tmp_path):
 
     save_npz(tmp_path / "f.npz", {}, features_train=np.ones((4, 2)))
     with pytest.raises(KeyError, match="features_test"):
-        mitosis.chunks_to_file(tmp_path / "f.npz", tmp_path / "c.nc")
+        mitosis_steps.chunks_to_file(tmp_path / "f.npz", tmp_path / "c.nc")
     write_features(tmp_path / "g.npz", *mitosis.planted_clones(50, 2, 2, seed=0), {"arch": "mlp"})
     with pytest.raises(ValueError, match="threshold"):
-        mitosis.chunks_to_file(tmp_path / "g.npz", tmp_path / "c.nc", threshold=0.0)
+        mitosis_steps.chunks_to_file(tmp_path / "g.npz", tmp_path / "c.nc", threshold=0.0)
     assert not (tmp_path / "c.nc").exists()
 
 
@@ -424,11 +425,11 @@ def test_summary_table_one_row_per_model(tmp_path):
         write_features(tmp_path / f"{arch}.npz", *x, {"arch": arch, "depth": 2, "width": width})
         for regime in ("epoch2", "converged"):
             path = tmp_path / f"{arch}-{regime}.nc"
-            mitosis.chunks_to_file(tmp_path / f"{arch}.npz", path, repeats=4,
+            mitosis_steps.chunks_to_file(tmp_path / f"{arch}.npz", path, repeats=4,
                                    attrs={"regime": regime, "model_seed": 0, "dataset": "synthetic", "n": 300})
             paths.append(path)
             expected.append((arch, regime, x[0].shape[1], xr.open_dataset(path).attrs["clones"]))
-    mitosis.summary_to_file(paths, tmp_path / "summary.csv")
+    mitosis_steps.summary_to_file(paths, tmp_path / "summary.csv")
     import pandas as pd
 
     table = pd.read_csv(tmp_path / "summary.csv")
@@ -535,7 +536,7 @@ def test_rescaled_chunk_accuracy_keeps_the_bias_in_proportion():
 def test_chunks_to_file_heldout_and_threshold_sensitivity(tmp_path):
     x = mitosis.planted_clones(600, 16, 4, noise=0.1, seed=3)
     write_features(tmp_path / "f.npz", *x, {"arch": "mlp", "depth": 2, "width": 64})
-    ds = mitosis.chunks_to_file(tmp_path / "f.npz", tmp_path / "c.nc", repeats=6, seed=1,
+    ds = mitosis_steps.chunks_to_file(tmp_path / "f.npz", tmp_path / "c.nc", repeats=6, seed=1,
                                 thresholds=(0.8, 0.95), heldout=0.4)
     held = mitosis.chunk_metrics(*x, mitosis.default_chunk_sizes(64), repeats=6, seed=1, heldout=0.4)
     np.testing.assert_array_equal(ds["r2_heldout_mean"], held["r2_mean"])
@@ -641,7 +642,7 @@ def test_claims_hold_on_planted_clones_of_fixed_size(tmp_path):
     for width in (32, 64, 128):
         write_features(tmp_path / f"f{width}.npz", *mitosis.planted_clones(800, 16, width // 16, seed=width),
                        {"arch": "mlp", "depth": 2, "width": width})
-        datasets.append(mitosis.chunks_to_file(tmp_path / f"f{width}.npz", tmp_path / f"c{width}.nc", repeats=6,
+        datasets.append(mitosis_steps.chunks_to_file(tmp_path / f"f{width}.npz", tmp_path / f"c{width}.nc", repeats=6,
                                                attrs={"regime": "converged", "model_seed": 0}))
     t = mitosis.clones_table(datasets)
     assert (t["claim_constant_critical_chunk"] == 1).all() and (t["onset_width"] == 32).all()
@@ -652,7 +653,7 @@ def test_claims_hold_on_planted_clones_of_fixed_size(tmp_path):
 def test_features_to_file_reads_a_snapshot_and_records_its_epoch(tmp_path, digits_files):
     from repatlas.data import load_npz
     from repatlas.models import build_model
-    from repatlas.train import save_checkpoint, snapshot_path
+    from repatlas.checkpoints import save_checkpoint, snapshot_path
 
     full_path, sub_path = digits_files
     _, meta = load_npz(full_path)
@@ -661,7 +662,7 @@ def test_features_to_file_reads_a_snapshot_and_records_its_epoch(tmp_path, digit
     save_checkpoint(snapshot_path(tmp_path / "snapshots", 3), build_model(**spec), spec, {"epoch": 3})
     torch.manual_seed(1)
     save_checkpoint(tmp_path / "model.pt", build_model(**spec), spec, {"final": {"epoch": 7}})
-    snap = mitosis.features_to_file(tmp_path / "snapshots", full_path, sub_path, tmp_path / "a.npz", epoch=3)
-    final = mitosis.features_to_file(tmp_path / "model.pt", full_path, sub_path, tmp_path / "b.npz")
+    snap = mitosis_steps.features_to_file(tmp_path / "snapshots", full_path, sub_path, tmp_path / "a.npz", epoch=3)
+    final = mitosis_steps.features_to_file(tmp_path / "model.pt", full_path, sub_path, tmp_path / "b.npz")
     assert snap["epoch"] == 3 and final["epoch"] == 7 and load_npz(tmp_path / "a.npz")[1]["epoch"] == 3
     assert not np.array_equal(load_npz(tmp_path / "a.npz")[0]["features_test"], load_npz(tmp_path / "b.npz")[0]["features_test"])

@@ -8,6 +8,8 @@ import xarray as xr
 from torch import nn
 
 from repatlas import data, models, probes, train
+from repatlas import checkpoints
+from repatlas.steps import widedeep as widedeep_steps
 
 
 # ----------------------------------------------------------------------------- linear probes
@@ -271,13 +273,13 @@ def tiny_files(tmp_path):
             "residual_bn_init": "one"}
     torch.manual_seed(0)
     model = models.build_model(**spec)
-    train.save_checkpoint(tmp_path / "model.pt", model, spec)
+    checkpoints.save_checkpoint(tmp_path / "model.pt", model, spec)
     return tmp_path, model.eval(), (x_test, y_test)
 
 
 def test_probes_to_file(tiny_files):
     d, _, (x_test, _) = tiny_files
-    probes.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "probes.nc",
+    widedeep_steps.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "probes.nc",
                           epochs=2, lr=0.01, batch_size=8, seed=0)
     ds = xr.open_dataset(d / "probes.nc")
     assert list(ds.layer.values) == ["stem", "block1", "block2", "block3", "pool"]
@@ -293,21 +295,21 @@ def test_probes_to_file(tiny_files):
 def test_probes_to_file_stops_at_the_input_ceiling(tiny_files):
     d, _, _ = tiny_files
     options = dict(epochs=2, lr=0.01, batch_size=8, seed=0)
-    probes.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "probes.nc", **options)
+    widedeep_steps.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "probes.nc", **options)
     x_train, y_train, x_test, y_test = data.load_classification(d / "full.npz", d / "sub.npz")
     reference = probes.input_probe(x_train, y_train, x_test, y_test, **options)
     accuracy = float(reference.test_accuracy.values[0])
     with xr.open_dataset(d / "probes.nc") as ds:
         assert ds.attrs["input_test_accuracy"] == accuracy
     # a ceiling at (or below) the input probe's accuracy: the layers are not probed
-    probes.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "ceiling.nc", input_ceiling=accuracy,
+    widedeep_steps.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "ceiling.nc", input_ceiling=accuracy,
                           **options)
     with xr.open_dataset(d / "ceiling.nc") as ds:
         assert ds.attrs["status"] == "ceiling" and ds.attrs["input_ceiling"] == accuracy
         assert list(ds.layer.values) == ["stem", "block1", "block2", "block3", "pool"]
         assert np.isnan(ds.test_accuracy.values).all() and ds.attrs["n_classes"] == 3
     with pytest.raises(ValueError, match="input_ceiling"):
-        probes.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "x.nc", input_ceiling=0, **options)
+        widedeep_steps.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "x.nc", input_ceiling=0, **options)
 
 
 def test_input_probe_is_a_probe_on_the_flattened_input():
@@ -325,7 +327,7 @@ def test_input_probe_is_a_probe_on_the_flattened_input():
 
 def test_pruning_to_file(tiny_files):
     d, model, (x_test, y_test) = tiny_files
-    probes.pruning_to_file(d / "model.pt", d / "full.npz", d / "pruning.nc")
+    widedeep_steps.pruning_to_file(d / "model.pt", d / "full.npz", d / "pruning.nc")
     ds = xr.open_dataset(d / "pruning.nc")
     assert list(ds.removed.values) == ["block1"] and "inside" not in ds  # labelled later, from the CKA
     assert json.loads(ds.attrs["layers"]) == models.representation_layers(model)
@@ -338,7 +340,7 @@ def test_pruning_to_file(tiny_files):
 
 def test_pruning_to_file_on_the_probe_subset(tiny_files):
     d, model, _ = tiny_files
-    probes.pruning_to_file(d / "model.pt", d / "full.npz", d / "pruning.nc", examples=12)
+    widedeep_steps.pruning_to_file(d / "model.pt", d / "full.npz", d / "pruning.nc", examples=12)
     ds = xr.open_dataset(d / "pruning.nc")
     full, _ = data.load_npz(d / "full.npz")
     images, labels, _ = data.probe_set(full, 12)
@@ -350,11 +352,11 @@ def test_pruning_to_file_on_the_probe_subset(tiny_files):
 def test_probe_table_rows_and_ceiling(tiny_files):
     d, _, _ = tiny_files
     options = dict(epochs=2, lr=0.01, batch_size=8, seed=0)
-    probes.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "probed.nc", **options)
-    probes.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "ceiling.nc", input_ceiling=1e-9,
+    widedeep_steps.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "probed.nc", **options)
+    widedeep_steps.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "ceiling.nc", input_ceiling=1e-9,
                           **options)
     ids = ["tiny-n24-resnet-d8-w1-s0", "tiny-n24-resnet-d8-w1-s1"]
-    probes.probe_table_to_file({ids[0]: d / "probed.nc", ids[1]: d / "ceiling.nc"}, d / "probes.csv")
+    widedeep_steps.probe_table_to_file({ids[0]: d / "probed.nc", ids[1]: d / "ceiling.nc"}, d / "probes.csv")
     table = pd.read_csv(d / "probes.csv", dtype={"best_layer": "str"}).fillna({"best_layer": ""})
     with xr.open_dataset(d / "probed.nc") as ds:
         acc = ds.test_accuracy.values

@@ -26,7 +26,7 @@ import xarray as xr
 import yaml
 
 from repatlas import activations, models
-from repatlas.train import load_checkpoint, load_training_state
+from repatlas.checkpoints import load_checkpoint, load_training_state
 from workflow_copy import copy_workflow
 
 ROOT = Path(__file__).resolve().parents[1]

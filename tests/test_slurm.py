@@ -41,7 +41,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repatlas.train import load_training_state
+from repatlas.checkpoints import load_training_state
 from results_equal import result_files, same_but_for_times
 from slurm_cluster import cannot_start_reason, slurm_cluster
 from workflow_copy import copy_workflow

@@ -6,6 +6,7 @@ import torch
 import xarray as xr
 
 from repatlas import activations, cka, models
+from repatlas import cka_stores
 
 
 @pytest.fixture
@@ -43,18 +44,18 @@ def test_streamed_cka_equals_in_memory_minibatch(store):
     for s in range(0, 50, 10):
         mb.update([v[s : s + 10] for v in data.values()])
     for threads, window in ((1, 1), (2, 2), (2, 8)):
-        da = cka.cka_from_stores(path, batch_size=10, threads=threads, window=window)
+        da = cka_stores.cka_from_stores(path, batch_size=10, threads=threads, window=window)
         assert list(da.layer_a.values) == list(data)
         np.testing.assert_allclose(da.values, mb.compute(), rtol=1e-10)
 
 
 def test_streamed_cross_store_and_shuffled_epochs(store, tmp_path):
     path, *_ = store
-    da = cka.cka_from_stores(path, path, layers_a=["stem", "pool"], layers_b=["block2"], batch_size=10)
-    full = cka.cka_from_stores(path, batch_size=10)
+    da = cka_stores.cka_from_stores(path, path, layers_a=["stem", "pool"], layers_b=["block2"], batch_size=10)
+    full = cka_stores.cka_from_stores(path, batch_size=10)
     np.testing.assert_allclose(da.values, full.sel(layer_a=["stem", "pool"], layer_b=["block2"]).values)
-    shuffled = cka.cka_from_stores(path, batch_size=10, epochs=3, seed=1, window=3)
-    again = cka.cka_from_stores(path, batch_size=10, epochs=3, seed=1, window=3)
+    shuffled = cka_stores.cka_from_stores(path, batch_size=10, epochs=3, seed=1, window=3)
+    again = cka_stores.cka_from_stores(path, batch_size=10, epochs=3, seed=1, window=3)
     np.testing.assert_array_equal(shuffled.values, again.values)
     assert not np.allclose(shuffled.values, full.values)  # other batch compositions
     assert np.abs(shuffled.values - full.values).max() < 0.2  # estimating the same quantity
@@ -63,17 +64,17 @@ def test_streamed_cross_store_and_shuffled_epochs(store, tmp_path):
 def test_streaming_bad_input(store):
     path, *_ = store
     with pytest.raises(KeyError, match="unknown layer"):
-        cka.cka_from_stores(path, layers_a=["nope"])
+        cka_stores.cka_from_stores(path, layers_a=["nope"])
     with pytest.raises(ValueError, match="batch_size"):
-        cka.cka_from_stores(path, batch_size=3)
+        cka_stores.cka_from_stores(path, batch_size=3)
     with pytest.raises(FileNotFoundError, match="no such activation store"):
-        cka.cka_from_stores(path.with_name("missing.zarr"))
+        cka_stores.cka_from_stores(path.with_name("missing.zarr"))
 
 
 def test_batch_plan_covers_every_example_once():
     rng = np.random.default_rng(0)
     for shuffle in (False, True):
-        plan = cka.batch_plan(103, 10, 20, shuffle=shuffle, rng=rng, window=2)
+        plan = cka_stores.batch_plan(103, 10, 20, shuffle=shuffle, rng=rng, window=2)
         seen = np.concatenate([b for window in plan for b in window])
         assert sorted(seen.tolist()) == list(range(103))
         assert min(len(b) for window in plan for b in window) >= cka.MIN_BATCH
@@ -117,7 +118,7 @@ def test_shuffled_window_reads_only_its_chunks(store, monkeypatch):
             return out
 
     rec = [Recorder(a) for a in arrays.values()]
-    cross, self_a, _, count = cka._window_terms(rec, None, batches, list(arrays), None)
+    cross, self_a, _, count = cka_stores._window_terms(rec, None, batches, list(arrays), None)
     assert all(r.read == 12 for r in rec)  # 5 + 7 rows, not the 47-row span
     data = {k: np.asarray(v[:]) for k, v in arrays.items()}
     mb = cka.MinibatchCKA(len(data))
@@ -138,8 +139,8 @@ def test_float16_store_halves_storage_and_keeps_cka(tmp_path):
     assert xr.open_zarr(half)["block1"].dtype == np.float16
     # half the raw bytes per layer (compressed sizes vary, so compare the arrays' nbytes)
     assert xr.open_zarr(half)["block1"].nbytes * 2 == xr.open_zarr(full)["block1"].nbytes
-    a = cka.cka_from_stores(full, batch_size=20).values
-    b = cka.cka_from_stores(half, batch_size=20).values
+    a = cka_stores.cka_from_stores(full, batch_size=20).values
+    b = cka_stores.cka_from_stores(half, batch_size=20).values
     assert np.abs(a - b).max() < 1e-3
     with pytest.raises(ValueError, match="dtype"):
         activations.dump_activations(model, images, np.zeros(60), np.arange(60), tmp_path / "x.zarr",
@@ -185,8 +186,8 @@ def test_read_rows_equals_zarr(tmp_path, dtype):
             np.testing.assert_array_equal(got, np.asarray(array[start:stop]))
             np.testing.assert_array_equal(activations.read_rows(zstd, start, stop), got)
     # streamed CKA reads the same values from both stores
-    np.testing.assert_array_equal(cka.cka_from_stores(raw, batch_size=10).values,
-                                  cka.cka_from_stores(packed, batch_size=10).values)
+    np.testing.assert_array_equal(cka_stores.cka_from_stores(raw, batch_size=10).values,
+                                  cka_stores.cka_from_stores(packed, batch_size=10).values)
     # a missing chunk file is zarr's business (fill value), not a short read
     stem = activations.layer_arrays(raw)["stem"]
     chunk_file = raw / "stem" / "c" / "2" / "0"
@@ -199,15 +200,15 @@ def test_scheduler_gives_the_same_cka_as_local_threads(store):
     """cka.scheduler: the windows run on a dask-distributed cluster's workers, same result."""
     distributed = pytest.importorskip("distributed")
     path, *_ = store
-    local = cka.cka_from_stores(path, batch_size=10, threads=2, window=2, epochs=2, seed=3)
+    local = cka_stores.cka_from_stores(path, batch_size=10, threads=2, window=2, epochs=2, seed=3)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster:
-        remote = cka.cka_from_stores(path, batch_size=10, window=2, epochs=2, seed=3,
+        remote = cka_stores.cka_from_stores(path, batch_size=10, window=2, epochs=2, seed=3,
                                      scheduler=cluster.scheduler_address)
-        cross = cka.cka_from_stores(path, path, layers_a=["stem"], layers_b=["pool", "block1"], batch_size=10,
+        cross = cka_stores.cka_from_stores(path, path, layers_a=["stem"], layers_b=["pool", "block1"], batch_size=10,
                                     scheduler=cluster.scheduler_address)
     np.testing.assert_array_equal(remote.values, local.values)
-    np.testing.assert_array_equal(cross.values, cka.cka_from_stores(path, path, layers_a=["stem"],
+    np.testing.assert_array_equal(cross.values, cka_stores.cka_from_stores(path, path, layers_a=["stem"],
                                                                     layers_b=["pool", "block1"], batch_size=10).values)
     with pytest.raises(OSError, match="cka.scheduler.*127.0.0.1:9"):  # nothing listens there
-        cka._compute_on_scheduler("tcp://127.0.0.1:9", [], timeout="1s")
+        cka_stores._compute_on_scheduler("tcp://127.0.0.1:9", [], timeout="1s")

@@ -3,6 +3,8 @@ import pytest
 import torch
 
 from repatlas import models, train
+from repatlas import checkpoints
+from repatlas.steps import train as train_steps
 
 
 def tiny_data(n=60, seed=0):
@@ -127,15 +129,15 @@ def test_divergence_names_epoch():
 def test_checkpoint_roundtrip(tmp_path):
     model = models.resnet(8, 1, in_channels=1, n_classes=10)
     spec = {"arch": "resnet", "depth": 8, "width": 1, "input_shape": [1, 8, 8], "n_classes": 10}
-    train.save_checkpoint(tmp_path / "model.pt", model, spec)
-    loaded, spec2, _ = train.load_checkpoint(tmp_path / "model.pt")
+    checkpoints.save_checkpoint(tmp_path / "model.pt", model, spec)
+    loaded, spec2, _ = checkpoints.load_checkpoint(tmp_path / "model.pt")
     assert spec2 == spec
     x = torch.randn(3, 1, 8, 8)
     model.eval()
     assert torch.equal(model(x), loaded(x))
     (tmp_path / "bad.pt").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="bad.pt: not a readable repatlas checkpoint"):
-        train.load_checkpoint(tmp_path / "bad.pt")
+        checkpoints.load_checkpoint(tmp_path / "bad.pt")
 
 
 # ----------------------------------------------------------------------------- resumable training
@@ -195,7 +197,7 @@ def test_resumed_training_is_bit_identical(tmp_path):
     reference, ref_hist = reference_run()
     with pytest.raises(Interrupted):
         resnet_run(tmp_path, stop_at=3)
-    state = train.load_training_state(tmp_path / "state.pt")
+    state = checkpoints.load_training_state(tmp_path / "state.pt")
     assert state["epoch"] == 2 and [h["epoch"] for h in state["history"]] == [1, 2]
     resumed, hist, lines = resnet_run(tmp_path)
     assert any("resuming from checkpoint" in line and "2 of 4 epochs done" in line for line in lines)
@@ -208,7 +210,7 @@ def test_resume_needs_the_generator_state(tmp_path):
     _, ref_hist = reference_run()
     with pytest.raises(Interrupted):
         resnet_run(tmp_path, stop_at=3)
-    state = train.load_training_state(tmp_path / "state.pt")
+    state = checkpoints.load_training_state(tmp_path / "state.pt")
     state["generator"] = torch.Generator().manual_seed(3).get_state()
     torch.save(state, tmp_path / "state.pt")
     resumed, hist, lines = resnet_run(tmp_path)
@@ -254,12 +256,12 @@ def test_corrupt_checkpoint_is_reported_and_training_starts_fresh(tmp_path, corr
         resnet_run(tmp_path, epochs=2, stop_at=2)
     CORRUPTIONS[corruption](tmp_path / "state.pt")
     with pytest.raises(ValueError, match="state.pt: "):
-        train.load_training_state(tmp_path / "state.pt")
+        checkpoints.load_training_state(tmp_path / "state.pt")
     _, hist, lines = resnet_run(tmp_path, epochs=2)
     assert any(line.startswith("ignoring checkpoint:") and "state.pt" in line for line in lines), lines
     assert not any("resuming" in line for line in lines)
     assert without_time(hist) == fresh_hist
-    assert train.load_training_state(tmp_path / "state.pt")["epoch"] == 2  # replaced by a sound one
+    assert checkpoints.load_training_state(tmp_path / "state.pt")["epoch"] == 2  # replaced by a sound one
 
 
 @pytest.mark.parametrize("damage", ["history disagrees", "weights of another model"])
@@ -268,7 +270,7 @@ def test_inconsistent_checkpoint_is_not_trusted(tmp_path, damage):
     _, fresh_hist = reference_run(epochs=3)
     with pytest.raises(Interrupted):
         resnet_run(tmp_path, epochs=3, stop_at=3)
-    state = train.load_training_state(tmp_path / "state.pt")
+    state = checkpoints.load_training_state(tmp_path / "state.pt")
     if damage == "history disagrees":
         state["history"] = state["history"][:1]
     else:
@@ -296,13 +298,13 @@ def test_load_checkpoint_names_the_path(tmp_path, damage):
     model = models.mlp(1, 4, in_features=4, n_classes=2)
     spec = {"arch": "mlp", "depth": 1, "width": 4, "input_shape": [1, 2, 2], "n_classes": 2}
     path = tmp_path / "model.pt"
-    train.save_checkpoint(path, model, spec)
+    checkpoints.save_checkpoint(path, model, spec)
     CHECKPOINT_DAMAGE[damage](path)
     with pytest.raises(ValueError, match=r"model\.pt: not a readable repatlas checkpoint") as info:
-        train.load_checkpoint(path)
+        checkpoints.load_checkpoint(path)
     assert "\n" not in str(info.value)  # one line, not torch's multi-paragraph weights_only advice
     with pytest.raises(FileNotFoundError):
-        train.load_checkpoint(tmp_path / "missing.pt")
+        checkpoints.load_checkpoint(tmp_path / "missing.pt")
 
 
 # ----------------------------------------------------------------------------- train_to_files
@@ -311,21 +313,21 @@ def test_load_checkpoint_names_the_path(tmp_path, damage):
 def to_files(digits_files, out, depth=2, **cfg):
     sub, full = digits_files
     config = train.TrainConfig(**{"epochs": 3, "batch_size": 20, "lr": 0.05, "crop_pad": 1, **cfg})
-    return train.train_to_files(sub, full, out / "model.pt", out / "metrics.json", out / "train.log",
+    return train_steps.train_to_files(sub, full, out / "model.pt", out / "metrics.json", out / "train.log",
                                 arch="mlp", depth=depth, width=16, config=config, device="cpu",
                                 progress=False)
 
 
 def test_train_to_files_resumes_and_removes_its_state(tmp_path, digits_files, monkeypatch):
     reference = to_files(digits_files, tmp_path / "a")
-    assert not train.resume_path(tmp_path / "a" / "model.pt").exists()  # deleted after success
+    assert not train_steps.resume_path(tmp_path / "a" / "model.pt").exists()  # deleted after success
 
-    save = train._save_state
+    save = train.save_training_state
     def save_then_die(path, state):
         save(path, state)
         if state["epoch"] == 2:
             raise Interrupted
-    monkeypatch.setattr(train, "_save_state", save_then_die)
+    monkeypatch.setattr(train, "save_training_state", save_then_die)
     with pytest.raises(Interrupted):
         to_files(digits_files, tmp_path / "b")
     monkeypatch.undo()
@@ -338,8 +340,8 @@ def test_train_to_files_resumes_and_removes_its_state(tmp_path, digits_files, mo
     assert "resuming from checkpoint" in (out / "train.log").read_text()
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.pt", "train.log"]
     assert without_time(resumed["epochs"]) == without_time(reference["epochs"])
-    a, _, _ = train.load_checkpoint(tmp_path / "a" / "model.pt")
-    b, _, _ = train.load_checkpoint(out / "model.pt")
+    a, _, _ = checkpoints.load_checkpoint(tmp_path / "a" / "model.pt")
+    b, _, _ = checkpoints.load_checkpoint(out / "model.pt")
     assert_same_weights(a, b)
 
 

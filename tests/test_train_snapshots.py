@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from repatlas import train
+from repatlas import checkpoints
+from repatlas.steps import train as train_steps
 
 
 class Interrupted(Exception):
@@ -16,7 +18,7 @@ class Interrupted(Exception):
 def to_files(digits_files, out, snapshot_epochs=(1, 3), epochs=4):
     sub, full = digits_files
     config = train.TrainConfig(epochs=epochs, batch_size=20, lr=0.05, crop_pad=1)
-    return train.train_to_files(sub, full, out / "model.pt", out / "metrics.json", out / "train.log",
+    return train_steps.train_to_files(sub, full, out / "model.pt", out / "metrics.json", out / "train.log",
                                 arch="mlp", depth=2, width=16, config=config, device="cpu", progress=False,
                                 snapshot_epochs=snapshot_epochs, snapshots_dir=out / "snapshots")
 
@@ -32,8 +34,8 @@ def assert_same(a: dict, b: dict):
 
 
 def dying_after(epoch, saved=None):
-    """A stand-in for train._save_state that records each epoch's weights, and dies after `epoch`."""
-    save = train._save_state
+    """A stand-in for train.save_training_state that records each epoch's weights, and dies after `epoch`."""
+    save = train.save_training_state
 
     def save_state(path, state):
         save(path, state)
@@ -47,7 +49,7 @@ def dying_after(epoch, saved=None):
 
 def test_snapshots_are_the_runs_own_weights(tmp_path, digits_files, monkeypatch):
     saved = {}
-    monkeypatch.setattr(train, "_save_state", dying_after(None, saved))  # records, never dies
+    monkeypatch.setattr(train, "save_training_state", dying_after(None, saved))  # records, never dies
     metrics = to_files(digits_files, tmp_path)
     monkeypatch.undo()
     snaps = tmp_path / "snapshots"
@@ -55,8 +57,8 @@ def test_snapshots_are_the_runs_own_weights(tmp_path, digits_files, monkeypatch)
     assert not (tmp_path / "snapshots.partial").exists()
     for e in (1, 3):
         # the weights the resumable state held after epoch e (written by another code path)
-        assert_same(weights(train.snapshot_path(snaps, e)), saved[e])
-        model, spec, meta = train.load_checkpoint(train.snapshot_path(snaps, e))
+        assert_same(weights(checkpoints.snapshot_path(snaps, e)), saved[e])
+        model, spec, meta = checkpoints.load_checkpoint(checkpoints.snapshot_path(snaps, e))
         assert spec == metrics["model"] and meta["epoch"] == e
         assert meta["record"] == metrics["epochs"][e - 1]
     assert_same(weights(tmp_path / "model.pt"), saved[4])
@@ -67,7 +69,7 @@ def test_snapshots_are_the_runs_own_weights(tmp_path, digits_files, monkeypatch)
 def killed_after_epoch_3(digits_files, tmp_path, monkeypatch):
     """A reference run in tmp_path/ref, and the same run killed after epoch 3's state in tmp_path/b."""
     to_files(digits_files, tmp_path / "ref")
-    monkeypatch.setattr(train, "_save_state", dying_after(3))
+    monkeypatch.setattr(train, "save_training_state", dying_after(3))
     with pytest.raises(Interrupted):
         to_files(digits_files, tmp_path / "b")
     monkeypatch.undo()

@@ -277,7 +277,7 @@ def test_ensembles_artifacts(tiny_run):
 
 
 def test_wide_deep_analyses(tiny_run):
-    from repatlas.cka import detect_blocks
+    from repatlas.blocks import detect_blocks
     from repatlas.data import load_npz, probe_set
 
     workdir, _ = tiny_run

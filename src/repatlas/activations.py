@@ -11,13 +11,17 @@ Store layout (`acts.zarr`, zarr v3, readable with plain `xarray.open_zarr(path)`
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import torch
+import zarr
 from torch import nn
+from zarr.codecs import BloscCodec, BytesCodec
+from zarr.storage import LocalStore
 
 from repatlas.data import standardise
 from repatlas.devices import resolve_device
@@ -37,7 +41,7 @@ class LayerCapture:
 
     A module called k > 1 times in one forward pass yields k representations named
     `name`, `name@1`, ..., `name@{k-1}` instead of silently keeping only the last call.
-    `transform(name, output)` replaces the flattening: e.g. `repatlas.cka.cka_heatmap` keeps
+    `transform(name, output)` replaces the flattening: e.g. `repatlas.cka_models.cka_heatmap` keeps
     each output's U-centred Gram, never the activations.
     """
 
@@ -99,8 +103,6 @@ COMPRESSORS = ("zstd", "lz4", "none")
 
 
 def _compressors(name: str) -> list:
-    from zarr.codecs import BloscCodec
-
     if name == "zstd":
         return [BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")]
     if name == "lz4":
@@ -137,7 +139,6 @@ def dump_activations(
     if dtype not in ("float32", "float16"):
         raise ValueError(f"dtype must be 'float32' or 'float16'; got {dtype!r}")
     codecs = _compressors(compressor)
-    import zarr
 
     dev = resolve_device(device)
     model = model.to(dev)
@@ -176,8 +177,6 @@ def dump_activations(
 
 def open_layers(path) -> tuple[list[str], dict]:
     """Layer names (in model order) and attrs of an activation store, without reading data."""
-    import zarr
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such activation store")
@@ -190,8 +189,6 @@ def open_layers(path) -> tuple[list[str], dict]:
 
 def layer_arrays(path) -> dict:
     """{layer: zarr.Array} of an activation store, in model order (lazy, nothing is read)."""
-    import zarr
-
     layers, _ = open_layers(path)
     group = zarr.open_group(store=str(path), mode="r")
     return {name: group[name] for name in layers}
@@ -200,11 +197,6 @@ def layer_arrays(path) -> dict:
 def _raw_chunk_dir(array):
     """Directory of the chunk files of an uncompressed, native-endian 2-D zarr v3 array in a
     local store whose chunks hold all units of their rows; None where any of that is not so."""
-    import sys
-
-    from zarr.codecs import BytesCodec
-    from zarr.storage import LocalStore
-
     meta = getattr(array, "metadata", None)
     codecs = getattr(meta, "codecs", ())
     if (getattr(meta, "zarr_format", None) != 3 or not isinstance(getattr(array, "store", None), LocalStore)
@@ -263,8 +255,6 @@ def verify_store(path) -> dict:
     fill value (0) and reads an absent chunk as zeros, so an absent chunk is listed but is not
     damage by itself; a file that exists and cannot be decoded is.
     """
-    import zarr
-
     open_layers(path)  # a clear error if this is not an activation store
     group = zarr.open_group(store=str(path), mode="r")
     report = {"chunks": 0, "damaged": [], "absent": []}
@@ -311,25 +301,3 @@ def read_rows(array, start: int, stop: int) -> np.ndarray:
             if f.readinto(target) != len(target):
                 raise OSError(f"{path}: chunk file shorter than its zarr metadata says")
     return out
-
-
-def dump_from_checkpoint(model_path, full_path, store_path, *, probe_size: int,
-                         batch_size: int = 256, device: str = "cpu", threads: int = 1,
-                         dtype: str = "float32", compressor: str = "zstd") -> list[str]:
-    """The activation step of the pipeline: checkpoint + probe set in, `acts.zarr` out."""
-    from repatlas.data import load_npz, probe_set
-    from repatlas.models import representation_layers
-    from repatlas.train import load_checkpoint, resolve_device
-
-    torch.set_num_threads(threads)
-    model, spec, meta = load_checkpoint(model_path)
-    full, full_meta = load_npz(full_path)
-    images, labels, index = probe_set(full, probe_size)
-    return dump_activations(
-        model, images, labels, index, store_path,
-        mean=full_meta["mean"], std=full_meta["std"], layers=representation_layers(model),
-        batch_size=batch_size, device=str(resolve_device(device)), dtype=dtype, compressor=compressor,
-        attrs={"model": spec, "checkpoint": str(model_path), "dataset": full_meta["dataset"],
-               "dataset_checksum": full_meta["checksum"], "probe_size": probe_size,
-               "probe": "class-balanced prefix of the test split (repatlas.data.probe_set)"},
-    )

@@ -1,6 +1,6 @@
 """Block structure of within-model CKA heatmaps, and its first-PC explanation (Nguyen et al. 2021).
 
-Blocks are found by `repatlas.cka.detect_blocks`: runs of layers with high pairwise CKA whose
+Blocks are found by `detect_blocks`: runs of layers with high pairwise CKA whose
 first principal component dominates (mean PC1 variance share ≥ `min_pc1_share`), the paper's
 block structure; `model_blocks` applies it to one model's within-model CKA and first-PC analysis.
 This module summarises blocks per model (`block_summary`, `block_table`, with each block's PC1
@@ -12,20 +12,18 @@ full-data CKA before and after projecting PC1 out of every layer).
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
+import json
 
 import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy.sparse.linalg import eigsh  # scipy comes with scikit-learn
 
 from repatlas import activations
-from repatlas.cka import MIN_BATCH, detect_blocks, ucentre
+from repatlas.cka import MIN_BATCH, ucentre
+from repatlas.model_ids import parse_model_id
 from repatlas.threads import pinned_threads
 
-MODEL_ID = re.compile(
-    r"(?P<dataset>[a-z0-9_]+)-n(?P<n>\d+)-(?P<arch>[a-z0-9_]+)"
-    r"-d(?P<depth>\d+)-w(?P<width>\d+)-s(?P<seed>\d+)"
-)
-ID_FIELDS = ("dataset", "n", "arch", "depth", "width", "seed")
 DENSE_EIGH_MAX = 512  # above this many examples, Lanczos (one eigenpair) beats a full eigh
 RANK_ONE_TOL = 1e-12  # 1 − pc1_ratio below this: nothing is left once PC1 is removed
 
@@ -47,7 +45,9 @@ def _layer_names(cka, n: int) -> list[str]:
     return [str(i) for i in range(n)]
 
 
-def _check_blocks(blocks, n: int, name: str) -> list[tuple[int, int]]:
+def check_blocks(blocks, n: int, name: str) -> list[tuple[int, int]]:
+    """`blocks` as (start, end) int pairs after checking that they are inclusive, in-order,
+    non-overlapping layer indices in [0, n − 1]; a ValueError naming `name` otherwise."""
     out, previous_end = [], -1
     for block in blocks:
         try:
@@ -64,7 +64,8 @@ def _check_blocks(blocks, n: int, name: str) -> list[tuple[int, int]]:
     return out
 
 
-def _in_block(blocks, n: int) -> np.ndarray:
+def in_block(blocks, n: int) -> np.ndarray:
+    """Boolean mask over n layers: True for the layers inside one of the (checked) `blocks`."""
     mask = np.zeros(n, dtype=bool)
     for start, end in blocks:
         mask[start : end + 1] = True
@@ -82,7 +83,7 @@ def block_summary(cka, blocks) -> dict:
     """
     k = _matrix(cka, "cka")
     n = len(k)
-    blocks = _check_blocks(blocks, n, "blocks")
+    blocks = check_blocks(blocks, n, "blocks")
     names = _layer_names(cka, n)
     lengths = [end - start + 1 for start, end in blocks]
     pair_sum = sum(k[s : e + 1, s : e + 1].sum() - np.trace(k[s : e + 1, s : e + 1]) for s, e in blocks)
@@ -124,7 +125,7 @@ def first_pc_summary(first_pc, blocks) -> dict:
     """
     share = np.asarray(first_pc["pc1_ratio"].values, dtype=np.float64)
     n = len(share)
-    blocks = _check_blocks(blocks, n, "blocks")
+    blocks = check_blocks(blocks, n, "blocks")
     with_pc1 = _matrix(first_pc["cka"], "first_pc['cka']")
     without = _matrix(first_pc["cka_without_pc1"], "first_pc['cka_without_pc1']")
     rows = [(float(share[s : e + 1].mean()), _mean_pairs(with_pc1, s, e), _mean_pairs(without, s, e))
@@ -167,24 +168,14 @@ def seed_similarity(across, blocks_a, blocks_b) -> dict:
         if rows != cols:
             raise ValueError("across must compare the same layers along both axes (two seeds of one architecture)")
     n = len(k)
-    in_a = _in_block(_check_blocks(blocks_a, n, "blocks_a"), n)
-    in_b = _in_block(_check_blocks(blocks_b, n, "blocks_b"), n)
+    in_a = in_block(check_blocks(blocks_a, n, "blocks_a"), n)
+    in_b = in_block(check_blocks(blocks_b, n, "blocks_b"), n)
     diagonal = np.diagonal(k)
 
     def mean(mask):
         return float(diagonal[mask].mean()) if mask.any() else float("nan")
 
     return {"inside": mean(in_a & in_b), "outside": mean(~in_a & ~in_b)}
-
-
-def parse_model_id(model_id: str) -> dict:
-    """`{dataset}-n{n}-{arch}-d{depth}-w{width}-s{seed}` → its fields (numbers as ints)."""
-    match = MODEL_ID.fullmatch(str(model_id))
-    if match is None:
-        raise ValueError(
-            f"model id {model_id!r} does not match {{dataset}}-n{{n}}-{{arch}}-d{{depth}}-w{{width}}-s{{seed}}"
-        )
-    return {k: (v if k in ("dataset", "arch") else int(v)) for k, v in match.groupdict().items()}
 
 
 def _mean_finite(values) -> float:
@@ -207,8 +198,6 @@ def block_table(within, *, threshold: float, min_length: int, seed_pairs=(), fir
     accuracy) adds that column: block structure in a badly trained model proves nothing.
     Returns a DataFrame.
     """
-    import pandas as pd
-
     if not within:
         raise ValueError("within must map at least one model id to its CKA heatmap")
     if first_pc is not None and set(first_pc) != set(within):
@@ -293,8 +282,6 @@ def _top_eigenpair(gram: np.ndarray) -> tuple[float, np.ndarray]:
     if len(gram) <= DENSE_EIGH_MAX:
         values, vectors = np.linalg.eigh(gram)
         return float(values[-1]), vectors[:, -1]
-    from scipy.sparse.linalg import eigsh  # scipy comes with scikit-learn
-
     # a fixed random start (not the ones vector, which lies in the centred Gram's null space)
     start = np.random.default_rng(0).standard_normal(len(gram))
     values, vectors = eigsh(gram, k=1, which="LA", v0=start, tol=0)
@@ -329,8 +316,6 @@ def first_pc_analysis(store_path, *, layers=None, examples=None, debiased: bool 
     (layer_a, layer_b) = full-data linear CKA (HSIC₁ via U-centring when `debiased`).
     `threads` pins BLAS to that many threads.
     """
-    import xarray as xr
-
     arrays = activations.layer_arrays(store_path)
     names = list(arrays) if layers is None else list(layers)
     unknown = [name for name in names if name not in arrays]
@@ -407,10 +392,8 @@ def label_pruning(pruning, blocks):
     bool variable ``inside`` and attrs mean_change_inside / mean_change_outside (NaN for an
     empty group), blocks (JSON) and inside_rule.
     """
-    import json
-
     layers = json.loads(pruning.attrs["layers"])
-    blocks = _check_blocks(blocks, len(layers), "blocks")
+    blocks = check_blocks(blocks, len(layers), "blocks")
     index = [layers.index(str(name)) for name in pruning["removed"].values]
     inside = np.array([k > 0 and any(s <= k - 1 and k <= e for s, e in blocks) for k in index], dtype=bool)
     change = np.asarray(pruning["accuracy_change"].values, dtype=np.float64)
@@ -443,8 +426,6 @@ def label_pruning_with_cka(pruning, cka, *, threshold: float, min_length: int, f
     """`label_pruning` with the blocks `detect_blocks` finds in the model's within-model CKA (a
     DataArray over the same layers, in the same order); with `first_pc` (the model's
     `first_pc_analysis` Dataset) only PC1-dominated runs are blocks, as in `block_table`."""
-    import json
-
     layers = json.loads(pruning.attrs["layers"])
     share = None
     if first_pc is not None:
@@ -460,34 +441,63 @@ def label_pruning_with_cka(pruning, cka, *, threshold: float, min_length: int, f
     return out
 
 
-# ----------------------------------------------------------------------------- files
+# ----------------------------------------------------------------------------- block detection
 
 
-def block_table_to_file(within_paths: dict, out_csv, *, threshold: float, min_length: int, seed_pairs=(),
-                        first_pc_paths: dict | None = None, min_pc1_share: float = 0.5,
-                        metrics_paths: dict | None = None) -> None:
-    """`block_table` from files: {model id: within .nc}, seed_pairs of (id_a, id_b, across .nc),
-    optional {model id: first-PC .nc} and {model id: metrics.json} (final test accuracy) → CSV."""
-    import json
+def detect_blocks(cka_matrix, *, threshold: float = 0.9, min_length: int = 3, pc1_share=None,
+                  min_pc1_share: float = 0.5) -> list[tuple[int, int]]:
+    """Blocks of consecutive, mutually similar layers in a within-model CKA heatmap (Nguyen et al.).
 
-    import xarray as xr
+    A block is a run of layers i..j (inclusive indices) whose CKA is ≥ `threshold` for *every*
+    pair in the run, not only neighbours, with j − i + 1 ≥ `min_length`. Pairs are compared
+    through min(K[i, j], K[j, i]), so a slightly asymmetric matrix counts its weaker direction.
 
-    from repatlas.io import atomic_path
+    With `pc1_share` (one number per layer: the share of variance of the layer's first principal
+    component, e.g. `repatlas.blocks.first_pc_analysis`'s pc1_ratio), a block must also be
+    dominated by its first PC: the mean share over the run is ≥ `min_pc1_share`. That is the
+    paper's block structure (its §4: blocks are a dominant first PC shared by the layers); high
+    CKA alone also tiles ordinary networks into stage-aligned runs (digits ResNet-26: three runs
+    covering all 14 layers, PC1 share 0.1–0.3), which is not it.
 
-    within = {model_id: xr.load_dataarray(path) for model_id, path in within_paths.items()}
-    pairs = [(id_a, id_b, xr.load_dataarray(path)) for id_a, id_b, path in seed_pairs]
-    first_pc = None if first_pc_paths is None else {m: xr.load_dataset(p) for m, p in first_pc_paths.items()}
-    accuracy = None
-    if metrics_paths is not None:
-        accuracy = {m: json.loads(Path(p).read_text())["final"]["test_acc"] for m, p in metrics_paths.items()}
-    table = block_table(within, threshold=threshold, min_length=min_length, seed_pairs=pairs, first_pc=first_pc,
-                        min_pc1_share=min_pc1_share, test_accuracy=accuracy)
-    with atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False)
+    The scan is greedy, left to right: from layer i the run grows while the next layer clears the
+    threshold with every layer already in it; the longest prefix of that run which is long enough
+    (and PC1-dominated, with `pc1_share`) is recorded and the scan resumes after its end,
+    otherwise at i + 1. Blocks therefore never overlap. `cka_matrix` is a square numpy array or an
+    xarray.DataArray (layer_a, layer_b).
+    """
+    values = cka_matrix.values if hasattr(cka_matrix, "dims") else cka_matrix
+    k = np.asarray(values, dtype=np.float64)
+    if k.ndim != 2 or k.shape[0] != k.shape[1]:
+        raise ValueError(f"cka_matrix must be a square 2-D (layer, layer) matrix; got shape {k.shape}")
+    if not np.isfinite(k).all():
+        raise ValueError("cka_matrix contains NaN or Inf")
+    real = (int, float, np.integer, np.floating)
+    if isinstance(threshold, bool) or not isinstance(threshold, real) or not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be a number in (0, 1]; got {threshold!r}")
+    if isinstance(min_length, bool) or not isinstance(min_length, (int, np.integer)) or min_length < 2:
+        raise ValueError(f"min_length must be an integer >= 2; got {min_length!r}")
+    n = len(k)
+    if pc1_share is not None:
+        share = np.asarray(pc1_share.values if hasattr(pc1_share, "dims") else pc1_share, dtype=np.float64)
+        if share.shape != (n,) or not np.isfinite(share).all() or (share < 0).any() or (share > 1).any():
+            raise ValueError(f"pc1_share must hold one variance share in [0, 1] per layer ({n}); got {share!r}")
+        if isinstance(min_pc1_share, bool) or not isinstance(min_pc1_share, real) or not 0 <= min_pc1_share <= 1:
+            raise ValueError(f"min_pc1_share must be a number in [0, 1]; got {min_pc1_share!r}")
+        prefix = np.concatenate([[0.0], np.cumsum(share)])
 
+    def dominated(i, j):
+        return pc1_share is None or (prefix[j + 1] - prefix[i]) / (j - i + 1) >= min_pc1_share
 
-def first_pc_to_file(store_path, out_path, **options) -> None:
-    """`first_pc_analysis` of an activation store, written to a netCDF Dataset at `out_path`."""
-    from repatlas.io import write_netcdf
-
-    write_netcdf(first_pc_analysis(store_path, **options), out_path)
+    similar = np.minimum(k, k.T) >= threshold
+    blocks, i = [], 0
+    while i < n:
+        j = i
+        while j + 1 < n and similar[j + 1, i : j + 1].all():
+            j += 1
+        end = next((e for e in range(j, i + min_length - 2, -1) if dominated(i, e)), None)
+        if end is not None:
+            blocks.append((i, end))
+            i = end + 1
+        else:
+            i += 1
+    return blocks

@@ -5,7 +5,7 @@ Full-data estimators (`linear_cka`, `rbf_cka`) work in float64 on centred featur
 U-centred Gram matrices: per batch, ⟨K_u, L_u⟩ = n(n−3)·HSIC₁(K, L), and
 CKA_ij = Σ⟨K_u,L_u⟩ / √(Σ⟨K_u,K_u⟩ · Σ⟨L_u,L_u⟩). U-centred HSIC is unchanged by a shift of
 the features, so where a large offset would make the float32 Gram product cancel
-catastrophically, features are centred per batch before it (`_gram`).
+catastrophically, features are centred per batch before it (`layer_gram`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from typing import Sequence
 
 import numpy as np
 import torch
+import xarray as xr
 
-from repatlas.devices import module_device
-from repatlas.threads import pinned_threads
 
 MIN_BATCH = 4  # U-centring divides by n − 2 and the HSIC₁ normaliser by n − 3
 
@@ -127,7 +126,7 @@ def ucentred_grams(acts: Sequence, names: Sequence[str] | None = None, *, centre
     """Stack of U-centred linear Gram matrices of one minibatch: float64 (layers, b·b).
 
     Each layer is multiplied in its own precision (float32 activations keep float32 GEMM speed)
-    and centred per feature first where an offset would cancel (`_gram`); the stack is
+    and centred per feature first where an offset would cancel (`layer_gram`); the stack is
     U-centred in float64, on the activations' device.
     """
     names = list(names) if names is not None else [str(i) for i in range(len(acts))]
@@ -142,7 +141,7 @@ def ucentred_grams(acts: Sequence, names: Sequence[str] | None = None, *, centre
             raise ValueError(f"layer {name!r} has {len(a)} examples in this batch; others have {b}")
         if b < MIN_BATCH:
             raise ValueError(f"minibatch CKA needs batches of at least {MIN_BATCH} examples; got {b}")
-        grams.append(_gram(a, name, centre))
+        grams.append(layer_gram(a, name, centre))
     return ucentre(torch.stack(grams).double()).reshape(len(grams), -1)
 
 
@@ -151,7 +150,7 @@ def ucentred_grams(acts: Sequence, names: Sequence[str] | None = None, *, centre
 # done only when that ratio says the product would lose precision (a large offset, e.g. +100);
 # typical ReLU activations have a ratio of 2-3. U-centring makes both routes equal in exact
 # arithmetic. Deciding needs the Gram's value on the host, which on a GPU would stall the
-# pipeline once per layer and batch: there every layer is centred (`_gram`'s centre="always"),
+# pipeline once per layer and batch: there every layer is centred (`layer_gram`'s centre="always"),
 # and NaN/Inf surface when the CKA is computed (MinibatchCKA.compute) instead of per batch.
 MAX_OFFSET_RATIO = 8.0
 CENTRE_MODES = ("auto", "always", "never")
@@ -161,7 +160,7 @@ def _default_centre(device: torch.device) -> str:
     return "auto" if device.type == "cpu" else "always"
 
 
-def _gram(a: torch.Tensor, name: str, centre: str | None = None) -> torch.Tensor:
+def layer_gram(a: torch.Tensor, name: str, centre: str | None = None) -> torch.Tensor:
     """Gram of one layer's (b, p) batch (float32, or the input's precision if higher).
 
     centre="auto" (default on the CPU) centres the features explicitly only where precision
@@ -286,8 +285,6 @@ class MinibatchCKA:
 
 def as_dataarray(matrix: np.ndarray, layers_a, layers_b, **attrs):
     """A CKA matrix as an xarray.DataArray with dims (layer_a, layer_b) and layer-name coords."""
-    import xarray as xr
-
     return xr.DataArray(
         np.asarray(matrix, dtype=np.float64),
         dims=("layer_a", "layer_b"),
@@ -297,12 +294,7 @@ def as_dataarray(matrix: np.ndarray, layers_a, layers_b, **attrs):
     )
 
 
-
-
-# ----------------------------------------------------------------------------- streaming from zarr
-
-
-def _warn_single_batch(n: int, batch_size: int, source, stacklevel: int = 3) -> None:
+def warn_single_batch(n: int, batch_size: int, source, stacklevel: int = 3) -> None:
     """Minibatch CKA averages HSIC over batches; from fewer than two it is a single-batch estimate
     (noisier, and not the quantity a file's batch_size would suggest)."""
     if n < 2 * batch_size:
@@ -311,399 +303,3 @@ def _warn_single_batch(n: int, batch_size: int, source, stacklevel: int = 3) -> 
             f"so the minibatch estimate is one batch of {min(n, batch_size)} examples; use at least "
             f"{2 * batch_size} examples or batch_size <= {n // 2}", stacklevel=stacklevel,
         )
-
-
-def batch_plan(n: int, batch_size: int, chunk: int, *, shuffle: bool, rng, window: int):
-    """Windows of batches covering all n examples once.
-
-    Without shuffling, batches are consecutive. With shuffling, chunk order is permuted, chunks
-    are grouped into windows of `window` chunks, and examples are permuted within each window,
-    so each window is read once and memory stays bounded by the window, not by n. A trailing
-    batch smaller than MIN_BATCH is merged into the previous batch of its window.
-    """
-    chunks = [np.arange(s, min(s + chunk, n)) for s in range(0, n, chunk)]
-    if shuffle:
-        chunks = [chunks[i] for i in rng.permutation(len(chunks))]
-    plan = []
-    for w in range(0, len(chunks), window):
-        idx = np.concatenate(chunks[w : w + window])
-        if shuffle:
-            idx = idx[rng.permutation(len(idx))]
-        batches = [idx[s : s + batch_size] for s in range(0, len(idx), batch_size)]
-        if len(batches) > 1 and len(batches[-1]) < MIN_BATCH:
-            batches[-2] = np.concatenate(batches[-2:])
-            batches.pop()
-        plan.append(batches)
-    return plan
-
-
-def _window_terms(arrays_a, arrays_b, batches, names_a, names_b):
-    """Accumulator terms of one window: read the window once, then each batch's Gram stacks."""
-    from repatlas.activations import read_rows
-
-    # A shuffled window holds non-adjacent chunks: read each contiguous run of its examples,
-    # never the span between them, so memory stays bounded by the window.
-    rows = np.unique(np.concatenate(batches))
-    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-    runs = [(int(r[0]), int(r[-1]) + 1) for r in np.split(rows, breaks)]
-
-    def read(arrays):
-        if len(runs) == 1:  # one contiguous run: no concatenation copy
-            return [read_rows(a, *runs[0]) for a in arrays]
-        return [np.concatenate([read_rows(a, lo, hi) for lo, hi in runs]) for a in arrays]
-
-    def take(data, rel):
-        # an unshuffled batch is a contiguous slice: a view, not a copy of the batch
-        if rel[-1] - rel[0] == len(rel) - 1 and (np.diff(rel) == 1).all():
-            rel = slice(int(rel[0]), int(rel[-1]) + 1)
-        return [torch.from_numpy(d[rel]) for d in data]
-
-    data_a = read(arrays_a)
-    data_b = read(arrays_b) if arrays_b is not None else None
-    acc = MinibatchCKA(len(names_a), None if arrays_b is None else len(names_b),
-                       names_a=names_a, names_b=names_b)
-    for batch in batches:
-        rel = np.searchsorted(rows, batch)
-        ga = ucentred_grams(take(data_a, rel), names_a)
-        gb = None if data_b is None else ucentred_grams(take(data_b, rel), names_b)
-        acc.add_grams(ga, gb)
-    return acc.cross, acc.self_a, acc.self_b, acc.batches
-
-
-def _remote_window_terms(path_a, layers_a, path_b, layers_b, batches):
-    """`_window_terms` on a dask-distributed worker: it opens the stores itself (paths travel,
-    not zarr objects) and pins torch/BLAS to one thread per task, as the local path does."""
-    from repatlas.activations import layer_arrays
-
-    stores = {path: layer_arrays(path) for path in {path_a, path_b} - {None}}  # each store opened once
-    arrays_a = [stores[path_a][n] for n in layers_a]
-    arrays_b = None if path_b is None else [stores[path_b][n] for n in layers_b]
-    with pinned_threads(1):
-        return _window_terms(arrays_a, arrays_b, batches, layers_a, None if path_b is None else layers_b)
-
-
-def _compute_on_scheduler(address: str, tasks, timeout: str = "10s"):
-    try:
-        from distributed import Client
-    except ImportError:
-        raise ImportError(f"cka.scheduler={address!r} needs dask's distributed package: "
-                          "pip install distributed (the project's test extra has it)") from None
-    try:
-        client = Client(address, timeout=timeout, set_as_default=False)
-    except OSError as exc:
-        raise OSError(f"cka.scheduler: no dask scheduler answers at {address!r} ({exc})") from None
-    with client:
-        return client.compute(tasks, sync=True)
-
-
-def cka_from_stores(
-    path_a,
-    path_b=None,
-    *,
-    layers_a=None,
-    layers_b=None,
-    batch_size: int = 256,
-    epochs: int = 1,
-    shuffle: bool | None = None,
-    seed: int = 0,
-    threads: int = 1,
-    window: int = 8,
-    scheduler: str | None = None,
-):
-    """Minibatch CKA between the layers of one or two activation stores, streamed from zarr.
-
-    Reads windows of `window` storage chunks at a time (never a whole store), computes their
-    batches' U-centred Gram stacks in parallel with `threads` Dask threads (BLAS and torch pinned
-    to one thread each), and accumulates. `epochs` passes; shuffled when `shuffle` (default: when
-    epochs > 1), each epoch with its own permutation drawn from `seed`. With `scheduler` (the
-    address of a running dask-distributed scheduler, e.g. "tcp://host:8786") the windows are
-    computed by its workers instead, which must see the stores at the same paths; the result is
-    the same to the last bit. Returns an xarray.DataArray (layer_a, layer_b).
-    """
-    import dask
-
-    from repatlas.activations import layer_arrays
-
-    if batch_size < MIN_BATCH:
-        raise ValueError(f"batch_size must be >= {MIN_BATCH}; got {batch_size}")
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1; got {epochs}")
-    shuffle = epochs > 1 if shuffle is None else shuffle
-
-    def select(path, layers):
-        arrays = layer_arrays(path)
-        layers = list(arrays) if layers is None else list(layers)
-        unknown = [n for n in layers if n not in arrays]
-        if unknown:
-            raise KeyError(f"{path}: unknown layer(s) {unknown}; the store has {list(arrays)}")
-        return layers, [arrays[n] for n in layers]
-
-    names_a, arrays_a = select(path_a, layers_a)
-    names_b, arrays_b = (names_a, None) if path_b is None else select(path_b, layers_b)
-    n = arrays_a[0].shape[0]
-    for path, arrays in ((path_a, arrays_a), (path_b, arrays_b)):
-        for name, arr in zip(names_a if path == path_a else names_b, arrays or []):
-            if arr.shape[0] != n:
-                raise ValueError(f"{path}: layer {name!r} has {arr.shape[0]} examples; expected {n}")
-    chunk = arrays_a[0].chunks[0]
-    _warn_single_batch(n, batch_size, path_a)
-
-    rng = np.random.default_rng(seed)
-    plans = [b for _ in range(epochs) for b in batch_plan(n, batch_size, chunk, shuffle=shuffle, rng=rng, window=window)]
-    if scheduler:
-        remote = [str(path_a), names_a, None if path_b is None else str(path_b), names_b]
-        tasks = [dask.delayed(_remote_window_terms, pure=False)(*remote, batches) for batches in plans]
-        results = _compute_on_scheduler(scheduler, tasks)
-    else:
-        tasks = [dask.delayed(_window_terms)(arrays_a, arrays_b, batches, names_a, None if path_b is None else names_b)
-                 for batches in plans]
-        with pinned_threads(1):
-            results = dask.compute(*tasks, scheduler="threads", num_workers=max(1, threads))
-    acc = MinibatchCKA(len(names_a), None if path_b is None else len(names_b),
-                       names_a=names_a, names_b=None if path_b is None else names_b)
-    for cross, self_a, self_b, count in results:
-        acc.add(cross, self_a, self_b if path_b is not None else None)
-        acc.batches += count - 1
-    return as_dataarray(
-        acc.compute(),
-        names_a,
-        names_b,
-        estimator="minibatch linear CKA, unbiased HSIC (U-centred)",
-        batch_size=min(batch_size, n),  # what was used: a probe set smaller than one batch is one batch
-        n_batches=acc.batches,
-        epochs=epochs,
-        shuffle=int(shuffle),
-        seed=seed,
-        source_a=str(path_a),
-        source_b=str(path_b) if path_b is not None else None,
-    )
-
-
-def cka_stores_to_file(path_a, out_path, path_b=None, **options) -> None:
-    """The CKA step of the pipeline: one or two activation stores in, a `.nc` DataArray out."""
-    from repatlas.io import write_netcdf
-
-    write_netcdf(cka_from_stores(path_a, path_b, **options), out_path)
-
-
-# ----------------------------------------------------------------------------- models in memory
-
-
-def _offset_ratios(grams: torch.Tensor) -> torch.Tensor:
-    """tr(K) / tr(HKH) of each Gram in a float64 (layers, b, b) stack (inf where tr(HKH) <= 0)."""
-    total = grams.diagonal(dim1=-2, dim2=-1).sum(-1)
-    centred_total = total - grams.sum((-2, -1)) / grams.shape[-1]
-    return torch.where(centred_total > 0, total / centred_total, torch.full_like(total, float("inf")))
-
-
-class _GramCapture:
-    """Hooks that keep only each named module's (b × b) Gram, never its activations, so memory
-    does not grow with width; repeated calls of a module stay separate (`name@1`, ...).
-
-    Which layers are centred before their Gram product (see MAX_OFFSET_RATIO) is decided once,
-    from the first batch (one host read per layer): uncentred while the offset ratio is at most
-    half of MAX_OFFSET_RATIO, typical of ReLU outputs, so the GPU does only the Gram GEMM; the
-    others are centred. Later batches read nothing back: the uncentred layers' ratios are
-    tracked on the device, and `exceeded()` (one read, at the end) names any layer whose ratio
-    passed MAX_OFFSET_RATIO in some batch, for `cka_heatmap` to redo it centred.
-    """
-
-    def __init__(self, model, layers, centred=()):
-        from repatlas.activations import LayerCapture
-
-        self.centred = {name: True for name in centred}
-        self.calls: dict[str, int] = {}
-        self.worst = None  # running max offset ratio of each uncentred layer, on the device
-        self.names = self.uncentred = None
-        self.capture = LayerCapture(model, layers, transform=self._gram)
-
-    def _gram(self, name, output):
-        if len(output) < MIN_BATCH:
-            raise ValueError(f"minibatch CKA needs batches of at least {MIN_BATCH} examples; got {len(output)}")
-        k = self.calls.get(name, 0)
-        self.calls[name] = k + 1
-        key = name if k == 0 else f"{name}@{k}"  # as LayerCapture names repeated calls
-        a = output.flatten(1) if output.ndim > 1 else output[:, None]
-        if self.centred.get(key):
-            return _gram(a, key, "always")
-        gram = _gram(a, key, "never")
-        if key not in self.centred:  # first batch: decide, reading the ratio to the host once
-            g64 = gram.double()
-            finite, ratio = torch.stack([torch.isfinite(g64).all().double(), _offset_ratios(g64[None])[0]]).tolist()
-            if not finite:
-                raise ValueError(f"layer {key!r} contains NaN or Inf (or values too large for {a.dtype})")
-            self.centred[key] = not ratio <= MAX_OFFSET_RATIO / 2
-            if self.centred[key]:
-                return _gram(a, key, "always")
-        return gram
-
-    def pop(self) -> tuple[list[str], torch.Tensor]:
-        """Names and U-centred Gram stack (layers, b·b) of the batch just run, U-centred in one go."""
-        self.calls.clear()
-        grams = self.capture.pop()
-        names = list(grams)
-        stack = torch.stack(list(grams.values())).double()
-        if names != self.names:  # the first batch (a host-to-device copy: not once per batch)
-            self.names = names
-            self.uncentred = torch.tensor([not self.centred[n] for n in names], device=stack.device)
-        ratios = torch.where(self.uncentred, _offset_ratios(stack), 0.0)
-        self.worst = ratios if self.worst is None else torch.maximum(self.worst, ratios)
-        return names, ucentre(stack).reshape(len(names), -1)
-
-    def exceeded(self) -> list[str]:
-        """Uncentred layers whose offset ratio passed MAX_OFFSET_RATIO in some batch."""
-        if self.worst is None:
-            return []
-        return [n for n, w in zip(self.names, self.worst.tolist()) if w > MAX_OFFSET_RATIO]
-
-    def close(self) -> None:
-        self.capture.close()
-
-
-def _default_layers(model) -> list[str]:
-    from repatlas.models import representation_layers
-
-    layers = representation_layers(model)
-    if not layers:
-        raise ValueError("the model has no child modules to compare; pass layers=[...] explicitly")
-    return layers
-
-
-@torch.no_grad()
-def cka_heatmap(
-    model_a,
-    inputs,
-    *,
-    model_b=None,
-    layers_a=None,
-    layers_b=None,
-    batch_size: int = 256,
-    epochs: int = 1,
-    seed: int = 0,
-):
-    """Minibatch CKA between named modules of one model (or two) on `inputs`.
-
-    `inputs` is a tensor/array of examples (N, ...) already on the models' device or movable to it.
-    Each epoch visits the examples in a fresh random order drawn from `seed` (Nguyen et al.'s
-    reshuffled passes); a last batch smaller than 4 examples is skipped. Layers default to the
-    top-level children (for repatlas models: the representation layers). Returns an
-    xarray.DataArray (layer_a, layer_b) with layer names as coordinates.
-    """
-    if batch_size < MIN_BATCH:
-        raise ValueError(f"batch_size must be >= {MIN_BATCH}; got {batch_size}")
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1; got {epochs}")
-    x = torch.as_tensor(inputs)
-    if len(x) < MIN_BATCH:
-        raise ValueError(f"inputs must hold at least {MIN_BATCH} examples; got {len(x)}")
-    _warn_single_batch(len(x), batch_size, "inputs", stacklevel=4)  # past torch.no_grad's wrapper
-    x = x.to(module_device(model_a))
-    layers_a = list(layers_a) if layers_a else _default_layers(model_a)
-    layers_b = None if model_b is None else (list(layers_b) if layers_b else _default_layers(model_b))
-    acc, redo_a, redo_b = _heatmap(model_a, model_b, x, layers_a, layers_b, batch_size, epochs, seed, (), ())
-    matrix = acc.compute()  # NaN/Inf and constant layers are reported before any redo
-    if redo_a or redo_b:  # a layer's offset grew past the first batch's: redo with it centred
-        acc, *_ = _heatmap(model_a, model_b, x, layers_a, layers_b, batch_size, epochs, seed, redo_a, redo_b)
-        matrix = acc.compute()
-    names_b = acc.names_a if model_b is None else acc.names_b
-    return as_dataarray(matrix, acc.names_a, names_b, batch_size=min(batch_size, len(x)),
-                        n_batches=acc.batches, epochs=epochs, seed=seed,
-                        estimator="minibatch linear CKA, unbiased HSIC (U-centred)")
-
-
-def _heatmap(model_a, model_b, x, layers_a, layers_b, batch_size, epochs, seed, centred_a, centred_b):
-    """One minibatch-CKA pass of `cka_heatmap`: (accumulator, layers of a and b to redo centred)."""
-    hooks_a = _GramCapture(model_a, layers_a, centred_a)
-    hooks_b = None if model_b is None else _GramCapture(model_b, layers_b, centred_b)
-    was_training = [m.training for m in (model_a, model_b) if m is not None]
-    model_a.eval()
-    if model_b is not None:
-        model_b.eval()
-    # the order is drawn on the CPU, so a seed visits the same batches on every device
-    gen = torch.Generator().manual_seed(seed)
-    acc = None
-    try:
-        for _ in range(epochs):
-            order = torch.randperm(len(x), generator=gen, device="cpu").to(x.device)
-            for s in range(0, len(x), batch_size):
-                idx = order[s : s + batch_size]
-                if len(idx) < MIN_BATCH:
-                    continue
-                model_a(x[idx])
-                names_a, ga = hooks_a.pop()
-                if hooks_b is not None:
-                    model_b(x[idx])
-                    names_b, gb = hooks_b.pop()
-                if acc is None:
-                    acc = MinibatchCKA(len(names_a), None if hooks_b is None else len(names_b),
-                                       names_a=names_a, names_b=None if hooks_b is None else names_b)
-                acc.add_grams(ga, None if hooks_b is None else gb)
-        return acc, hooks_a.exceeded(), [] if hooks_b is None else hooks_b.exceeded()
-    finally:
-        hooks_a.close()
-        if hooks_b is not None:
-            hooks_b.close()
-        for m, mode in zip((model_a, model_b), was_training):
-            m.train(mode)
-
-
-# ----------------------------------------------------------------------------- block structure
-
-
-def detect_blocks(cka_matrix, *, threshold: float = 0.9, min_length: int = 3, pc1_share=None,
-                  min_pc1_share: float = 0.5) -> list[tuple[int, int]]:
-    """Blocks of consecutive, mutually similar layers in a within-model CKA heatmap (Nguyen et al.).
-
-    A block is a run of layers i..j (inclusive indices) whose CKA is ≥ `threshold` for *every*
-    pair in the run, not only neighbours, with j − i + 1 ≥ `min_length`. Pairs are compared
-    through min(K[i, j], K[j, i]), so a slightly asymmetric matrix counts its weaker direction.
-
-    With `pc1_share` (one number per layer: the share of variance of the layer's first principal
-    component, e.g. `repatlas.blocks.first_pc_analysis`'s pc1_ratio), a block must also be
-    dominated by its first PC: the mean share over the run is ≥ `min_pc1_share`. That is the
-    paper's block structure (its §4: blocks are a dominant first PC shared by the layers); high
-    CKA alone also tiles ordinary networks into stage-aligned runs (digits ResNet-26: three runs
-    covering all 14 layers, PC1 share 0.1–0.3), which is not it.
-
-    The scan is greedy, left to right: from layer i the run grows while the next layer clears the
-    threshold with every layer already in it; the longest prefix of that run which is long enough
-    (and PC1-dominated, with `pc1_share`) is recorded and the scan resumes after its end,
-    otherwise at i + 1. Blocks therefore never overlap. `cka_matrix` is a square numpy array or an
-    xarray.DataArray (layer_a, layer_b).
-    """
-    values = cka_matrix.values if hasattr(cka_matrix, "dims") else cka_matrix
-    k = np.asarray(values, dtype=np.float64)
-    if k.ndim != 2 or k.shape[0] != k.shape[1]:
-        raise ValueError(f"cka_matrix must be a square 2-D (layer, layer) matrix; got shape {k.shape}")
-    if not np.isfinite(k).all():
-        raise ValueError("cka_matrix contains NaN or Inf")
-    real = (int, float, np.integer, np.floating)
-    if isinstance(threshold, bool) or not isinstance(threshold, real) or not 0 < threshold <= 1:
-        raise ValueError(f"threshold must be a number in (0, 1]; got {threshold!r}")
-    if isinstance(min_length, bool) or not isinstance(min_length, (int, np.integer)) or min_length < 2:
-        raise ValueError(f"min_length must be an integer >= 2; got {min_length!r}")
-    n = len(k)
-    if pc1_share is not None:
-        share = np.asarray(pc1_share.values if hasattr(pc1_share, "dims") else pc1_share, dtype=np.float64)
-        if share.shape != (n,) or not np.isfinite(share).all() or (share < 0).any() or (share > 1).any():
-            raise ValueError(f"pc1_share must hold one variance share in [0, 1] per layer ({n}); got {share!r}")
-        if isinstance(min_pc1_share, bool) or not isinstance(min_pc1_share, real) or not 0 <= min_pc1_share <= 1:
-            raise ValueError(f"min_pc1_share must be a number in [0, 1]; got {min_pc1_share!r}")
-        prefix = np.concatenate([[0.0], np.cumsum(share)])
-
-    def dominated(i, j):
-        return pc1_share is None or (prefix[j + 1] - prefix[i]) / (j - i + 1) >= min_pc1_share
-
-    similar = np.minimum(k, k.T) >= threshold
-    blocks, i = [], 0
-    while i < n:
-        j = i
-        while j + 1 < n and similar[j + 1, i : j + 1].all():
-            j += 1
-        end = next((e for e in range(j, i + min_length - 2, -1) if dominated(i, e)), None)
-        if end is not None:
-            blocks.append((i, end))
-            i = end + 1
-        else:
-            i += 1
-    return blocks

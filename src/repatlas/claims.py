@@ -28,6 +28,9 @@ import json
 from typing import Callable
 
 import numpy as np
+import pandas as pd
+
+from repatlas.ensemble_claims import TOLERANCE
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
 VERDICTS = (HOLDS, FAILS, INCONCLUSIVE)
@@ -537,8 +540,6 @@ def _ensembles_untrained(summary, row) -> str:
 
 def _ensembles_rows(regime: str, method: str, multiview: bool):
     def evaluate(summary=None) -> list[Evaluation]:
-        from repatlas.ensemble_claims import TOLERANCE
-
         stat = f"test error of {method} ({regime} regime, mean over models)"
         if summary is None:
             return [Evaluation(stat, np.nan, "", INCONCLUSIVE, _not_run("results/ensembles/summary.csv"))]
@@ -656,8 +657,6 @@ def ledger(study: str, results: dict, *, config_hash: str = "", artifacts: dict 
     """The claims ledger of one study as a DataFrame (``COLUMNS``): every claim of
     ``REGISTRY[study]`` evaluated on ``results`` ({input name: content, None or absent when not
     produced}); ``artifacts`` ({input name: path}) fills the artifacts column."""
-    import pandas as pd
-
     if study not in REGISTRY:
         raise ValueError(f"unknown study {study!r}; expected one of {', '.join(REGISTRY)}")
     artifacts = artifacts or {}
@@ -668,27 +667,6 @@ def ledger(study: str, results: dict, *, config_hash: str = "", artifacts: dict 
             rows.append({"study": study, "claim": claim.id, "sentence": claim.sentence, **dataclasses.asdict(e),
                          "config_hash": config_hash, "artifacts": paths})
     return pd.DataFrame(rows, columns=list(COLUMNS))
-
-
-def _read(path):
-    """A result file's content: CSV as DataFrame, netCDF as a loaded xarray Dataset."""
-    if str(path).endswith(".csv"):
-        import pandas as pd
-
-        return pd.read_csv(path)
-    import xarray as xr
-
-    with xr.open_dataset(path) as ds:
-        return ds.load()
-
-
-def ledger_to_file(study: str, paths: dict, out_csv, *, config_hash: str = "") -> None:
-    """Read the study's result files ({input name: path}), write its ledger to ``out_csv``."""
-    from repatlas.io import atomic_path
-
-    table = ledger(study, {k: _read(p) for k, p in paths.items()}, config_hash=config_hash, artifacts=paths)
-    with atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
 
 
 def _cell(value, se) -> str:
@@ -712,14 +690,3 @@ def what_reproduces(table, *, config: str, hardware: str) -> str:
                  _cell(float(r["value"]), float(r["se"])), text(r["rule"]), verdict, str(int(r["seeds"]))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def what_reproduces_to_file(ledger_paths, out_md, *, config: str, hardware: str) -> None:
-    """Concatenate the ledgers at ``ledger_paths`` and write :func:`what_reproduces` to ``out_md``."""
-    import pandas as pd
-
-    from repatlas.io import atomic_path
-
-    table = pd.concat([pd.read_csv(p, keep_default_na=True) for p in ledger_paths], ignore_index=True)
-    with atomic_path(out_md) as tmp:
-        tmp.write_text(what_reproduces(table, config=config, hardware=hardware))

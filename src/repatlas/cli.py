@@ -10,7 +10,8 @@ from pathlib import Path
 
 
 def _cmd_cka(args) -> int:
-    from repatlas.cka import cka_stores_to_file
+    # lazy: a command imports only what its artifact needs (torch, zarr, dask import slowly)
+    from repatlas.steps.cka import cka_stores_to_file
 
     if args.output.suffix != ".nc":
         raise SystemExit(f"repatlas cka: output {args.output} must end in .nc (netCDF)")
@@ -35,6 +36,7 @@ def _values(values, limit: int = 12) -> list:
 def _describe_netcdf(path: Path, verify: bool) -> dict:
     """A .nc file the pipeline writes: a DataArray (CKA) or a Dataset of several variables
     (first PC, probes, pruning, predictions, complexity sweeps, ...). `verify` reads every value."""
+    # lazy: a command imports only what its artifact needs (torch, zarr, dask import slowly)
     import xarray as xr
 
     with xr.open_dataset(path) as ds:
@@ -61,6 +63,7 @@ def describe(path: Path, *, verify: bool = False) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
     if path.suffix == ".zarr" or (path / "zarr.json").exists():
+        # lazy: a command imports only what its artifact needs (torch, zarr, dask import slowly)
         from repatlas.activations import layer_arrays, open_layers, verify_store
 
         layers, attrs = open_layers(path)
@@ -78,13 +81,15 @@ def describe(path: Path, *, verify: bool = False) -> dict:
     if path.suffix == ".nc":
         return _describe_netcdf(path, verify)
     if path.suffix == ".npz":
+        # lazy: a command imports only what its artifact needs (torch, zarr, dask import slowly)
         from repatlas.data import load_npz
 
         arrays, meta = load_npz(path)
         return {"kind": "dataset arrays", "arrays": {k: [list(v.shape), str(v.dtype)] for k, v in arrays.items()},
                 "meta": meta}
     if path.suffix == ".pt":
-        from repatlas.train import load_checkpoint
+        # lazy: a command imports only what its artifact needs (torch, zarr, dask import slowly)
+        from repatlas.checkpoints import load_checkpoint
 
         model, spec, meta = load_checkpoint(path)
         return {"kind": "model checkpoint", "spec": spec, "parameters": sum(p.numel() for p in model.parameters()),
@@ -92,6 +97,7 @@ def describe(path: Path, *, verify: bool = False) -> dict:
     if path.suffix == ".json":
         return json.loads(path.read_text())
     if path.suffix == ".csv":
+        # lazy: a command imports only what its artifact needs (torch, zarr, dask import slowly)
         import pandas as pd
 
         table = pd.read_csv(path)

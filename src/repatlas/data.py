@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from repatlas import formats
 from repatlas.io import atomic_path
 
 DATASETS = ("digits", "fashion_mnist", "mnist", "cifar10", "cifar100")
@@ -63,7 +64,7 @@ def balanced_order(labels: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _digits() -> dict[str, np.ndarray]:
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # scikit-learn's import is slow; only digits needs it
 
     bunch = load_digits()
     # Pixel values are integers 0..16; map them to 0..255 so all datasets share one range.
@@ -83,8 +84,6 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> dict[s
     (Fashion-MNIST defaults to where Debian's `dataset-fashion-mnist` installs it). Missing or
     corrupt files raise one error naming the path and how to obtain the data.
     """
-    from repatlas import formats
-
     if name == "digits":
         return _digits()
     try:
@@ -97,24 +96,6 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> dict[s
     except formats.FormatError as exc:
         raise DataError(str(exc)) from None
     raise DataError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
-
-
-def write_full(name: str, path: str | os.PathLike, data_dir=None) -> dict:
-    """Write `full.npz` for a dataset: canonical arrays plus checksum and metadata."""
-    arrays = load_dataset(name, data_dir)
-    meta = {
-        "dataset": name,
-        "checksum": checksum(*(arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))),
-        "n_train": int(len(arrays["y_train"])),
-        "n_test": int(len(arrays["y_test"])),
-        "n_classes": int(max(arrays["y_train"].max(), arrays["y_test"].max()) + 1),
-        "shape": list(arrays["x_train"].shape[1:]),
-        # Per-channel statistics of the training pool, used to standardise inputs.
-        "mean": (arrays["x_train"].mean(axis=(0, 2, 3)) / 255.0).tolist(),
-        "std": (arrays["x_train"].std(axis=(0, 2, 3)) / 255.0).tolist(),
-    }
-    save_npz(path, meta, **arrays)
-    return meta
 
 
 def save_npz(path, meta: dict, **arrays: np.ndarray) -> None:
@@ -145,16 +126,6 @@ def subset_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(balanced_order(labels, seed)[:n])
 
 
-def write_subset(full_path, path, n: int, seed: int) -> dict:
-    """Write `train-n{n}-s{seed}.npz`: the subset's arrays, its indices into the pool, and meta."""
-    arrays, meta = load_npz(full_path)
-    idx = subset_indices(arrays["y_train"], n, seed)
-    sub_meta = {**meta, "n": n, "seed": seed, "subset_of": meta.get("checksum")}
-    sub_meta["checksum"] = checksum(idx, arrays["x_train"][idx], arrays["y_train"][idx])
-    save_npz(path, sub_meta, x=arrays["x_train"][idx], y=arrays["y_train"][idx], index=idx)
-    return sub_meta
-
-
 def probe_set(full: dict[str, np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The fixed probe examples: (x, y, index into the test split), class-balanced, `size` of them."""
     y = full["y_test"]
@@ -166,7 +137,7 @@ def probe_set(full: dict[str, np.ndarray], size: int) -> tuple[np.ndarray, np.nd
 
 def standardise(x_uint8, mean, std):
     """uint8 images → float32 standardised per channel (works for numpy arrays and torch tensors)."""
-    import torch
+    import torch  # repatlas.data stays torch-free: the config checks (and so every rule) import it
 
     x = torch.as_tensor(x_uint8).float().div_(255.0)
     m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)

@@ -43,16 +43,18 @@ import warnings
 from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
+import xarray as xr
 from torch.func import functional_call, jvp
 
-from repatlas.data import load_classification
 from repatlas.devices import resolve_device
 from repatlas.ensemble_claims import judge
 from repatlas.models import mlp
 from repatlas.multiview import PatchCNN, multiview_features, multiview_patches, views_learned
+from repatlas.train import optimiser_step, sgd_optimiser
 
 DEFAULT_TEMPERATURE = 4.0
 DEFAULT_ALPHA = 0.9
@@ -137,8 +139,6 @@ def ensemble_accuracy_curve(logits_list, labels, *, orders: int | str = 100, see
 
     Returns an `xarray.DataArray` over dim "size" (1..M), with the ensemble-of-k accuracy.
     """
-    import xarray as xr
-
     probs = softmax(_as_logit_stack(logits_list))  # (M, N, C)
     labels = np.asarray(labels)
     m = probs.shape[0]
@@ -319,12 +319,10 @@ def train_classifier(
         x_te, y_te = _to_tensor(x_test).to(dev), _to_tensor(y_test, torch.long).to(dev)
 
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(n / batch_size)
     total = max(1, epochs * steps_per_epoch)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
-    )
+    # the project's one recipe (repatlas.train): here without warmup, cosine from lr to 0 over all steps
+    opt, sched = sgd_optimiser(params, lr=lr, momentum=momentum, weight_decay=weight_decay, total_steps=total)
     gen = torch.Generator(device="cpu").manual_seed(seed)  # the same batch order on every device
     full = batch_size >= n  # one batch: no shuffle, and no copy from indexing the whole set
     has_t = targets is not None
@@ -348,10 +346,7 @@ def train_classifier(
                     loss = kd_loss(out, tb, yb, temperature=temperature, alpha=alpha, teacher_kind="probs")
                 else:
                     loss = F.cross_entropy(out, yb)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
+                optimiser_step(loss, opt, sched)
                 loss_sum += loss.detach().double() * len(idx)
                 correct += (out.argmax(1) == yb).sum()
             record = {
@@ -659,8 +654,6 @@ def compare_methods(
     ensemble's row). `df.attrs` holds the settings, the ensemble's test logits per member
     ("member_test_logits", (N, n_test, C)) and the total time.
     """
-    import pandas as pd
-
     if regime not in REGIMES:
         raise ValueError(f"regime must be one of {REGIMES}; got {regime!r}")
     dev = resolve_device(device)
@@ -728,7 +721,7 @@ def compare_methods(
     return df
 
 
-def summarise(df) -> "pandas.DataFrame":  # noqa: F821
+def summarise(df) -> pd.DataFrame:
     """Mean, std (ddof=1; NaN for one row) and count of test accuracy per method, in METHODS order."""
     out = df.groupby("method")["test_acc"].agg(["mean", "std", "count"])
     return out.reindex([m for m in METHODS if m in out.index])
@@ -751,8 +744,6 @@ def methods_study(x_train, y_train, x_test, y_test, model_factory: Callable[[], 
       ensemble_error (trial, size): test error of an ensemble of k members (mean softmax
       probabilities), k = 1..N, averaged over all k-subsets of the trial's members.
     """
-    import xarray as xr
-
     frames, curves = [], []
     for t in range(trials):
         df = compare_methods(x_train, y_train, x_test, y_test, model_factory, n_seeds=n_seeds, regime=regime,
@@ -787,8 +778,6 @@ def dropping_study(x_train, y_train, x_test, y_test, model_factory: Callable[[],
     """Train n_seeds networks (init and batch-order seeds seed..seed+N−1, as the single members
     of `compare_methods`) on `device`, zero a random fraction of `layer`'s units in each, and
     compare the members' accuracy with their ensemble's (the multi-view explanation of ensembling)."""
-    import xarray as xr
-
     models = []
     for i in range(n_seeds):
         model = _build(model_factory, seed + i, "feature").to(resolve_device(device))
@@ -819,8 +808,8 @@ class StudySetup(NamedTuple):
     attrs: dict
 
 
-def _mlp_setup(input_files: dict, network: dict, train: dict) -> StudySetup:
-    x_tr, y_tr, x_te, y_te = load_classification(input_files["full"], input_files["subset"])
+def _mlp_setup(data, network: dict, train: dict) -> StudySetup:
+    x_tr, y_tr, x_te, y_te = data
     in_features, n_classes = int(np.prod(x_tr.shape[1:])), int(max(y_tr.max(), y_te.max()) + 1)
     width, depth = network["width"], network["depth"]
     factory = lambda: mlp(depth, width, in_features=in_features, n_classes=n_classes)  # noqa: E731
@@ -850,13 +839,14 @@ def _multiview_setup(mu: float, data: dict, network: dict, train: dict, regime: 
                        "train_single_view": int(tr.single.sum()), "test_single_view": int(te.single.sum())})
 
 
-def study_setup(input_files: dict, settings: dict, regime: str, seed: int = 0) -> StudySetup:
+def study_setup(data, settings: dict, regime: str, seed: int = 0) -> StudySetup:
     """The data, network and training options of one ensembles job.
 
     `settings` comes from the workflow (rules/common.smk: `ensembles_settings`): "mu" present
     means the multi-view data at that single-view fraction with the paper's `PatchCNN`
-    (`settings["data"]`, `settings["network"]`), else the study dataset's subset
-    (`input_files`: "full", "subset") with an MLP of `settings["network"]` width/depth.
+    (`settings["data"]`, `settings["network"]`; `data` is not used), else the study dataset's
+    subset, `data` = (x_train, y_train, x_test, y_test) as `repatlas.data.load_classification`
+    returns them, with an MLP of `settings["network"]` width/depth.
     `settings["train"]` holds the `train_classifier` options; "ntk_lr" and "ntk_epochs" keys
     replace "lr" and "epochs" (students: "kd_epochs" too) in the NTK regime, where a linearised
     network needs its own step size and converges in fewer steps.
@@ -872,13 +862,13 @@ def study_setup(input_files: dict, settings: dict, regime: str, seed: int = 0) -
                 train["kd_epochs"] = ntk["epochs"]
     if settings.get("mu") is not None:
         return _multiview_setup(settings["mu"], settings["data"], settings["network"], train, regime, seed)
-    return _mlp_setup(input_files, settings["network"], train)
+    return _mlp_setup(data, settings["network"], train)
 
 
-def run_methods(input_files: dict, settings: dict, regime: str):
-    """One methods job: `methods_study` on the setup `study_setup(input_files, settings, regime)`,
+def run_methods(data, settings: dict, regime: str):
+    """One methods job: `methods_study` on the setup `study_setup(data, settings, regime)`,
     with settings' seeds (ensemble size), trials, students, temperature and alpha."""
-    s = study_setup(input_files, settings, regime)
+    s = study_setup(data, settings, regime)
     ds = methods_study(s.x_train, s.y_train, s.x_test, s.y_test, s.factory, regime=regime,
                        n_seeds=settings["seeds"], trials=settings["trials"], students=settings["students"],
                        temperature=settings["temperature"], alpha=settings["alpha"], test_subsets=s.test_subsets,
@@ -886,9 +876,9 @@ def run_methods(input_files: dict, settings: dict, regime: str):
     return ds.assign_attrs(s.attrs)
 
 
-def run_dropping(input_files: dict, settings: dict, fractions):
+def run_dropping(data, settings: dict, fractions):
     """One dropping job: `dropping_study` on the feature-regime setup of `settings`."""
-    s = study_setup(input_files, settings, "feature")
+    s = study_setup(data, settings, "feature")
     train = {k: v for k, v in s.train.items() if k != "kd_epochs"}
     ds = dropping_study(s.x_train, s.y_train, s.x_test, s.y_test, s.factory, layer=s.layer, fractions=fractions,
                         n_seeds=settings["seeds"], **train)
@@ -909,7 +899,7 @@ def patch_weights(model: nn.Module) -> torch.Tensor:
     return model.weights()
 
 
-def summary_table(datasets: dict) -> "pandas.DataFrame":  # noqa: F821
+def summary_table(datasets: dict) -> pd.DataFrame:
     """Test error per (data, regime, method) from `methods_study` results, with the paper's claims.
 
     `datasets` maps (data name, regime) to a Dataset. One row per method plus "ensemble_of_2"
@@ -919,8 +909,6 @@ def summary_table(datasets: dict) -> "pandas.DataFrame":  # noqa: F821
     for multi-view data mu, single_view_error_mean and views_learned_mean. Then
     `repatlas.ensemble_claims.judge` adds prediction, predicted_error and verdict.
     """
-    import pandas as pd
-
     rows = []
     for (data, regime), ds in datasets.items():
         mu = float(ds.attrs["mu"]) if "mu" in ds.attrs else np.nan

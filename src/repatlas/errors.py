@@ -20,11 +20,14 @@ for 5, so rejecting at 0.05 needs ≥ 4 seeds each.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 
 import numpy as np
+import pandas as pd
+import torch
 import xarray as xr
+
+from repatlas.devices import resolve_device
 
 TEST_DESCRIPTION = (
     "Permutation test on models. H0: the models of A and B are exchangeable (the architecture "
@@ -51,10 +54,6 @@ def predict(model, x, *, batch_size: int = 512, device: str = "cpu") -> np.ndarr
     Runs in float32 on every device (no autocast), so near-tied logits are decided the same way on
     CPU and GPU. The model's device and train/eval mode are restored afterwards.
     """
-    import torch
-
-    from repatlas.train import resolve_device
-
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
     x = torch.as_tensor(x)
@@ -265,79 +264,7 @@ def error_analysis(pred_a, pred_b, labels, *, permutations: int = 10000, seed: i
     )
 
 
-# ----------------------------------------------------------------------------- pipeline steps
-
-
-def predictions_to_file(model_path, full_path, out_path, *, device: str = "cpu", threads: int = 1) -> dict:
-    """Test-split predictions of a checkpoint → .nc (dim `example` = index into the test split)."""
-    from repatlas.threads import pinned_threads
-    from repatlas.data import load_npz, standardise
-    from repatlas.io import write_netcdf
-    from repatlas.train import load_checkpoint
-
-    model, spec, _ = load_checkpoint(model_path)
-    full, meta = load_npz(full_path)
-    with pinned_threads(threads):
-        x = standardise(full["x_test"], meta["mean"], meta["std"])
-        prediction = predict(model, x, device=device)
-    labels = full["y_test"].astype(np.int64)
-    info = {
-        "model": str(spec),
-        "test_accuracy": float((prediction == labels).mean()),
-        "checkpoint": str(model_path),
-        "dataset": str(meta.get("dataset", "")),
-        "dataset_checksum": str(meta.get("checksum", "")),
-        "created_by": "repatlas.errors.predictions_to_file",
-    }
-    ds = xr.Dataset({"prediction": ("example", prediction), "label": ("example", labels)},
-                    coords={"example": np.arange(len(labels))}, attrs=info)
-    write_netcdf(ds, out_path)
-    return info
-
-
-def _read_predictions(path) -> xr.Dataset:
-    try:
-        with xr.open_dataset(path) as ds:
-            ds = ds.load()
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        raise ValueError(f"{path}: not a readable predictions file ({exc})") from exc
-    missing = [v for v in ("prediction", "label") if v not in ds]
-    if missing or "example" not in ds.dims:
-        raise ValueError(f"{path}: not a predictions file (needs variables prediction, label over "
-                         f"dim example; lacks {missing or ['example']})")
-    return ds
-
-
-def error_analysis_to_file(paths_a, paths_b, out_path, *, permutations: int = 10000, seed: int = 0) -> None:
-    """Read prediction files of two groups, run `error_analysis`, write the Dataset as .nc.
-
-    All files must cover the same examples with the same labels. Each model's file and spec are
-    recorded as coords `source` and `spec` on dim `model`; the two lists of files as JSON attrs.
-    """
-    from repatlas.io import write_netcdf
-
-    paths_a, paths_b = [str(p) for p in paths_a], [str(p) for p in paths_b]
-    for name, paths in (("paths_a", paths_a), ("paths_b", paths_b)):
-        if not paths:
-            raise ValueError(f"{name} is empty: need at least one predictions file")
-    files = [_read_predictions(p) for p in paths_a + paths_b]
-    reference, ref_path = files[0], (paths_a + paths_b)[0]
-    for path, ds in zip(paths_a + paths_b, files):
-        if not np.array_equal(ds["example"].values, reference["example"].values):
-            raise ValueError(f"{path}: covers other examples than {ref_path}")
-        if not np.array_equal(ds["label"].values, reference["label"].values):
-            raise ValueError(f"{path}: has other labels than {ref_path}")
-    pred = np.stack([ds["prediction"].values for ds in files])
-    out = error_analysis(pred[: len(paths_a)], pred[len(paths_a) :],
-                         reference["label"].values, permutations=permutations, seed=seed,
-                         examples=reference["example"].values)
-    out = out.assign_coords(source=("model", paths_a + paths_b),
-                            spec=("model", [str(ds.attrs.get("model", "")) for ds in files]))
-    out.attrs.update({"files_a": json.dumps(paths_a), "files_b": json.dumps(paths_b),
-                      "created_by": "repatlas.errors.error_analysis_to_file"})
-    write_netcdf(out, out_path)
+# ----------------------------------------------------------------------------- tables
 
 
 MAX_ACCURACY_GAP = 0.01  # 1 point: Nguyen et al. compare wide and deep models of similar accuracy
@@ -351,8 +278,6 @@ def error_table(results: dict, *, max_gap: float = MAX_ACCURACY_GAP):
     where |accuracy_gap| > `max_gap` (then a small p may reflect the accuracy difference, not the
     architecture) or where min_p > 0.05 (too few seeds to reject at 5 %).
     """
-    import pandas as pd
-
     if not 0 <= max_gap <= 1:
         raise ValueError(f"max_gap must be an accuracy difference in [0, 1]; got {max_gap}")
     rows = []
@@ -377,16 +302,3 @@ def error_table(results: dict, *, max_gap: float = MAX_ACCURACY_GAP):
             "warning": "; ".join(warnings),
         })
     return pd.DataFrame(rows)
-
-
-def error_table_to_file(paths: dict, out_csv, *, max_gap: float = MAX_ACCURACY_GAP) -> None:
-    """`error_table` from files: {(arch_a, arch_b): error-analysis .nc} → CSV."""
-    from repatlas.io import atomic_path
-
-    results = {}
-    for pair, path in paths.items():
-        with xr.open_dataset(path) as ds:
-            results[tuple(pair)] = ds.load()
-    table = error_table(results, max_gap=max_gap)
-    with atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False)

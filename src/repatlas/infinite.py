@@ -29,12 +29,16 @@ per width, to see whether that gap is a finite-width bias (~ 1/width).
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
+import xarray as xr
+from scipy.optimize import curve_fit
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
+from repatlas.data import balanced_order
 from repatlas.threads import pinned_threads
 
 ACTIVATIONS = ("relu", "erf")
@@ -334,8 +338,6 @@ def conv_kernels(
         for block in blocks:
             run(block)
     else:
-        from concurrent.futures import ThreadPoolExecutor
-
         with pinned_threads(1), ThreadPoolExecutor(int(threads)) as pool:
             list(pool.map(run, blocks))  # list(): re-raise a worker's exception here
     return nngp, ntk
@@ -791,8 +793,6 @@ def cookbook_experiment(*, architecture="mlp", n_models=100, width=512, depth=2,
     infinite-width NTK mean ``ntk_mean`` and sd ``ntk_sd`` at each recorded t, the ensemble's
     and the predicted train/test losses, and the training data.
     """
-    import xarray as xr
-
     x_train, y_train, x_test, y_test = sine_dataset(n_train, n_test, noise, seed=data_seed)
     run = train_ensemble_gd(x_train, y_train, x_test, y_test=y_test, n_models=n_models, width=width,
                             depth=depth, activation=activation, w_std=w_std, b_std=b_std, lr=lr,
@@ -842,8 +842,6 @@ def cookbook_gap(*, width, pairs, architecture="mlp", depth=2, activation="erf",
     Returns an xarray.Dataset: ``pair_mean`` (pair, x), ``ntk_mean`` (x), and the statistics of
     :func:`gap_statistics` as scalars.
     """
-    import xarray as xr
-
     x_train, y_train, x_test, _ = sine_dataset(n_train, n_test, noise, seed=data_seed)
     width_seed = int(np.random.SeedSequence([int(seed), int(width)]).generate_state(1)[0])
     run = train_ensemble_gd(x_train, y_train, x_test, n_models=2 * int(pairs), width=int(width), depth=depth,
@@ -900,8 +898,6 @@ def fit_gap_exponent(widths, gap2, gap2_se) -> dict:
     ``exponent`` p, ``exponent_se`` (from the fit's covariance with absolute sigma), ``amplitude``
     A (gap at width 1 is sqrt(A)) and ``chi2`` / ``dof``. Needs at least 3 widths.
     """
-    from scipy.optimize import curve_fit
-
     w = np.asarray(widths, np.float64)
     g2, se = np.asarray(gap2, np.float64), np.asarray(gap2_se, np.float64)
     if len(w) < 3:
@@ -922,7 +918,7 @@ def fit_gap_exponent(widths, gap2, gap2_se) -> dict:
             "chi2": chi2, "dof": int(len(w) - 2)}
 
 
-def cookbook_gap_table(datasets) -> "xr.Dataset":
+def cookbook_gap_table(datasets) -> xr.Dataset:
     """Per-width :func:`cookbook_gap` results stacked along ``width``, with the fitted exponent.
 
     Variables ``gap``, ``gap_se``, ``gap2``, ``gap2_se``, ``gap_raw``, ``noise_rms`` and ``pairs``
@@ -931,8 +927,6 @@ def cookbook_gap_table(datasets) -> "xr.Dataset":
     (p > 2 standard errors) with p = 1 within 2 standard errors — the condition for citing the gap
     as a finite-width bias rather than noise or a width-independent offset.
     """
-    import xarray as xr
-
     rows = sorted(datasets, key=lambda ds: int(ds.attrs["width"]))
     widths = [int(ds.attrs["width"]) for ds in rows]
     if len(set(widths)) != len(widths):
@@ -957,8 +951,6 @@ def ntk_convergence(*, widths, seeds, n_points=20, in_dim=8, depth=2, activation
 
     Inputs are ``n_points`` Gaussian points in ``in_dim`` dimensions. Expected to fall ~ 1/√width.
     """
-    import xarray as xr
-
     x = np.random.default_rng(data_seed).standard_normal((n_points, in_dim))
     _, theta = kernels(x, depth=depth, activation=activation, w_std=w_std, b_std=b_std,
                        architecture=architecture)
@@ -989,8 +981,6 @@ def regression_experiment(x_train, labels_train, x_test, labels_test, *, widths,
     over initialisations, so only centred networks converge to it as width grows; a single raw
     network keeps its random initial function at every width. Returns an xarray.Dataset.
     """
-    import xarray as xr
-
     x_train = np.asarray(x_train, dtype=np.float64).reshape(len(x_train), -1)
     x_test = np.asarray(x_test, dtype=np.float64).reshape(len(x_test), -1)
     n_classes = int(max(labels_train.max(), labels_test.max()) + 1)
@@ -1072,10 +1062,6 @@ def conv_regression(x_train, labels_train, x_test, labels_test, *, n_trains, dep
     ``conv_minus_fc`` (kernel, n_train) = accuracy(conv) - accuracy(fc) on the same test examples
     and its standard error ``conv_minus_fc_se`` = sd(correct_conv - correct_fc) / sqrt(n_test).
     """
-    import xarray as xr
-
-    from repatlas.data import balanced_order
-
     x_train, x_test = _as_images_float64(x_train), _as_images_float64(x_test)
     labels_train, labels_test = np.asarray(labels_train), np.asarray(labels_test)
     n_trains = sorted({int(n) for n in n_trains})

@@ -35,8 +35,8 @@ number of clones and ``planted_mixture`` rank-d ones without designed copies, wh
 same critical chunk (≈ d): a clone count is width ÷ the layer's effective dimension, bounded
 below by the rank floor ``pca_chunk_size``.
 
-The pipeline steps at the end (``features_to_file``, ``chunks_to_file``, ``summary_to_file``)
-work on any ``repatlas.models`` classifier: the representation is the input of the final linear
+The pipeline steps (``repatlas.steps.mitosis``: last-layer features, :func:`clone_metrics` of
+them, :func:`clones_table` of all) work on any ``repatlas.models`` classifier: the representation is the input of the final linear
 layer, i.e. an MLP's last hidden layer (``width`` units) or a ResNet's globally pooled features
 (64·k units for width multiplier k, :func:`last_layer_units`).
 """
@@ -48,6 +48,7 @@ import warnings
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from repatlas.threads import pinned_threads
@@ -583,59 +584,16 @@ def last_layer_units(arch: str, width: int) -> int:
     return units[arch] * int(width)
 
 
-def features_to_file(model_path, full_path, subset_path, out_path, *, epoch: int | None = None,
-                     device: str = "cpu") -> dict:
-    """Last-hidden-layer features (input of the final linear layer: an MLP's last hidden layer, a
-    ResNet's pooled features) on the training subset and the test split, with the final layer's
-    weight and bias, the test logits and both accuracies → .npz (meta: model spec, layer, accuracies,
-    the training epoch of the weights). ``model_path`` is a ``model.pt``, or with ``epoch`` the
-    snapshots folder of a run (``repatlas.train.train_to_files``), read at that epoch.
-
-    Features are taken in eval mode (BatchNorm running statistics), without augmentation, on
-    `device`; the rest is float64 numpy on the host."""
-    import torch
-
-    from repatlas.activations import iter_activations
-    from repatlas.data import load_npz, save_npz, standardise
-    from repatlas.devices import resolve_device
-    from repatlas.models import representation_layers
-    from repatlas.train import load_checkpoint, snapshot_path
-
-    dev = resolve_device(device)
-    model, spec, ckpt_meta = load_checkpoint(model_path if epoch is None else snapshot_path(model_path, epoch))
-    model.to(dev)
-    full, meta = load_npz(full_path)
-    sub, _ = load_npz(subset_path)
-    last = representation_layers(model)[-1]
-    head = list(model.children())[-1]  # the final nn.Linear (logits / fc)
-
-    def features(images):
-        x = standardise(torch.as_tensor(images, device=dev), meta["mean"], meta["std"])
-        return np.concatenate([a[last] for _, a in iter_activations(model, x, [last], 512)])
-
-    f_train, f_test = features(sub["x"]), features(full["x_test"])
-    weight = head.weight.detach().cpu().numpy().astype(np.float64)
-    bias = head.bias.detach().cpu().numpy().astype(np.float64)
-    logits = f_test @ weight.T + bias
-    train_logits = f_train @ weight.T + bias
-    info = {"model": spec, "layer": last, "units": int(f_test.shape[1]),
-            "test_accuracy": float((logits.argmax(1) == full["y_test"]).mean()),
-            "train_accuracy": float((train_logits.argmax(1) == sub["y"]).mean()),
-            # the training epoch of these weights: a snapshot's, or the final epoch of model.pt
-            "epoch": int(ckpt_meta.get("epoch", (ckpt_meta.get("final") or {}).get("epoch", -1)))}
-    save_npz(out_path, info, features_train=f_train, labels_train=sub["y"], features_test=f_test,
-             labels_test=full["y_test"], weight=weight, bias=bias, logits_test=logits)
-    return info
-
-
 R2_THRESHOLDS = (0.8, 0.9, 0.95)
 DEFAULT_HELDOUT = 0.5
 
 
-def chunks_to_file(features_path, out_path, *, repeats: int = 50, seed: int = 0,
-                   threshold: float = DEFAULT_R2_THRESHOLD, thresholds=R2_THRESHOLDS,
-                   heldout: float = DEFAULT_HELDOUT, attrs: dict | None = None) -> xr.Dataset:
-    """Chunk metrics of a features file on the test split (chunk sizes 1, 2, 4, … width) → netCDF.
+def clone_metrics(arrays: dict, info: dict, *, repeats: int = 50, seed: int = 0,
+                  threshold: float = DEFAULT_R2_THRESHOLD, thresholds=R2_THRESHOLDS,
+                  heldout: float = DEFAULT_HELDOUT, attrs: dict | None = None,
+                  source: str = "features") -> xr.Dataset:
+    """Chunk metrics of a features file's arrays and meta `info` (`repatlas.steps.mitosis.features_to_file`;
+    `source` names it in errors) on the test split (chunk sizes 1, 2, 4, … width).
 
     Two regressions per chunk: in-sample (fit and score on all test rows, as the paper's code) and
     held-out (fit on a random ``1 − heldout`` of the test rows, score R² and residual correlation
@@ -652,18 +610,14 @@ def chunks_to_file(features_path, out_path, *, repeats: int = 50, seed: int = 0,
     ``width`` (last-hidden-layer units), ``test_accuracy``, ``train_accuracy`` (eval
     mode, no augmentation, on the training subset), ``epoch`` (the training epoch of the weights;
     -1 if unknown) and ``attrs`` (e.g. regime, dataset, n; plain
-    str/int/float values). Returns the Dataset it wrote.
+    str/int/float values).
     """
-    from repatlas.data import load_npz
-    from repatlas.io import write_netcdf
-
     thresholds = sorted({float(t) for t in (*thresholds, threshold)})
     if not all(0 < t <= 1 for t in thresholds):
         raise ValueError(f"threshold(s) must lie in (0, 1]; got {thresholds}")
-    arrays, info = load_npz(features_path)
     missing = [k for k in ("features_test", "weight", "bias", "labels_test") if k not in arrays]
     if missing:
-        raise KeyError(f"{features_path}: not a mitosis features file (lacks {missing})")
+        raise KeyError(f"{source}: not a mitosis features file (lacks {missing})")
     args = (arrays["features_test"], arrays["weight"], arrays["bias"], arrays["labels_test"])
     width = arrays["features_test"].shape[1]
     sizes = default_chunk_sizes(width)
@@ -696,7 +650,6 @@ def chunks_to_file(features_path, out_path, *, repeats: int = 50, seed: int = 0,
         "epoch": int(info.get("epoch", -1)),
         **(attrs or {}),
     })
-    write_netcdf(ds, out_path)
     return ds
 
 
@@ -735,7 +688,7 @@ def _at_critical(ds: xr.Dataset, variable: str, c_star: float) -> float:
 
 
 def chunk_summary(ds: xr.Dataset) -> dict:
-    """One summary row of a :func:`chunks_to_file` Dataset: its attrs (``SUMMARY_COLUMNS``), the
+    """One summary row of a :func:`clone_metrics` Dataset: its attrs (``SUMMARY_COLUMNS``), the
     clone count for each R² kind and threshold (``clones_r2_<t>`` in-sample,
     ``clones_heldout_r2_<t>``), and at the (in-sample, primary-threshold) critical chunk c* — read
     at the smallest chunk size of the grid ≥ c* — the residual correlation (in-sample; also at 2c*,
@@ -795,8 +748,6 @@ def mitosis_claims(table, tolerances: dict | None = None):
     Claims are 1/0 (empty where untestable: below the onset, too few widths). Tolerances:
     ``CLAIM_TOLERANCES`` updated by ``tolerances``.
     """
-    import pandas as pd
-
     tol = {**CLAIM_TOLERANCES, **(tolerances or {})}
     out = table.copy()
     cols = ["onset_width", "above_onset", "clones_width_slope", "claim_constant_critical_chunk",
@@ -840,12 +791,10 @@ def mitosis_claims(table, tolerances: dict | None = None):
 
 
 def clones_table(datasets, tolerances: dict | None = None) -> "pd.DataFrame":
-    """One row per :func:`chunks_to_file` result (:func:`chunk_summary`: ``width`` = last-hidden-layer
+    """One row per :func:`clone_metrics` result (:func:`chunk_summary`: ``width`` = last-hidden-layer
     units, ``model_width`` = the model's width argument; a missing attr is empty) with the claim
     columns of :func:`mitosis_claims`, rows sorted by arch, width, seed and epoch (each run's
     snapshots, then its converged model)."""
-    import pandas as pd
-
     rows = [chunk_summary(ds) for ds in datasets]
     if not rows:
         raise ValueError("datasets must hold at least one chunk-metrics Dataset")
@@ -853,16 +802,3 @@ def clones_table(datasets, tolerances: dict | None = None) -> "pd.DataFrame":
     table = pd.DataFrame(rows, columns=columns).sort_values(
         ["arch", "width", "model_seed", "epoch"], kind="stable").reset_index(drop=True)
     return mitosis_claims(table, tolerances)
-
-
-def summary_to_file(chunk_paths, out_path) -> None:
-    """The clone counts of every chunk-metrics file in ``chunk_paths`` → one CSV (:func:`clones_table`)."""
-    from repatlas.io import atomic_path
-
-    datasets = []
-    for path in chunk_paths:
-        with xr.open_dataset(path) as ds:
-            datasets.append(ds.load())
-    table = clones_table(datasets)
-    with atomic_path(out_path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")

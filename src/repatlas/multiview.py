@@ -58,6 +58,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from repatlas.data import balanced_order
+
 
 # ----------------------------------------------------------------------------- data
 
@@ -127,8 +129,6 @@ def multiview_patches(
     at random and disjoint from other features'. Train and test sets share `feature_seed` and
     differ in `seed`.
     """
-    from repatlas.data import balanced_order
-
     k, v_count, c_p = n_classes, views_per_class, patches_per_view
     if not 0 <= single_view_fraction <= 1:
         raise ValueError(f"single_view_fraction must be in [0, 1]; got {single_view_fraction}")

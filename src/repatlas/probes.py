@@ -23,7 +23,7 @@ steps; ≥ 1024 left SGD noise in narrow layers trained for many steps.
 **Ceiling.** Probes say something about a network only where the input itself is not already
 linearly separable: on digits a probe on the raw pixels scores 0.91 (n = 500, 10 epochs), so
 every layer sits near the ceiling and the curve through the network is flat noise.
-`probes_to_file` first fits the same probe on the standardised input (`input_probe`) and probes
+`repatlas.steps.widedeep.probes_to_file` first fits the same probe on the standardised input (`input_probe`) and probes
 the layers only when that scores below `input_ceiling` (0.9); otherwise the result says
 "ceiling" (status attr) and holds no layer accuracies (NaN). Fashion-MNIST's pixels give
 0.76–0.81 (n = 1,000–4,000, 5–10 epochs).
@@ -39,12 +39,21 @@ from __future__ import annotations
 import copy
 import json
 import math
+from collections import OrderedDict
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 import xarray as xr
 from torch import nn
+
+from repatlas.activations import LayerCapture
+from repatlas.blocks import label_pruning
+from repatlas.devices import resolve_device
+from repatlas.model_ids import parse_model_id
+from repatlas.models import BasicBlock, representation_layers
+from repatlas.train import evaluate
 
 FEATURE_NORM2 = 256.0  # E‖x − μ‖² of a standardised training example, in every layer
 _NO_FINE_TUNING = "none: blocks removed from the trained model, BatchNorm in eval mode with its running statistics"
@@ -76,8 +85,6 @@ def _check_positive(**values) -> None:
 
 
 def _default_layers(model: nn.Module, layers) -> list[str]:
-    from repatlas.models import representation_layers
-
     if layers is None:
         layers = representation_layers(model)
     if isinstance(layers, str):
@@ -178,9 +185,6 @@ def linear_probes(
     flattened features per layer). A module called k > 1 times per forward pass is probed once
     per call (`name`, `name@1`, ...), as `repatlas.activations.LayerCapture` records it.
     """
-    from repatlas.activations import LayerCapture
-    from repatlas.train import resolve_device
-
     if int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs must be a positive integer; got {epochs}")
     if int(batch_size) != batch_size or batch_size < 1:
@@ -267,8 +271,6 @@ def linear_probes(
 
 def _is_removable(module: nn.Module) -> bool:
     """A residual block whose output has its input's shape: stride 1 and an identity shortcut."""
-    from repatlas.models import BasicBlock
-
     return (isinstance(module, BasicBlock) and isinstance(module.shortcut, nn.Identity)
             and tuple(module.conv1.stride) == (1, 1) and tuple(module.conv2.stride) == (1, 1))
 
@@ -303,8 +305,6 @@ def prune(model: nn.Module, names) -> nn.Module:
 
 
 def _accuracy(model, x, y, batch_size) -> float:
-    from repatlas.train import evaluate
-
     return float(evaluate(model, x, y, batch_size)[1])
 
 
@@ -321,13 +321,10 @@ def pruning_experiment(model: nn.Module, x_test, y_test, layers, blocks=None, *,
     Returns an xarray.Dataset over dim ``removed`` (block names) with variables accuracy and
     accuracy_change (accuracy − base_accuracy); attrs base_accuracy, fine_tuning, layers (JSON),
     n_test. With `blocks` (inclusive (start, end) index pairs into `layers`, as
-    `repatlas.cka.detect_blocks` returns them) the result is labelled inside / outside them by
+    `repatlas.blocks.detect_blocks` returns them) the result is labelled inside / outside them by
     `repatlas.blocks.label_pruning`. The pipeline labels later, from the within-model CKA, so
     that changing the CKA settings does not rerun the forward passes.
     """
-    from repatlas.blocks import label_pruning
-    from repatlas.train import resolve_device
-
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size}")
     layers = [str(n) for n in layers]
@@ -357,22 +354,21 @@ def pruning_experiment(model: nn.Module, x_test, y_test, layers, blocks=None, *,
     return ds if blocks is None else label_pruning(ds, blocks)
 
 
-# ----------------------------------------------------------------------------- pipeline steps
+# ----------------------------------------------------------------------------- tables
 
 
 def input_probe(x_train, y_train, x_test, y_test, *, epochs: int = 10, lr: float = 0.01, batch_size: int = 128,
                 seed: int = 0, device: str = "cpu") -> xr.Dataset:
     """`linear_probes` on the network's input itself (layer "input": the flattened standardised
     images), with the same standardisation and SGD: the accuracy a layer probe must beat."""
-    from collections import OrderedDict
-
     identity = nn.Sequential(OrderedDict(input=nn.Identity()))
     return linear_probes(identity, x_train, y_train, x_test, y_test, layers=["input"], epochs=epochs, lr=lr,
                          batch_size=batch_size, seed=seed, device=device)
 
 
-def _ceiling(layer_names) -> xr.Dataset:
-    """A probes Dataset whose layers were not probed: the input probe was already at the ceiling."""
+def ceiling_probes(layer_names) -> xr.Dataset:
+    """A probes Dataset whose layers were not probed (NaN accuracies, 0 units): the input probe
+    was already at the ceiling, so a probe curve would say nothing."""
     names = list(layer_names)
     nan = np.full(len(names), np.nan)
     return xr.Dataset(
@@ -382,76 +378,11 @@ def _ceiling(layer_names) -> xr.Dataset:
     )
 
 
-def probes_to_file(model_path, full_path, subset_path, out_path, *, epochs: int, lr: float,
-                   batch_size: int, seed: int = 0, input_ceiling: float = 0.9, device: str = "cpu",
-                   threads: int = 1) -> None:
-    """Probe every representation layer of a checkpoint: trained on the training subset, tested
-    on the whole test split → netCDF Dataset (see `linear_probes`).
-
-    A probe on the input comes first (`input_probe`, same settings): attrs input_test_accuracy and
-    status = "probed" when it is below `input_ceiling`, else "ceiling", and then the layers are not
-    probed (NaN accuracies, units 0): a probe curve from a linearly separable input says nothing.
-    """
-    from repatlas.threads import pinned_threads
-    from repatlas.data import load_classification
-    from repatlas.io import write_netcdf
-    from repatlas.models import representation_layers
-    from repatlas.train import load_checkpoint
-
-    if not 0 < input_ceiling <= 1:
-        raise ValueError(f"input_ceiling must be in (0, 1]; got {input_ceiling}")
-    settings = dict(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device)
-    with pinned_threads(threads):
-        model, spec, ckpt_meta = load_checkpoint(model_path)
-        x_train, y_train, x_test, y_test = load_classification(full_path, subset_path)
-        baseline = input_probe(x_train, y_train, x_test, y_test, **settings)
-        input_accuracy = float(baseline["test_accuracy"].values[0])
-        if input_accuracy >= input_ceiling:
-            ds = _ceiling(representation_layers(model))
-            ds.attrs.update({k: baseline.attrs[k] for k in ("epochs", "lr", "batch_size", "seed", "n_classes",
-                                                             "n_train", "n_test")})
-        else:
-            ds = linear_probes(model, x_train, y_train, x_test, y_test, **settings)
-    ds.attrs.update({"status": "ceiling" if input_accuracy >= input_ceiling else "probed",
-                     "input_test_accuracy": input_accuracy,
-                     "input_train_accuracy": float(baseline["train_accuracy"].values[0]),
-                     "input_ceiling": float(input_ceiling),
-                     "model": json.dumps(spec), "checkpoint": str(model_path),
-                     "trained_on": json.dumps(ckpt_meta.get("dataset", {})),
-                     "train_file": str(subset_path), "test_file": str(full_path)})
-    write_netcdf(ds, out_path)
-
-
-def pruning_to_file(model_path, full_path, out_path, *, examples: int | None = None, device: str = "cpu",
-                    threads: int = 1) -> None:
-    """Block-pruning step: checkpoint in; `pruning_experiment` (unlabelled) on the whole test split,
-    or on its class-balanced first `examples` (`repatlas.data.probe_set`: one forward pass per
-    removable block, so large test splits get expensive) → netCDF Dataset."""
-    from repatlas.threads import pinned_threads
-    from repatlas.data import load_npz, probe_set, standardise
-    from repatlas.io import write_netcdf
-    from repatlas.models import representation_layers
-    from repatlas.train import load_checkpoint
-
-    with pinned_threads(threads):
-        model, spec, _ = load_checkpoint(model_path)
-        full, meta = load_npz(full_path)
-        images, labels = (full["x_test"], full["y_test"]) if examples is None else probe_set(full, examples)[:2]
-        x_test = standardise(images, meta["mean"], meta["std"])
-        ds = pruning_experiment(model, x_test, labels, representation_layers(model), device=device)
-    ds.attrs.update({"model": json.dumps(spec), "checkpoint": str(model_path),
-                     "dataset": str(meta.get("dataset")), "dataset_checksum": str(meta.get("checksum"))})
-    write_netcdf(ds, out_path)
-
-
 def probe_table(results: dict):
-    """One row per model: {model id: `probes_to_file` Dataset} → DataFrame with the id's fields,
-    status ("probed" / "ceiling"), input_test_accuracy, and over the probed layers the first,
-    last and best layer's test accuracy and the best layer's name (NaN / "" at the ceiling)."""
-    import pandas as pd
-
-    from repatlas.blocks import parse_model_id
-
+    """One row per model: {model id: probes Dataset (`repatlas.steps.widedeep.probes_to_file`)} →
+    DataFrame with the id's fields, status ("probed" / "ceiling"), input_test_accuracy, and over
+    the probed layers the first, last and best layer's test accuracy and the best layer's name
+    (NaN / "" at the ceiling)."""
     rows = []
     for model_id, ds in results.items():
         accuracy = np.asarray(ds["test_accuracy"].values, dtype=np.float64)
@@ -467,15 +398,3 @@ def probe_table(results: dict):
             "best_layer": str(ds["layer"].values[best]) if probed else "",
         })
     return pd.DataFrame(rows)
-
-
-def probe_table_to_file(paths: dict, out_csv) -> None:
-    """`probe_table` from files: {model id: probes .nc} → CSV."""
-    from repatlas.io import atomic_path
-
-    results = {}
-    for model_id, path in paths.items():
-        with xr.open_dataset(path) as ds:
-            results[model_id] = ds.load()
-    with atomic_path(out_csv) as tmp:
-        probe_table(results).to_csv(tmp, index=False)

@@ -28,6 +28,7 @@ import time
 import zlib
 from typing import Sequence
 
+import dask
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -321,12 +322,11 @@ def _sweep_task(activation, width, variant, depths, scales, seeds, settings, tor
     the calling thread (wall time on a shared machine says little): exact with one torch
     intra-op thread, an undercount with more.
     """
-    if torch_threads:
-        torch.set_num_threads(torch_threads)  # only passed to process workers
     pts = settings.points()
     results = {m: np.full((len(scales), len(depths), len(seeds)), np.nan) for m in settings.measures}
     timings = {k: 0.0 for k in ["network", *settings.measures]}
-    with torch.no_grad():
+    # torch_threads is only passed to process workers (0 elsewhere: the caller has pinned them)
+    with pinned_threads(torch_threads), torch.no_grad():
         for i, A in enumerate(scales):
             for s, seed in enumerate(seeds):
                 t0 = time.thread_time()
@@ -371,8 +371,6 @@ def complexity_sweep(
     summed over tasks; each measure's attrs its ``description`` and ``unbiased_reference``, the
     mean over ``n_unbiased`` white-noise functions (:func:`unbiased_reference`; 0 = skip).
     """
-    import dask
-
     settings = settings or MeasureSettings()
     overrides = {k: v for k, v in (("grid_size", R), ("measures", measures)) if v is not None}
     settings = dataclasses.replace(settings, **overrides)

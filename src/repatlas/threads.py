@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import sys
 
+from threadpoolctl import threadpool_limits
+
 
 @contextlib.contextmanager
 def pinned_threads(n: int | None):
@@ -19,8 +21,6 @@ def pinned_threads(n: int | None):
     if not n:
         yield
         return
-    from threadpoolctl import threadpool_limits
-
     torch = sys.modules.get("torch")
     old = torch.get_num_threads() if torch else None
     if torch:

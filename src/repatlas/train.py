@@ -11,7 +11,7 @@ Training is resumable. Given a `checkpoint` path, `train` saves its whole state 
 epoch (weights, optimizer, schedule, the generator behind batch order and augmentation, the global
 RNG, the history so far) atomically, and when it starts again for the same job it continues from
 there. A resumed run on CPU ends with the same weights and metrics, bit for bit, as one that was
-never interrupted. `train_to_files` keeps that state in `checkpoint.pt` next to `model.pt` and
+never interrupted. `repatlas.steps.train.train_to_files` keeps that state in `checkpoint.pt` next to `model.pt` and
 deletes it once `model.pt` and `metrics.json` are written. docs/reliability.md lists what is
 guaranteed and which test shows it.
 """
@@ -22,18 +22,18 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from repatlas.data import standardise
+from repatlas.checkpoints import CHECKPOINT_FORMAT, load_training_state, save_training_state
+from repatlas.data import checksum, standardise
 from repatlas.devices import resolve_device  # noqa: F401  (re-exported: train.resolve_device)
 
 
@@ -135,17 +135,31 @@ def warmup_steps(config: TrainConfig, steps_per_epoch: int, total_steps: int) ->
     return min(max(1, round(config.warmup_epochs * steps_per_epoch)), total_steps)
 
 
-def _optimiser(model: nn.Module, config: TrainConfig, total_steps: int, warmup: int = 0):
-    """SGD with momentum and a per-step schedule: `warmup` linear steps, then cosine to 0."""
-    opt = torch.optim.SGD(
-        model.parameters(),
-        lr=config.lr,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-        nesterov=False,
-    )
+def sgd_optimiser(params, *, lr: float, momentum: float, weight_decay: float, total_steps: int, warmup: int = 0):
+    """(optimiser, scheduler) of every classifier the project trains: SGD with momentum and weight
+    decay, and a per-step schedule of `lr_factor`: `warmup` linear steps, then cosine to 0 at
+    `total_steps`. Shared by `train` and `repatlas.ensembles.train_classifier`: one recipe."""
+    opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=False)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total_steps, warmup))
     return opt, sched
+
+
+def optimiser(model: nn.Module, config: TrainConfig, total_steps: int, warmup: int = 0):
+    """`sgd_optimiser` over all of `model`'s parameters with `config`'s settings."""
+    return sgd_optimiser(model.parameters(), lr=config.lr, momentum=config.momentum,
+                         weight_decay=config.weight_decay, total_steps=total_steps, warmup=warmup)
+
+
+def optimiser_step(loss: torch.Tensor, opt, sched, model: nn.Module | None = None) -> torch.Tensor | None:
+    """One optimiser step of the shared loop: clear the gradients, backpropagate `loss`, step the
+    optimiser, then the schedule. With `model`, returns its `grad_norm` taken between backward and
+    step (a device tensor: no host sync); else None."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = grad_norm(model) if model is not None else None
+    opt.step()
+    sched.step()
+    return norm
 
 
 def grad_norm(model: nn.Module) -> torch.Tensor:
@@ -219,7 +233,7 @@ def train(
     steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     warmup = warmup_steps(config, steps_per_epoch, total_steps)
-    opt, sched = _optimiser(model, config, total_steps, warmup)
+    opt, sched = optimiser(model, config, total_steps, warmup)
     # The only random stream of the loop: batch order and augmentation. (torch.manual_seed, the
     # global stream, is used for initialisation; it is saved and restored too, for safety.) It
     # lives on the CPU, so a seed gives the same batches and crops on every device; its draws
@@ -242,7 +256,7 @@ def train(
                 log(f"ignoring checkpoint {checkpoint}: cannot restore it ({exc}); starting fresh")
                 model.load_state_dict(fresh_weights)
                 torch.set_rng_state(fresh_rng)
-                opt, sched = _optimiser(model, config, total_steps, warmup)
+                opt, sched = optimiser(model, config, total_steps, warmup)
                 gen = torch.Generator(device="cpu").manual_seed(config.seed)
                 done, history = 0, []
             else:
@@ -273,11 +287,7 @@ def train(
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
                 out = forward(xb)
                 loss = F.cross_entropy(out.float(), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            norms.append(grad_norm(model))
-            opt.step()
-            sched.step()
+            norms.append(optimiser_step(loss, opt, sched, model))
             loss_sum += loss.detach() * len(yb)
             correct += (out.argmax(1) == yb).sum()
             bar.update(1)
@@ -306,7 +316,7 @@ def train(
         if after_epoch is not None:
             after_epoch(epoch, model, record)
         if checkpoint is not None:
-            _save_state(checkpoint, _state(fingerprint, epoch, history, model, opt, sched, gen, dev))
+            save_training_state(checkpoint, _state(fingerprint, epoch, history, model, opt, sched, gen, dev))
     bar.close()
     model.to("cpu", memory_format=torch.contiguous_format)
     return history
@@ -333,20 +343,6 @@ def _compiled(model: nn.Module, setting, dev: torch.device) -> tuple[Callable, b
 
 # ----------------------------------------------------------------------------- resumable state
 
-CHECKPOINT_FORMAT = 1
-_STATE_KEYS = ("format", "fingerprint", "epoch", "history", "model", "optimizer", "scheduler",
-               "generator", "torch_rng", "cuda_rng")
-
-
-def resume_path(model_path) -> Path:
-    """Where `train_to_files` keeps the resumable state of the job writing `model_path`.
-
-    A sibling `checkpoint.pt`, deliberately not a declared Snakemake output: Snakemake deletes a
-    job's declared outputs before rerunning it, so only an undeclared file survives a kill.
-    """
-    return Path(model_path).with_name("checkpoint.pt")
-
-
 def _code_version() -> str:
     """Hash of the library sources that define a run (loop, models, preprocessing)."""
     h = hashlib.sha256()
@@ -357,17 +353,11 @@ def _code_version() -> str:
 
 
 def _as_numpy(a):
-    import numpy as np
-
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
 
 def _fingerprint(config, dev, train_data, test_data, mean, std, job) -> dict:
     """Everything a resumed run must share with the run that wrote the checkpoint (JSON-plain)."""
-    import numpy as np
-
-    from repatlas.data import checksum
-
     record = {
         "format": CHECKPOINT_FORMAT,
         "job": job or {},
@@ -417,42 +407,6 @@ def _state(fingerprint, epoch, history, model, opt, sched, gen, dev) -> dict:
     }
 
 
-def _save_state(path: Path, state: dict) -> None:
-    """Write a training state atomically (temporary sibling, fsync, rename)."""
-    from repatlas.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-
-def _first_line(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
-
-
-def load_training_state(path) -> dict:
-    """The resumable training state saved by `train` at `path` (no code is executed).
-
-    Raises FileNotFoundError if there is none and ValueError naming the path if the file is not a
-    readable training checkpoint of this format.
-    """
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        raise ValueError(f"{path}: not a readable training checkpoint ({_first_line(exc)})") from exc
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a repatlas training checkpoint of format {CHECKPOINT_FORMAT}")
-    missing = [k for k in _STATE_KEYS if k not in state]
-    if missing:
-        raise ValueError(f"{path}: training checkpoint lacks {missing}")
-    return state
-
-
 def _matching_state(path: Path, fingerprint: dict, config: TrainConfig, log) -> dict | None:
     """The saved state at `path` if it belongs to this run; else None, with a log line saying why."""
     if not path.exists():
@@ -497,187 +451,3 @@ def _restore(state: dict, model, opt, sched, gen, dev) -> tuple[int, list[dict]]
 
 
 # ----------------------------------------------------------------------------- checkpoints and files
-
-
-def save_checkpoint(path, model: nn.Module, spec: dict, meta: dict | None = None) -> None:
-    """Save weights with the spec that rebuilds the model (atomically; tensors and plain data only)."""
-    from repatlas.io import atomic_path
-
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"spec": spec, "state_dict": state, "meta": meta or {}}, tmp)
-
-
-def load_checkpoint(path) -> tuple[nn.Module, dict, dict]:
-    """Rebuild a model from `model.pt` (weights_only loading: no code is executed).
-
-    Raises FileNotFoundError if there is no file and ValueError naming the path if it is not a
-    readable repatlas model checkpoint (truncated, corrupt, another format, code objects).
-    """
-    from repatlas.models import build_model
-
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        spec = ckpt["spec"]
-        model = build_model(**spec)
-        model.load_state_dict(ckpt["state_dict"])
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        raise ValueError(f"{path}: not a readable repatlas checkpoint ({_first_line(exc)})") from exc
-    model.eval()
-    return model, spec, ckpt.get("meta", {})
-
-
-def snapshot_path(snapshots_dir, epoch: int) -> Path:
-    """The weights of a run after `epoch` (a `save_checkpoint` file) inside its snapshots folder."""
-    return Path(snapshots_dir) / f"epoch-{int(epoch)}.pt"
-
-
-def _staged_snapshots(snapshots_dir) -> Path:
-    """Where snapshots wait until the run ends: an undeclared sibling, like `resume_path`, so
-    that the snapshots of epochs a killed run has passed survive for the resumed run."""
-    return Path(snapshots_dir).with_name(Path(snapshots_dir).name + ".partial")
-
-
-def _snapshot_saver(snapshots_dir, epochs, spec: dict, meta: dict, state_path: Path, log):
-    """(after_epoch hook saving the weights at `epochs` into the staging folder, whether a
-    resumable state at `state_path` may be used: not if it is past an epoch whose staged
-    snapshot is missing, since that epoch would not be trained again)."""
-    staged = _staged_snapshots(snapshots_dir)
-    staged.mkdir(parents=True, exist_ok=True)
-    resumable = True
-    if epochs and state_path.exists():
-        try:
-            done = int(load_training_state(state_path)["epoch"])
-        except (OSError, ValueError, TypeError):
-            done = 0  # train() reports and ignores an unreadable state itself
-        missing = [e for e in epochs if e <= done and not snapshot_path(staged, e).exists()]
-        if missing:
-            log(f"not resuming from {state_path}: it is past epoch(s) {missing} whose snapshots are missing")
-            resumable = False
-
-    def save(epoch, model, record):
-        if epoch in epochs:
-            save_checkpoint(snapshot_path(staged, epoch), model, spec, {**meta, "epoch": epoch, "record": dict(record)})
-
-    return save, resumable
-
-
-def train_to_files(
-    subset_path,
-    full_path,
-    model_path,
-    metrics_path,
-    log_path,
-    *,
-    arch: str,
-    depth: int,
-    width: int,
-    config: TrainConfig,
-    model_options: dict | None = None,
-    device: str = "auto",
-    threads: int = 1,
-    progress: bool = True,
-    resume: bool = True,
-    snapshot_epochs=(),
-    snapshots_dir=None,
-) -> dict:
-    """The training step of the pipeline: subset + test split in, checkpoint + metrics out.
-
-    Resumable: the training state is saved after every epoch to `resume_path(model_path)` (a
-    sibling `checkpoint.pt`); a later call for the same job (same spec, config, data, device type,
-    torch and library code) continues from it, any other checkpoint there is ignored with a log
-    line. The state file is deleted once `model.pt` and `metrics.json` are written, and also when
-    training diverges (a deterministic rerun would diverge again). Divergence raises
-    TrainingDiverged naming the model and the epoch, and writes neither `model.pt` nor metrics.
-
-    Snapshots: with `snapshots_dir`, the weights after each epoch in `snapshot_epochs` (1 ≤ e ≤
-    config.epochs) are saved as `snapshot_path(snapshots_dir, e)` — `model.pt` files of the same
-    run stopped early, with `meta["epoch"]` and that epoch's `meta["record"]`. They are staged in
-    the sibling `<snapshots_dir>.partial` (kept across a kill, like the resumable state) and the
-    folder is renamed to `snapshots_dir` once `model.pt` is written.
-    """
-    import platform
-
-    from repatlas.data import load_npz
-    from repatlas.io import atomic_path
-    from repatlas.models import build_model
-
-    torch.set_num_threads(threads)
-    full, full_meta = load_npz(full_path)
-    sub, sub_meta = load_npz(subset_path)
-    spec = {
-        "arch": arch,
-        "depth": depth,
-        "width": width,
-        "input_shape": list(full_meta["shape"]),
-        "n_classes": full_meta["n_classes"],
-        **(model_options or {}),
-    }
-    model_path, metrics_path = Path(model_path), Path(metrics_path)
-    state_path = resume_path(model_path)
-    job = {"spec": spec, "dataset_checksum": full_meta["checksum"], "subset_checksum": sub_meta["checksum"]}
-    seed_everything(config.seed)
-    model = build_model(**spec)
-    snaps = sorted({int(e) for e in snapshot_epochs})
-    if snaps and not 1 <= snaps[0] <= snaps[-1] <= config.epochs:
-        raise ValueError(f"snapshot_epochs must lie in [1, epochs={config.epochs}]; got {snaps}")
-    if snaps and snapshots_dir is None:
-        raise ValueError("snapshot_epochs needs snapshots_dir: the folder to write them to")
-    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-    # appended: a pipeline job's stderr (repatlas.joblog.log_to) shares this log file
-    with open(log_path, "a") as log_file:
-        def log(line: str) -> None:
-            print(line, file=log_file, flush=True)
-
-        after_epoch = None
-        if snapshots_dir is not None:
-            snapshot_meta = {"dataset": {"name": full_meta["dataset"], "checksum": full_meta["checksum"],
-                                         "subset_checksum": sub_meta["checksum"], "n": len(sub["y"])}}
-            after_epoch, resumable = _snapshot_saver(snapshots_dir, snaps, spec, snapshot_meta, state_path, log)
-            resume = resume and resumable
-
-        log(f"model {spec} seed={config.seed} device={resolve_device(device)} threads={threads}")
-        log(f"train {subset_path} ({len(sub['y'])} examples), test split of {full_path}")
-        t0 = time.perf_counter()
-        try:
-            history = train(
-                model, (sub["x"], sub["y"]), (full["x_test"], full["y_test"]),
-                mean=full_meta["mean"], std=full_meta["std"], config=config, device=device,
-                progress=progress, log=log, checkpoint=state_path, job=job, resume=resume,
-                after_epoch=after_epoch,
-            )
-        except TrainingDiverged as exc:
-            message = (f"{arch}-d{depth}-w{width} seed={config.seed} ({model_path}) diverged: {exc}; "
-                       f"model spec {spec}")
-            log(message)
-            state_path.unlink(missing_ok=True)
-            if snapshots_dir is not None:
-                shutil.rmtree(_staged_snapshots(snapshots_dir), ignore_errors=True)
-            raise TrainingDiverged(message) from None
-        seconds = time.perf_counter() - t0
-        log(f"done in {seconds:.1f} s")
-        metrics = {
-            "model": spec,
-            "train_config": dataclasses.asdict(config),
-            "dataset": {"name": full_meta["dataset"], "checksum": full_meta["checksum"],
-                        "subset_checksum": sub_meta["checksum"], "n": len(sub["y"])},
-            "epochs": history,
-            "final": history[-1],
-            "seconds": seconds,
-            "n_params": sum(p.numel() for p in model.parameters()),
-            "device": str(resolve_device(device)),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-        }
-        save_checkpoint(model_path, model, spec, {"final": history[-1], "dataset": metrics["dataset"]})
-        if snapshots_dir is not None:  # a whole folder appears at once (rename), never a partial one
-            shutil.rmtree(snapshots_dir, ignore_errors=True)
-            os.replace(_staged_snapshots(snapshots_dir), snapshots_dir)
-            log(f"wrote snapshots of epochs {snaps} to {snapshots_dir}")
-        with atomic_path(metrics_path) as tmp:
-            tmp.write_text(json.dumps(metrics, indent=2))
-        state_path.unlink(missing_ok=True)
-        log(f"wrote {model_path} and {metrics_path}; removed the resumable state {state_path}")
-    return metrics
