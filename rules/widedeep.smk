@@ -36,22 +36,22 @@ rule block_table:
 # block inside / outside the CKA blocks.
 rule evaluate_model:
     input:
-        model=f"results/models/{MODEL}/model.pt",
+        model=f"results/models/{MODEL_PATH}/model.pt",
         full="results/data/{dataset}/full.npz",
         subset=lambda w: f"results/data/{w.dataset}/train-n{w.n}-s{config['subset_seed']}.npz",
         lib=library_of("evaluate_model.py"),
     output:
-        probes=f"results/widedeep/probes/{MODEL}.nc",
-        pruning=f"results/widedeep/pruning/{MODEL}.nc",
-        predictions=f"results/models/{MODEL}/predictions.nc",
+        probes=f"results/widedeep/probes/{MODEL_PATH}.nc",
+        pruning=f"results/widedeep/pruning/{MODEL_PATH}.nc",
+        predictions=f"results/models/{MODEL_PATH}/predictions.nc",
     log:
-        f"results/logs/widedeep/evaluate/{MODEL}.log",
+        f"results/logs/widedeep/evaluate/{MODEL_PATH}.log",
     params:
         probes=WIDE_DEEP["probes"],
         examples=config["probe_size"],
         device=config["device"],
     benchmark:
-        f"results/benchmarks/evaluate_model/{MODEL}.tsv"
+        f"results/benchmarks/evaluate_model/{MODEL_PATH}.tsv"
     resources:
         mem_mb=scaled(16000, 64),
         runtime=scaled(30, 1),
@@ -223,8 +223,8 @@ rule figure_widedeep_errors:
     log:
         "results/logs/figures/widedeep_errors_{ga}__{gb}.log",
     params:
-        label_a=lambda w: w.ga.split("-", 2)[-1],
-        label_b=lambda w: w.gb.split("-", 2)[-1],
+        label_a=lambda w: arch_name_of(w.ga),
+        label_b=lambda w: arch_name_of(w.gb),
         title=lambda w: f"per-example errors, {w.ga} vs {w.gb}",
     benchmark:
         "results/benchmarks/figures/widedeep_errors_{ga}__{gb}.tsv"
