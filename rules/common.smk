@@ -1,6 +1,7 @@
 # Shared by every stage: config validation, wildcard constraints, job resources, library inputs,
-# the wide vs deep model grid. Each stage's targets and input functions are in its
-# rules/<stage>_targets.smk; rules/targets.smk gathers what `snakemake` builds by default.
+# the wide vs deep model grid and what every figure rule shares. Each stage's targets and input
+# functions are in its rules/<stage>_targets.smk; rules/targets.smk gathers what `snakemake`
+# builds by default.
 import ast
 import functools
 import itertools
@@ -210,3 +211,32 @@ def arch_pairs(configured):
         pairs = [(arch_label(depth=max(GRID["depth"]), width=min(GRID["width"])),
                   arch_label(depth=min(GRID["depth"]), width=max(GRID["width"])))]
     return [tuple(parse_arch_label(x) for x in p) for p in pairs]
+
+
+# ----------------------------------------------------------------------------- figure rules
+# Every figure rule writes results/figures/<name>.png (in the report) and .pdf, logs and benchmarks
+# under its name, and asks for the same modest resources: these helpers say it once.
+
+
+def figure_files(name):
+    return [f"results/figures/{name}.png", f"results/figures/{name}.pdf"]
+
+
+def figure_output(name, caption, category, **report_options):
+    """The png (in the report, captioned by workflow/report/<caption>.rst) and pdf of figure `name`."""
+    png, pdf = figure_files(name)
+    return {"png": report(png, caption=f"../workflow/report/{caption}.rst", category=category, **report_options),
+            "pdf": pdf}
+
+
+def figure_log(name):
+    return f"results/logs/figures/{name}.log"
+
+
+def figure_benchmark(name):
+    return f"results/benchmarks/figures/{name}.tsv"
+
+
+def figure_resources(mem_mb=8000, runtime=30):
+    """A figure job's resources: memory (MB) and runtime (minutes), scaled with the attempt."""
+    return {"mem_mb": scaled(mem_mb), "runtime": scaled(runtime)}

@@ -10,10 +10,6 @@ STUDY_TARGETS = {
 }
 
 
-def figure_files(name):
-    return [f"results/figures/{name}.png", f"results/figures/{name}.pdf"]
-
-
 FIGURES = [f for study in config["studies"] for name in STUDY_TARGETS[study][1]() for f in figure_files(name)]
 
 
