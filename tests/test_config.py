@@ -104,9 +104,11 @@ def overridden(*args):
 
 
 def test_nested_overrides_are_typed_like_a_config_file():
-    config = overridden("grid={depth: [8, 14], width: [1]}", "train={epochs: 2, lr: 0.05, weight_decay: 1e-4}",
-                        "cka={across_seeds: false}", "train={flip: true}", "probe_size=300", "data_dir=/some/path",
-                        "studies=[wide_deep, infinite]")
+    config = overridden(
+        "grid={depth: [8, 14], width: [1]}", "train={epochs: 2, lr: 0.05, weight_decay: 1e-4}",
+        "cka={across_seeds: false}", "train={flip: true}", "probe_size=300", "data_dir=/some/path",
+        "studies=[wide_deep, infinite]",
+    )
     assert config["grid"]["depth"] == [8, 14] and config["grid"]["width"] == [1]
     assert config["grid"]["n"] == [500]  # keys not overridden keep the config file's values
     assert config["train"]["epochs"] == 2 and isinstance(config["train"]["epochs"], int)
@@ -175,7 +177,8 @@ def test_bad_ensembles_config_names_key(ensembles, key, expected):
         (("mitosis", "archs", "resnet"), {"depth": 10}, "mitosis.archs.resnet.depth", "6n\\+2"),
         (("mitosis", "archs", "mlp"), {"epochs": 8, "early_epochs": [2, 8]}, "mitosis.archs.mlp.early_epochs",
          "\\[8\\] not before the last epoch \\(8\\); expected epochs between 1 and 7"),
-        (("mitosis", "archs"), {"resnet": {}}, "mitosis.ensemble.arch", "'mlp' is not swept; expected one of resnet"),
+        (("mitosis", "archs"), {"resnet": {}}, "mitosis.ensemble.arch",
+         "'mlp' is not swept; expected one of resnet"),
         (("infinite", "cookbook_gap"), {"widths": [64, 128], "pairs": [4]}, "infinite.cookbook_gap.pairs",
          "1 entries for 2 widths"),
         (("infinite", "conv", "n_trains"), [50, 2000], "infinite.conv.n_trains",

@@ -149,9 +149,10 @@ def check_semantics(config: dict) -> None:
     degrees = [red["chebyshev_degree"], *red["chebyshev_sensitivity"]["degree"]]
     if max(degrees) >= red["chebyshev_nodes"]:
         raise ConfigError(
-            f"config key 'redshift.chebyshev_nodes': {red['chebyshev_nodes']} nodes interpolate degrees up to "
-            f"{red['chebyshev_nodes'] - 1}, but degree {max(degrees)} is asked for (redshift.chebyshev_degree, "
-            f"redshift.chebyshev_sensitivity.degree); expected more nodes than the largest degree"
+            f"config key 'redshift.chebyshev_nodes': {red['chebyshev_nodes']} nodes interpolate degrees "
+            f"up to {red['chebyshev_nodes'] - 1}, but degree {max(degrees)} is asked for "
+            f"(redshift.chebyshev_degree, redshift.chebyshev_sensitivity.degree); expected more nodes "
+            "than the largest degree"
         )
     if config["probe_size"] > n_test:
         raise ConfigError(
@@ -181,8 +182,8 @@ def _check_infinite(inf: dict, dataset: str) -> None:
         raise ConfigError(f"config key 'infinite.conv.n_test': {conv['n_test']} exceeds the {conv_dataset} "
                           f"test split; expected a value between 2 and {n_test}")
     if conv["filter_size"] % 2 == 0:
-        raise ConfigError(f"config key 'infinite.conv.filter_size': {conv['filter_size']}; expected an odd size "
-                          "(SAME padding)")
+        raise ConfigError(f"config key 'infinite.conv.filter_size': {conv['filter_size']}; expected an odd "
+                          "size (SAME padding)")
 
 
 def _check_mitosis(mitosis: dict) -> None:
@@ -197,23 +198,23 @@ def _check_mitosis(mitosis: dict) -> None:
     for arch, a in archs.items():
         late = [e for e in a["early_epochs"] if e >= a["epochs"]]
         if late:
-            raise ConfigError(f"config key 'mitosis.archs.{arch}.early_epochs': {late} not before the last epoch "
-                              f"({a['epochs']}); expected epochs between 1 and {a['epochs'] - 1}")
+            raise ConfigError(f"config key 'mitosis.archs.{arch}.early_epochs': {late} not before the last "
+                              f"epoch ({a['epochs']}); expected epochs between 1 and {a['epochs'] - 1}")
     if mitosis["ensemble"]["arch"] not in archs:
-        raise ConfigError(f"config key 'mitosis.ensemble.arch': {mitosis['ensemble']['arch']!r} is not swept; "
-                          f"expected one of {', '.join(archs)} (the keys of mitosis.archs)")
+        raise ConfigError(f"config key 'mitosis.ensemble.arch': {mitosis['ensemble']['arch']!r} is not "
+                          f"swept; expected one of {', '.join(archs)} (the keys of mitosis.archs)")
 
 
 def _check_ensembles(ens: dict) -> None:
     """What the schema cannot say about the ensembles study: counts that must fit together."""
     if ens["students"] > ens["seeds"]:
-        raise ConfigError(f"config key 'ensembles.students': {ens['students']} students need as many members to "
-                          f"self-distil from; expected at most ensembles.seeds = {ens['seeds']}")
+        raise ConfigError(f"config key 'ensembles.students': {ens['students']} students need as many members "
+                          f"to self-distil from; expected at most ensembles.seeds = {ens['seeds']}")
     mv = ens["multiview"]
     features = mv["n_classes"] * mv["views_per_class"]
     if mv["dim"] < features:
-        raise ConfigError(f"config key 'ensembles.multiview.dim': {mv['dim']} cannot hold {features} orthonormal "
-                          f"views; expected at least n_classes · views_per_class = {features}")
+        raise ConfigError(f"config key 'ensembles.multiview.dim': {mv['dim']} cannot hold {features} "
+                          f"orthonormal views; expected at least n_classes · views_per_class = {features}")
     if mv["other_views"] > features - mv["views_per_class"]:
         raise ConfigError(f"config key 'ensembles.multiview.other_views': {mv['other_views']} exceeds the "
                           f"{features - mv['views_per_class']} views of other classes")
