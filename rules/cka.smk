@@ -5,8 +5,7 @@ rule cka_within:
         acts=f"results/activations/{MODEL_PATH}/acts.zarr",
         lib=library_of("cka_within.py"),
     output:
-        cka=f"results/cka/within/{MODEL_PATH}.nc",
-        **({"pca": f"results/widedeep/pca/{MODEL_PATH}.nc"} if FIRST_PC else {}),
+        **cka_within_outputs(),
     log:
         f"results/logs/cka/within/{MODEL_PATH}.log",
     params:

@@ -7,6 +7,16 @@ CKA_ESTIMATOR = {k: config["cka"][k] for k in ("batch_size", "epochs", "window")
 # The first-PC analysis runs inside cka_within: blocks need its per-layer PC1 shares (a block is
 # PC1-dominated), the PCA figure draws it and the pruning figure labels blocks with it.
 FIRST_PC = bool({"blocks", "pca", "pruning"} & set(WIDE_DEEP["analyses"]))
+
+
+def cka_within_outputs():
+    """cka_within's outputs: the CKA, then the first-PC analysis when FIRST_PC (in one mapping:
+    snakefmt moves a `**` entry before the keyword ones, which would reorder the outputs)."""
+    return {"cka": f"results/cka/within/{MODEL_PATH}.nc"} | (
+        {"pca": f"results/widedeep/pca/{MODEL_PATH}.nc"} if FIRST_PC else {}
+    )
+
+
 # Seed pairs (s1 < s2) compared for every architecture and training-set size.
 SEED_PAIRS = [(s1, s2) for i, s1 in enumerate(SEEDS) for s2 in SEEDS[i + 1 :]] if config["cka"]["across_seeds"] else []
 
