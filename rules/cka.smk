@@ -57,7 +57,9 @@ if len(SEED_PAIRS) > 0:
 
     rule cka_across_seeds:
         input:
-            acts=expand(f"results/activations/{ARCH_PATH}/s{{seed}}/acts.zarr", seed=SEEDS, allow_missing=True),
+            acts=expand(
+                f"results/activations/{ARCH_PATH}/s{{seed}}/acts.zarr", seed=SEEDS, allow_missing=True
+            ),
             lib=library_of("cka_across_seeds.py"),
         output:
             [across_seeds_file(s1, s2) for s1, s2 in SEED_PAIRS],

@@ -18,7 +18,9 @@ def cka_within_outputs():
 
 
 # Seed pairs (s1 < s2) compared for every architecture and training-set size.
-SEED_PAIRS = [(s1, s2) for i, s1 in enumerate(SEEDS) for s2 in SEEDS[i + 1 :]] if config["cka"]["across_seeds"] else []
+SEED_PAIRS = (
+    [(s1, s2) for i, s1 in enumerate(SEEDS) for s2 in SEEDS[i + 1 :]] if config["cka"]["across_seeds"] else []
+)
 
 
 def across_seeds_file(s1, s2):
@@ -79,8 +81,10 @@ def across_seeds_cells():
 
 
 def across_archs_cells():
-    return [{"seed": parse_model_id(a)["seed"], "models": f"{arch_label_of(a)} (A) vs {arch_label_of(b)} (B)"}
-            for a, b in across_archs_figure_pairs()]
+    return [
+        {"seed": parse_model_id(a)["seed"], "models": f"{arch_label_of(a)} (A) vs {arch_label_of(b)} (B)"}
+        for a, b in across_archs_figure_pairs()
+    ]
 
 
 def cka_within_grid_inputs():
@@ -90,8 +94,13 @@ def cka_within_grid_inputs():
 
 def across_seeds_figure_pairs():
     """The cross-seed figure: first two seeds at the first n, one facet per architecture."""
-    return [p for p in across_seed_pairs() if f"-n{GRID['n'][0]}-" in p[0]
-            and p[0].endswith(f"-s{sorted(GRID['seed'])[0]}") and p[1].endswith(f"-s{sorted(GRID['seed'])[1]}")]
+    return [
+        p
+        for p in across_seed_pairs()
+        if f"-n{GRID['n'][0]}-" in p[0]
+        and p[0].endswith(f"-s{sorted(GRID['seed'])[0]}")
+        and p[1].endswith(f"-s{sorted(GRID['seed'])[1]}")
+    ]
 
 
 def across_archs_figure_pairs():

@@ -4,8 +4,11 @@
 # each --configfile over it), with a note when --config overrode keys. Exported, not a param, so
 # that naming the same settings differently reruns nothing (every job parses this file again).
 _CLI_CONFIGS = list(workflow.overwrite_configfiles or [])
-CONFIG_NAME = " + ".join(dict.fromkeys(os.path.relpath(f, workflow.basedir)
-                                       for f in workflow.configfiles[len(_CLI_CONFIGS):] + _CLI_CONFIGS))
+CONFIG_NAME = " + ".join(
+    dict.fromkeys(
+        os.path.relpath(f, workflow.basedir) for f in workflow.configfiles[len(_CLI_CONFIGS) :] + _CLI_CONFIGS
+    )
+)
 CONFIG_NAME += " with --config overrides" if workflow.config_settings.config else ""
 os.environ.update(REPATLAS_CONFIGFILES=CONFIG_NAME)
 CLAIM_STUDIES = ["wide_deep", "redshift", "infinite", "mitosis", "ensembles"]
@@ -21,9 +24,12 @@ def claims_inputs(wildcards):
         sweeps = {"scale": "scale", "variant_sweep": "variant", "width_sweep": "width"}
         return {k: f"results/complexity/{s}.nc" for k, s in sweeps.items() if s in REDSHIFT["sweeps"]}
     if wildcards.study == "infinite":
-        return {"cookbook_gap": "results/infinite/cookbook_gap.nc",
-                "ntk_convergence": "results/infinite/ntk_convergence.nc",
-                "regression": INFINITE_FIGURES["regression"]["data"], "conv_regression": conv_regression_file()}
+        return {
+            "cookbook_gap": "results/infinite/cookbook_gap.nc",
+            "ntk_convergence": "results/infinite/ntk_convergence.nc",
+            "regression": INFINITE_FIGURES["regression"]["data"],
+            "conv_regression": conv_regression_file(),
+        }
     return {"summary": f"results/{wildcards.study}/summary.csv"}  # mitosis, ensembles
 
 

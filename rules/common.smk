@@ -62,6 +62,7 @@ wildcard_constraints:
     ga=ARCH_ID_REGEX,
     gb=ARCH_ID_REGEX,
 
+
 # ----------------------------------------------------------------------------- job resources
 # Every rule declares mem_mb and runtime (minutes), multiplied by `attempt` so a retried job asks
 # for more; rules that train or run models also ask for a GPU unless device is cpu. Sizes are
@@ -90,7 +91,9 @@ def model_size(wildcards):
 
 def scaled(base, per_size=0.0, factor=lambda w: 1):
     """A resource callable: attempt × factor(wildcards) × (base + per_size × model size)."""
-    return lambda wildcards, attempt: int(attempt * factor(wildcards) * (base + per_size * model_size(wildcards)))
+    return lambda wildcards, attempt: int(
+        attempt * factor(wildcards) * (base + per_size * model_size(wildcards))
+    )
 
 
 def train_runtime(wildcards, attempt):
@@ -163,6 +166,7 @@ def library_of(script):
             todo.append(f)
     return sorted(os.path.relpath(f) for f in seen)
 
+
 # ----------------------------------------------------------------------------- the model grid
 # The wide vs deep study's models (config "grid"): trained by train.smk, read by activations.smk,
 # cka.smk and widedeep.smk.
@@ -195,7 +199,9 @@ def model_ids(**fixed):
 
 def model_id(n, depth, width, seed):
     """Flat id of one model of the grid."""
-    return MODEL_ID.format(dataset=config["dataset"], n=n, arch=GRID["arch"], depth=depth, width=width, seed=seed)
+    return MODEL_ID.format(
+        dataset=config["dataset"], n=n, arch=GRID["arch"], depth=depth, width=width, seed=seed
+    )
 
 
 def arch_id(n, depth, width):
@@ -208,8 +214,12 @@ def arch_pairs(configured):
     deepest-narrowest vs the shallowest-widest model of the grid."""
     pairs = [tuple(p) for p in configured]
     if not pairs and len(GRID["depth"]) > 1 and len(GRID["width"]) > 1:
-        pairs = [(arch_label(depth=max(GRID["depth"]), width=min(GRID["width"])),
-                  arch_label(depth=min(GRID["depth"]), width=max(GRID["width"])))]
+        pairs = [
+            (
+                arch_label(depth=max(GRID["depth"]), width=min(GRID["width"])),
+                arch_label(depth=min(GRID["depth"]), width=max(GRID["width"])),
+            )
+        ]
     return [tuple(parse_arch_label(x) for x in p) for p in pairs]
 
 
@@ -225,8 +235,10 @@ def figure_files(name):
 def figure_output(name, caption, category, **report_options):
     """The png (in the report, captioned by workflow/report/<caption>.rst) and pdf of figure `name`."""
     png, pdf = figure_files(name)
-    return {"png": report(png, caption=f"../workflow/report/{caption}.rst", category=category, **report_options),
-            "pdf": pdf}
+    return {
+        "png": report(png, caption=f"../workflow/report/{caption}.rst", category=category, **report_options),
+        "pdf": pdf,
+    }
 
 
 def figure_log(name):

@@ -93,7 +93,9 @@ rule figure_redshift_lines:
         sweep=lambda w: f"results/complexity/{REDSHIFT_LINES[w.figure]['sweep']}.nc",
         lib=library_of("figure_complexity_lines.py"),
     output:
-        **figure_output("redshift_{figure}", caption="redshift_lines", category="Neural Redshift", subcategory="{figure}"),
+        **figure_output(
+            "redshift_{figure}", caption="redshift_lines", category="Neural Redshift", subcategory="{figure}"
+        ),
     log:
         figure_log("redshift_{figure}"),
     params:
@@ -168,7 +170,9 @@ rule figure_chebyshev_degrees:
         data="results/complexity/chebyshev_degrees.nc",
         lib=library_of("figure_chebyshev_degrees.py"),
     output:
-        **figure_output("redshift_chebyshev_degrees", caption="redshift_chebyshev_degrees", category="Neural Redshift"),
+        **figure_output(
+            "redshift_chebyshev_degrees", caption="redshift_chebyshev_degrees", category="Neural Redshift"
+        ),
     log:
         figure_log("redshift_chebyshev_degrees"),
     params:
@@ -214,7 +218,9 @@ rule figure_infinite:
         data=lambda w: INFINITE_FIGURES[w.name]["data"],
         lib=library_of("figure_infinite.py"),
     output:
-        **figure_output("infinite_{name}", caption="infinite", category="Infinite width", subcategory="{name}"),
+        **figure_output(
+            "infinite_{name}", caption="infinite", category="Infinite width", subcategory="{name}"
+        ),
     log:
         figure_log("infinite_{name}"),
     params:
@@ -241,12 +247,16 @@ rule figure_mitosis:
         chunks=lambda w: [f"results/mitosis/chunks/{c['model']}.nc" for c in mitosis_figure_cells(w)],
         lib=library_of("figure_mitosis.py"),
     output:
-        **figure_output("mitosis_{name}", caption="mitosis", category="Representation mitosis", subcategory="{name}"),
+        **figure_output(
+            "mitosis_{name}", caption="mitosis", category="Representation mitosis", subcategory="{name}"
+        ),
     log:
         figure_log("mitosis_{name}"),
     params:
         figure=lambda w: f"mitosis_{w.name}_figure",
-        cells=lambda w: [{k: c[k] for k in ("arch", "regime", "width", "seed")} for c in mitosis_figure_cells(w)],
+        cells=lambda w: [
+            {k: c[k] for k in ("arch", "regime", "width", "seed")} for c in mitosis_figure_cells(w)
+        ],
         title=f"{config['dataset']}, n = {MITOSIS['n']}, "
         + ", ".join(f"{a} depth {s['depth']}" for a, s in MITOSIS["archs"].items())
         + ", test split",
@@ -301,7 +311,12 @@ rule figure_ensembles:
         ),
         lib=library_of("figure_ensembles.py"),
     output:
-        **figure_output("ensembles_{name}", caption="ensembles", category="Ensembles and distillation", subcategory="{name}"),
+        **figure_output(
+            "ensembles_{name}",
+            caption="ensembles",
+            category="Ensembles and distillation",
+            subcategory="{name}",
+        ),
     log:
         figure_log("ensembles_{name}"),
     params:
@@ -331,7 +346,9 @@ rule figure_ensembles_mu:
         summary="results/ensembles/summary.csv",
         lib=library_of("figure_ensembles.py"),
     output:
-        **figure_output("ensembles_mu", caption="ensembles_mu", category="Ensembles and distillation", subcategory="mu"),
+        **figure_output(
+            "ensembles_mu", caption="ensembles_mu", category="Ensembles and distillation", subcategory="mu"
+        ),
     log:
         figure_log("ensembles_mu"),
     params:

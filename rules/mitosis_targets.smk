@@ -25,8 +25,21 @@ def mitosis_sweep(archs=None, regimes=None, widths=None, seeds=None):
         for r in regimes or mitosis_regimes(a):
             for w in widths or MITOSIS["archs"][a]["widths"]:
                 for s in seeds or MITOSIS["seeds"]:
-                    cell = {"arch": a, "depth": MITOSIS["archs"][a]["depth"], "width": w, "regime": r, "seed": s}
-                    out.append({**cell, "model": MITOSIS_MODEL_PATH.format(dataset=config["dataset"], n=MITOSIS["n"], **cell)})
+                    cell = {
+                        "arch": a,
+                        "depth": MITOSIS["archs"][a]["depth"],
+                        "width": w,
+                        "regime": r,
+                        "seed": s,
+                    }
+                    out.append(
+                        {
+                            **cell,
+                            "model": MITOSIS_MODEL_PATH.format(
+                                dataset=config["dataset"], n=MITOSIS["n"], **cell
+                            ),
+                        }
+                    )
     return out
 
 
@@ -58,12 +71,17 @@ def mitosis_figure_cells(wildcards):
 
 def mitosis_ensemble_members():
     e = MITOSIS["ensemble"]
-    return mitosis_models(archs=[e["arch"]], regimes=("converged",), widths=[e["width"]],
-                          seeds=list(range(e["members"])))
+    return mitosis_models(
+        archs=[e["arch"]], regimes=("converged",), widths=[e["width"]], seeds=list(range(e["members"]))
+    )
 
 
 def mitosis_ensemble_wide():
     """The widest converged model (first seed) of the ensemble's arch."""
     arch = MITOSIS["ensemble"]["arch"]
-    return mitosis_models(archs=[arch], regimes=("converged",), widths=[max(MITOSIS["archs"][arch]["widths"])],
-                          seeds=[MITOSIS["seeds"][0]])[0]
+    return mitosis_models(
+        archs=[arch],
+        regimes=("converged",),
+        widths=[max(MITOSIS["archs"][arch]["widths"])],
+        seeds=[MITOSIS["seeds"][0]],
+    )[0]

@@ -15,7 +15,9 @@ FIGURES = [f for study in config["studies"] for name in STUDY_TARGETS[study][1](
 
 def default_study_outputs():
     """What `snakemake` builds by default (the all target): every configured study's outputs."""
-    results = [f for study, (files, _) in STUDY_TARGETS.items() if study in config["studies"] for f in files()]
+    results = [
+        f for study, (files, _) in STUDY_TARGETS.items() if study in config["studies"] for f in files()
+    ]
     return results + FIGURES + claims_outputs()
 
 

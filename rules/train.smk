@@ -10,7 +10,11 @@ rule train_model:
         f"results/models/{MODEL_PATH}/train.log",
     params:
         train=config["train"],
-        model_options=lambda w: {"activation": config["model"]["mlp_activation"]} if w.arch == "mlp" else config["model"]["resnet"],
+        model_options=lambda w: (
+            {"activation": config["model"]["mlp_activation"]}
+            if w.arch == "mlp"
+            else config["model"]["resnet"]
+        ),
         device=config["device"],
     benchmark:
         f"results/benchmarks/train_model/{MODEL_PATH}.tsv"

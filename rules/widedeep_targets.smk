@@ -37,7 +37,11 @@ def error_pairs():
     if len(SEEDS) < 2:
         return []  # one seed per architecture: the permutation test cannot reject anything
     configured = WIDE_DEEP["errors"]["archs"] or config["cka"]["across_archs"]
-    return [(arch_id(n, da, wa), arch_id(n, db, wb)) for (da, wa), (db, wb) in arch_pairs(configured) for n in GRID["n"]]
+    return [
+        (arch_id(n, da, wa), arch_id(n, db, wb))
+        for (da, wa), (db, wb) in arch_pairs(configured)
+        for n in GRID["n"]
+    ]
 
 
 def predictions_of(arch):
@@ -48,18 +52,31 @@ def predictions_of(arch):
 
 def first_grid_cells():
     """The depth × width grid at the first n and seed: the facets of the per-model figures."""
-    return [{"depth": d, "width": w, "n": GRID["n"][0], "seed": GRID["seed"][0]} for d in GRID["depth"] for w in GRID["width"]]
+    return [
+        {"depth": d, "width": w, "n": GRID["n"][0], "seed": GRID["seed"][0]}
+        for d in GRID["depth"]
+        for w in GRID["width"]
+    ]
 
 
 def data_grid_cells():
     """Width × training-set size at the deepest depth and first seed (Nguyen et al.'s data-size figure)."""
-    return [{"n": n, "width": w, "depth": max(GRID["depth"]), "seed": GRID["seed"][0]} for n in GRID["n"] for w in GRID["width"]]
+    return [
+        {"n": n, "width": w, "depth": max(GRID["depth"]), "seed": GRID["seed"][0]}
+        for n in GRID["n"]
+        for w in GRID["width"]
+    ]
 
 
 def grid_cells():
     """Every model of the grid as a facet record."""
-    return [{"depth": d, "width": w, "n": n, "seed": s}
-            for n in GRID["n"] for d in GRID["depth"] for w in GRID["width"] for s in GRID["seed"]]
+    return [
+        {"depth": d, "width": w, "n": n, "seed": s}
+        for n in GRID["n"]
+        for d in GRID["depth"]
+        for w in GRID["width"]
+        for s in GRID["seed"]
+    ]
 
 
 def cell_model(cell):
