@@ -1,6 +1,7 @@
 # Two entry points, each setting up from scratch when needed:
 #   make study   set up, then run the default study (config.yaml)
 #   make test    set up, then run the test suite
+# and `make lint` (ruff, snakefmt --check, snakemake --lint; CI runs it before the tests).
 # Setup is a virtual environment in .venv with repatlas installed editable. torch is pinned to
 # 2.13.0 in pyproject.toml: on CPU machines with the local CPU wheel (see README) pip takes that
 # file; elsewhere PyPI's build (CUDA on Linux). Set TORCH_INDEX to pick a torch index, e.g.
@@ -29,6 +30,8 @@ test: setup
 	$(BIN)/python -m pytest
 
 lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check Snakefile rules
 	$(BIN)/snakemake --lint
 
 clean:

@@ -2,18 +2,17 @@
 # one read of a store that reaches tens of GB at paper scale, and one job fewer per model.
 rule cka_within:
     input:
-        acts=f"results/activations/{MODEL}/acts.zarr",
+        acts=f"results/activations/{MODEL_PATH}/acts.zarr",
         lib=library_of("cka_within.py"),
     output:
-        cka=f"results/cka/within/{MODEL}.nc",
-        **({"pca": f"results/widedeep/pca/{MODEL}.nc"} if FIRST_PC else {}),
+        **cka_within_outputs(),
     log:
-        f"results/logs/cka/within/{MODEL}.log",
+        f"results/logs/cka/within/{MODEL_PATH}.log",
     params:
         cka=CKA_ESTIMATOR,
         pca_examples=min(WIDE_DEEP["pca_examples"], config["probe_size"]),
     benchmark:
-        f"results/benchmarks/cka_within/{MODEL}.tsv"
+        f"results/benchmarks/cka_within/{MODEL_PATH}.tsv"
     resources:
         mem_mb=lambda w, attempt: scaled(8000, 500)(w, attempt) + FIRST_PC * first_pc_mem(w, attempt),
         runtime=scaled(30, 3),
@@ -28,8 +27,8 @@ rule cka_within:
 # `repatlas cka A.zarr B.zarr -o out.nc`.
 rule cka_across:
     input:
-        a=lambda w: f"results/activations/{model_path_of(w.a)}/acts.zarr",
-        b=lambda w: f"results/activations/{model_path_of(w.b)}/acts.zarr",
+        a=lambda w: f"results/activations/{path_of_id(w.a)}/acts.zarr",
+        b=lambda w: f"results/activations/{path_of_id(w.b)}/acts.zarr",
         lib=library_of("cka_across.py"),
     output:
         "results/cka/across/{a}__{b}.nc",
@@ -58,7 +57,9 @@ if len(SEED_PAIRS) > 0:
 
     rule cka_across_seeds:
         input:
-            acts=expand(f"results/activations/{ARCH}/s{{seed}}/acts.zarr", seed=SEEDS, allow_missing=True),
+            acts=expand(
+                f"results/activations/{ARCH_PATH}/s{{seed}}/acts.zarr", seed=SEEDS, allow_missing=True
+            ),
             lib=library_of("cka_across_seeds.py"),
         output:
             [across_seeds_file(s1, s2) for s1, s2 in SEED_PAIRS],

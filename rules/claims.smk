@@ -32,7 +32,9 @@ rule claims_table:
         ledgers=[f"results/claims/{s}.csv" for s in config["studies"]],
         lib=library_of("claims_table.py"),
     output:
-        report("results/claims/what_reproduces.md", caption="../workflow/report/claims.rst", category="Claims"),
+        report(
+            "results/claims/what_reproduces.md", caption="../workflow/report/claims.rst", category="Claims"
+        ),
     log:
         "results/logs/claims/what_reproduces.log",
     benchmark:

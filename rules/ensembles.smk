@@ -14,7 +14,7 @@ rule ensembles_methods:
     params:
         settings=ensembles_settings,
     wildcard_constraints:
-        data=r"[a-z0-9_]+|multiview-mu[0-9.]+",
+        data=rf"{DATASET_REGEX}|multiview-mu[0-9.]+",
         regime="feature|ntk",
     benchmark:
         "results/benchmarks/ensembles/{data}-{regime}.tsv"
@@ -40,7 +40,7 @@ rule ensembles_dropping:
         settings=ensembles_settings,
         fractions=ENSEMBLES["drop_fractions"],
     wildcard_constraints:
-        data=r"[a-z0-9_]+|multiview-mu[0-9.]+",
+        data=rf"{DATASET_REGEX}|multiview-mu[0-9.]+",
     benchmark:
         "results/benchmarks/ensembles/{data}-dropping.tsv"
     resources:

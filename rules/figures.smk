@@ -1,16 +1,18 @@
+# Every figure (PNG and PDF, the PNG in the report), by study: each rule reads result files and
+# calls one figure script. The wide vs deep analyses' figures are in widedeep.smk; the shared parts
+# (output, log, benchmark, resources) are common.smk's figure_* helpers.
+
+# ----------------------------------------------------------------------------- CKA (wide vs deep)
+
+
 rule figure_cka_within_grid:
     input:
         cka=cka_within_grid_inputs(),
         lib=library_of("figure_cka_grid.py"),
     output:
-        png=report(
-            "results/figures/cka_within_grid.png",
-            caption="../workflow/report/cka_within_grid.rst",
-            category="CKA",
-        ),
-        pdf="results/figures/cka_within_grid.pdf",
+        **figure_output("cka_within_grid", caption="cka_within_grid", category="CKA"),
     log:
-        "results/logs/figures/cka_within_grid.log",
+        figure_log("cka_within_grid"),
     params:
         cells=cka_within_grid_cells(),
         row="depth",
@@ -19,10 +21,9 @@ rule figure_cka_within_grid:
         xlabel="layer",
         ylabel="layer",
     benchmark:
-        "results/benchmarks/figures/cka_within_grid.tsv"
+        figure_benchmark("cka_within_grid")
     resources:
-        mem_mb=scaled(8000),
-        runtime=scaled(30),
+        **figure_resources(),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -35,14 +36,9 @@ rule figure_cka_across_seeds:
         cka=[across_file(p) for p in across_seeds_figure_pairs()],
         lib=library_of("figure_cka_grid.py"),
     output:
-        png=report(
-            "results/figures/cka_across_seeds.png",
-            caption="../workflow/report/cka_across_seeds.rst",
-            category="CKA",
-        ),
-        pdf="results/figures/cka_across_seeds.pdf",
+        **figure_output("cka_across_seeds", caption="cka_across_seeds", category="CKA"),
     log:
-        "results/logs/figures/cka_across_seeds.log",
+        figure_log("cka_across_seeds"),
     params:
         cells=across_seeds_cells(),
         row="depth",
@@ -51,10 +47,9 @@ rule figure_cka_across_seeds:
         xlabel=f"layer (seed {sorted(GRID['seed'])[1] if len(GRID['seed']) > 1 else ''})",
         ylabel=f"layer (seed {sorted(GRID['seed'])[0]})",
     benchmark:
-        "results/benchmarks/figures/cka_across_seeds.tsv"
+        figure_benchmark("cka_across_seeds")
     resources:
-        mem_mb=scaled(8000),
-        runtime=scaled(30),
+        **figure_resources(),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -67,14 +62,9 @@ rule figure_cka_across_archs:
         cka=[across_file(p) for p in across_archs_figure_pairs()],
         lib=library_of("figure_cka_grid.py"),
     output:
-        png=report(
-            "results/figures/cka_across_archs.png",
-            caption="../workflow/report/cka_across_archs.rst",
-            category="CKA",
-        ),
-        pdf="results/figures/cka_across_archs.pdf",
+        **figure_output("cka_across_archs", caption="cka_across_archs", category="CKA"),
     log:
-        "results/logs/figures/cka_across_archs.log",
+        figure_log("cka_across_archs"),
     params:
         cells=across_archs_cells(),
         row="seed",
@@ -83,10 +73,9 @@ rule figure_cka_across_archs:
         xlabel="layer of B",
         ylabel="layer of A",
     benchmark:
-        "results/benchmarks/figures/cka_across_archs.tsv"
+        figure_benchmark("cka_across_archs")
     resources:
-        mem_mb=scaled(8000),
-        runtime=scaled(30),
+        **figure_resources(),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -104,15 +93,11 @@ rule figure_redshift_lines:
         sweep=lambda w: f"results/complexity/{REDSHIFT_LINES[w.figure]['sweep']}.nc",
         lib=library_of("figure_complexity_lines.py"),
     output:
-        png=report(
-            "results/figures/redshift_{figure}.png",
-            caption="../workflow/report/redshift_lines.rst",
-            category="Neural Redshift",
-            subcategory="{figure}",
+        **figure_output(
+            "redshift_{figure}", caption="redshift_lines", category="Neural Redshift", subcategory="{figure}"
         ),
-        pdf="results/figures/redshift_{figure}.pdf",
     log:
-        "results/logs/figures/redshift_{figure}.log",
+        figure_log("redshift_{figure}"),
     params:
         x=lambda w: REDSHIFT_LINES[w.figure]["x"],
         hue=lambda w: REDSHIFT_LINES[w.figure]["hue"],
@@ -123,10 +108,9 @@ rule figure_redshift_lines:
     wildcard_constraints:
         figure="|".join(REDSHIFT_LINES) or "none",
     benchmark:
-        "results/benchmarks/figures/redshift_{figure}.tsv"
+        figure_benchmark("redshift_{figure}")
     resources:
-        mem_mb=scaled(8000),
-        runtime=scaled(30),
+        **figure_resources(),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -138,14 +122,9 @@ rule figure_redshift_functions:
     input:
         lib=library_of("figure_redshift_functions.py"),
     output:
-        png=report(
-            "results/figures/redshift_functions.png",
-            caption="../workflow/report/redshift_functions.rst",
-            category="Neural Redshift",
-        ),
-        pdf="results/figures/redshift_functions.pdf",
+        **figure_output("redshift_functions", caption="redshift_functions", category="Neural Redshift"),
     log:
-        "results/logs/figures/redshift_functions.log",
+        figure_log("redshift_functions"),
     params:
         grid_size=REDSHIFT["grid_size"],
         endpoint=REDSHIFT["grid_endpoint"],
@@ -154,10 +133,9 @@ rule figure_redshift_functions:
         depth=REDSHIFT["figure_depth"],
         title="random MLPs on [-1, 1]², rows: activation, columns: weight magnitude A",
     benchmark:
-        "results/benchmarks/figures/redshift_functions.tsv"
+        figure_benchmark("redshift_functions")
     resources:
-        mem_mb=scaled(8000),
-        runtime=scaled(30),
+        **figure_resources(),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -170,22 +148,16 @@ rule figure_redshift_heatmap:
         sweep="results/complexity/scale.nc",
         lib=library_of("figure_redshift_heatmap.py"),
     output:
-        png=report(
-            "results/figures/redshift_heatmap.png",
-            caption="../workflow/report/redshift_heatmap.rst",
-            category="Neural Redshift",
-        ),
-        pdf="results/figures/redshift_heatmap.pdf",
+        **figure_output("redshift_heatmap", caption="redshift_heatmap", category="Neural Redshift"),
     log:
-        "results/logs/figures/redshift_heatmap.log",
+        figure_log("redshift_heatmap"),
     params:
         select={"width": 64, "variant": "plain"},
         title=f"Fourier complexity ({REDSHIFT['fourier_convention']} convention) of random MLPs, mean over seeds",
     benchmark:
-        "results/benchmarks/figures/redshift_heatmap.tsv"
+        figure_benchmark("redshift_heatmap")
     resources:
-        mem_mb=scaled(8000),
-        runtime=scaled(30),
+        **figure_resources(),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -198,22 +170,18 @@ rule figure_chebyshev_degrees:
         data="results/complexity/chebyshev_degrees.nc",
         lib=library_of("figure_chebyshev_degrees.py"),
     output:
-        png=report(
-            "results/figures/redshift_chebyshev_degrees.png",
-            caption="../workflow/report/redshift_chebyshev_degrees.rst",
-            category="Neural Redshift",
+        **figure_output(
+            "redshift_chebyshev_degrees", caption="redshift_chebyshev_degrees", category="Neural Redshift"
         ),
-        pdf="results/figures/redshift_chebyshev_degrees.pdf",
     log:
-        "results/logs/figures/redshift_chebyshev_degrees.log",
+        figure_log("redshift_chebyshev_degrees"),
     params:
         title=f"Chebyshev complexity vs maximum degree D, depth {REDSHIFT['figure_depth']}, "
         f"{REDSHIFT['chebyshev_nodes']}² Chebyshev points",
     benchmark:
-        "results/benchmarks/figures/redshift_chebyshev_degrees.tsv"
+        figure_benchmark("redshift_chebyshev_degrees")
     resources:
-        mem_mb=scaled(4000),
-        runtime=scaled(30),
+        **figure_resources(mem_mb=4000),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -226,21 +194,15 @@ rule figure_summod:
         summod="results/complexity/summod.nc",
         lib=library_of("figure_summod.py"),
     output:
-        png=report(
-            "results/figures/redshift_summod.png",
-            caption="../workflow/report/redshift_summod.rst",
-            category="Neural Redshift",
-        ),
-        pdf="results/figures/redshift_summod.pdf",
+        **figure_output("redshift_summod", caption="redshift_summod", category="Neural Redshift"),
     log:
-        "results/logs/figures/redshift_summod.log",
+        figure_log("redshift_summod"),
     params:
         title="sum-mod-M: test accuracy vs the target's complexity (smaller M = more complex target)",
     benchmark:
-        "results/benchmarks/figures/redshift_summod.tsv"
+        figure_benchmark("redshift_summod")
     resources:
-        mem_mb=scaled(8000),
-        runtime=scaled(30),
+        **figure_resources(),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -256,25 +218,20 @@ rule figure_infinite:
         data=lambda w: INFINITE_FIGURES[w.name]["data"],
         lib=library_of("figure_infinite.py"),
     output:
-        png=report(
-            "results/figures/infinite_{name}.png",
-            caption="../workflow/report/infinite.rst",
-            category="Infinite width",
-            subcategory="{name}",
+        **figure_output(
+            "infinite_{name}", caption="infinite", category="Infinite width", subcategory="{name}"
         ),
-        pdf="results/figures/infinite_{name}.pdf",
     log:
-        "results/logs/figures/infinite_{name}.log",
+        figure_log("infinite_{name}"),
     params:
         figure=lambda w: INFINITE_FIGURES[w.name]["figure"],
         title=lambda w: INFINITE_FIGURES[w.name]["title"],
     wildcard_constraints:
         name="|".join(INFINITE_FIGURES),
     benchmark:
-        "results/benchmarks/figures/infinite_{name}.tsv"
+        figure_benchmark("infinite_{name}")
     resources:
-        mem_mb=scaled(8000),
-        runtime=scaled(30),
+        **figure_resources(),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -290,28 +247,25 @@ rule figure_mitosis:
         chunks=lambda w: [f"results/mitosis/chunks/{c['model']}.nc" for c in mitosis_figure_cells(w)],
         lib=library_of("figure_mitosis.py"),
     output:
-        png=report(
-            "results/figures/mitosis_{name}.png",
-            caption="../workflow/report/mitosis.rst",
-            category="Representation mitosis",
-            subcategory="{name}",
+        **figure_output(
+            "mitosis_{name}", caption="mitosis", category="Representation mitosis", subcategory="{name}"
         ),
-        pdf="results/figures/mitosis_{name}.pdf",
     log:
-        "results/logs/figures/mitosis_{name}.log",
+        figure_log("mitosis_{name}"),
     params:
         figure=lambda w: f"mitosis_{w.name}_figure",
-        cells=lambda w: [{k: c[k] for k in ("arch", "regime", "width", "seed")} for c in mitosis_figure_cells(w)],
+        cells=lambda w: [
+            {k: c[k] for k in ("arch", "regime", "width", "seed")} for c in mitosis_figure_cells(w)
+        ],
         title=f"{config['dataset']}, n = {MITOSIS['n']}, "
         + ", ".join(f"{a} depth {s['depth']}" for a, s in MITOSIS["archs"].items())
         + ", test split",
     wildcard_constraints:
         name="chunks|clones|training",
     benchmark:
-        "results/benchmarks/figures/mitosis_{name}.tsv"
+        figure_benchmark("mitosis_{name}")
     resources:
-        mem_mb=scaled(8000),
-        runtime=scaled(30),
+        **figure_resources(),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -325,24 +279,18 @@ rule figure_mitosis_ensemble:
         members=[f"results/mitosis/features/{m}.npz" for m in mitosis_ensemble_members()],
         lib=library_of("figure_mitosis_ensemble.py"),
     output:
-        png=report(
-            "results/figures/mitosis_ensemble.png",
-            caption="../workflow/report/mitosis_ensemble.rst",
-            category="Representation mitosis",
-        ),
-        pdf="results/figures/mitosis_ensemble.pdf",
+        **figure_output("mitosis_ensemble", caption="mitosis_ensemble", category="Representation mitosis"),
     log:
-        "results/logs/figures/mitosis_ensemble.log",
+        figure_log("mitosis_ensemble"),
     params:
         arch=MITOSIS["ensemble"]["arch"],
         wide_width=max(MITOSIS["archs"][MITOSIS["ensemble"]["arch"]]["widths"]),
         narrow_width=MITOSIS["ensemble"]["width"],
         title=f"widest {MITOSIS['ensemble']['arch']} vs an ensemble of narrow ones",
     benchmark:
-        "results/benchmarks/figures/mitosis_ensemble.tsv"
+        figure_benchmark("mitosis_ensemble")
     resources:
-        mem_mb=scaled(8000),
-        runtime=scaled(30),
+        **figure_resources(),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -363,15 +311,14 @@ rule figure_ensembles:
         ),
         lib=library_of("figure_ensembles.py"),
     output:
-        png=report(
-            "results/figures/ensembles_{name}.png",
-            caption="../workflow/report/ensembles.rst",
+        **figure_output(
+            "ensembles_{name}",
+            caption="ensembles",
             category="Ensembles and distillation",
             subcategory="{name}",
         ),
-        pdf="results/figures/ensembles_{name}.pdf",
     log:
-        "results/logs/figures/ensembles_{name}.log",
+        figure_log("ensembles_{name}"),
     params:
         figure=lambda w: w.name,
         labels=lambda w: (
@@ -384,10 +331,9 @@ rule figure_ensembles:
     wildcard_constraints:
         name="methods|size|dropping",
     benchmark:
-        "results/benchmarks/figures/ensembles_{name}.tsv"
+        figure_benchmark("ensembles_{name}")
     resources:
-        mem_mb=scaled(8000),
-        runtime=scaled(30),
+        **figure_resources(),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -400,24 +346,19 @@ rule figure_ensembles_mu:
         summary="results/ensembles/summary.csv",
         lib=library_of("figure_ensembles.py"),
     output:
-        png=report(
-            "results/figures/ensembles_mu.png",
-            caption="../workflow/report/ensembles_mu.rst",
-            category="Ensembles and distillation",
-            subcategory="mu",
+        **figure_output(
+            "ensembles_mu", caption="ensembles_mu", category="Ensembles and distillation", subcategory="mu"
         ),
-        pdf="results/figures/ensembles_mu.pdf",
     log:
-        "results/logs/figures/ensembles_mu.log",
+        figure_log("ensembles_mu"),
     params:
         figure="mu",
         title=f"multi-view data, the paper's two-layer CNN: {ENSEMBLES['seeds']} members × "
         f"{ENSEMBLES['trials']} trials per μ",
     benchmark:
-        "results/benchmarks/figures/ensembles_mu.tsv"
+        figure_benchmark("ensembles_mu")
     resources:
-        mem_mb=scaled(4000),
-        runtime=scaled(15),
+        **figure_resources(mem_mb=4000, runtime=15),
     conda:
         "../envs/analysis.yaml"
     threads: 1

@@ -77,8 +77,14 @@ rule infinite_cookbook_gap:
     log:
         "results/logs/infinite/cookbook_gap/w{width}.log",
     params:
-        cookbook={k: v for k, v in INFINITE["cookbook"].items() if k not in ("n_models", "width", "record_every", "diag_reg")},
-        pairs=lambda w: dict(zip(INFINITE["cookbook_gap"]["widths"], INFINITE["cookbook_gap"]["pairs"]))[int(w.width)],
+        cookbook={
+            k: v
+            for k, v in INFINITE["cookbook"].items()
+            if k not in ("n_models", "width", "record_every", "diag_reg")
+        },
+        pairs=lambda w: dict(zip(INFINITE["cookbook_gap"]["widths"], INFINITE["cookbook_gap"]["pairs"]))[
+            int(w.width)
+        ],
         diag_reg=INFINITE["cookbook_gap"]["diag_reg"],
     benchmark:
         "results/benchmarks/infinite/cookbook_gap/w{width}.tsv"

@@ -10,17 +10,17 @@ rule train_mitosis_model:
         full="results/data/{dataset}/full.npz",
         lib=library_of("train_model.py"),
     output:
-        model=f"results/mitosis/models/{MITOSIS_RUN}/model.pt",
-        metrics=f"results/mitosis/models/{MITOSIS_RUN}/metrics.json",
-        snapshots=directory(f"results/mitosis/models/{MITOSIS_RUN}/snapshots"),
+        model=f"results/mitosis/models/{MODEL_PATH}/model.pt",
+        metrics=f"results/mitosis/models/{MODEL_PATH}/metrics.json",
+        snapshots=directory(f"results/mitosis/models/{MODEL_PATH}/snapshots"),
     log:
-        f"results/mitosis/models/{MITOSIS_RUN}/train.log",
+        f"results/mitosis/models/{MODEL_PATH}/train.log",
     params:
         train=mitosis_train_settings,
         snapshot_epochs=lambda w: MITOSIS["archs"][w.arch]["early_epochs"],
         device=config["device"],
     benchmark:
-        f"results/benchmarks/train_mitosis_model/{MITOSIS_RUN}.tsv"
+        f"results/benchmarks/train_mitosis_model/{MODEL_PATH}.tsv"
     resources:
         mem_mb=scaled(8000),
         runtime=scaled(60),
@@ -40,16 +40,16 @@ rule mitosis_features:
         subset=lambda w: f"results/data/{w.dataset}/train-n{w.n}-s{config['subset_seed']}.npz",
         lib=library_of("mitosis_features.py"),
     output:
-        f"results/mitosis/features/{MITOSIS_MODEL}.npz",
+        f"results/mitosis/features/{MITOSIS_MODEL_PATH}.npz",
     log:
-        f"results/logs/mitosis/features/{MITOSIS_MODEL}.log",
+        f"results/logs/mitosis/features/{MITOSIS_MODEL_PATH}.log",
     params:
         epoch=mitosis_epoch,
         device=config["device"],
     wildcard_constraints:
         regime=r"converged|epoch\d+",
     benchmark:
-        f"results/benchmarks/mitosis_features/{MITOSIS_MODEL}.tsv"
+        f"results/benchmarks/mitosis_features/{MITOSIS_MODEL_PATH}.tsv"
     resources:
         mem_mb=scaled(8000),
         runtime=scaled(15),
@@ -64,12 +64,12 @@ rule mitosis_features:
 
 rule mitosis_chunks:
     input:
-        features=f"results/mitosis/features/{MITOSIS_MODEL}.npz",
+        features=f"results/mitosis/features/{MITOSIS_MODEL_PATH}.npz",
         lib=library_of("mitosis_chunks.py"),
     output:
-        f"results/mitosis/chunks/{MITOSIS_MODEL}.nc",
+        f"results/mitosis/chunks/{MITOSIS_MODEL_PATH}.nc",
     log:
-        f"results/logs/mitosis/chunks/{MITOSIS_MODEL}.log",
+        f"results/logs/mitosis/chunks/{MITOSIS_MODEL_PATH}.log",
     params:
         repeats=MITOSIS["repeats"],
         thresholds=MITOSIS["r2_thresholds"],
@@ -77,7 +77,7 @@ rule mitosis_chunks:
     wildcard_constraints:
         regime=r"converged|epoch\d+",
     benchmark:
-        f"results/benchmarks/mitosis_chunks/{MITOSIS_MODEL}.tsv"
+        f"results/benchmarks/mitosis_chunks/{MITOSIS_MODEL_PATH}.tsv"
     resources:
         mem_mb=scaled(8000),
         runtime=scaled(60),

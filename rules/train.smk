@@ -4,16 +4,20 @@ rule train_model:
         full="results/data/{dataset}/full.npz",
         lib=library_of("train_model.py"),
     output:
-        model=f"results/models/{MODEL}/model.pt",
-        metrics=f"results/models/{MODEL}/metrics.json",
+        model=f"results/models/{MODEL_PATH}/model.pt",
+        metrics=f"results/models/{MODEL_PATH}/metrics.json",
     log:
-        f"results/models/{MODEL}/train.log",
+        f"results/models/{MODEL_PATH}/train.log",
     params:
         train=config["train"],
-        model_options=lambda w: {"activation": config["model"]["mlp_activation"]} if w.arch == "mlp" else config["model"]["resnet"],
+        model_options=lambda w: (
+            {"activation": config["model"]["mlp_activation"]}
+            if w.arch == "mlp"
+            else config["model"]["resnet"]
+        ),
         device=config["device"],
     benchmark:
-        f"results/benchmarks/train_model/{MODEL}.tsv"
+        f"results/benchmarks/train_model/{MODEL_PATH}.tsv"
     resources:
         mem_mb=scaled(16000),
         runtime=train_runtime,

@@ -36,22 +36,22 @@ rule block_table:
 # block inside / outside the CKA blocks.
 rule evaluate_model:
     input:
-        model=f"results/models/{MODEL}/model.pt",
+        model=f"results/models/{MODEL_PATH}/model.pt",
         full="results/data/{dataset}/full.npz",
         subset=lambda w: f"results/data/{w.dataset}/train-n{w.n}-s{config['subset_seed']}.npz",
         lib=library_of("evaluate_model.py"),
     output:
-        probes=f"results/widedeep/probes/{MODEL}.nc",
-        pruning=f"results/widedeep/pruning/{MODEL}.nc",
-        predictions=f"results/models/{MODEL}/predictions.nc",
+        probes=f"results/widedeep/probes/{MODEL_PATH}.nc",
+        pruning=f"results/widedeep/pruning/{MODEL_PATH}.nc",
+        predictions=f"results/models/{MODEL_PATH}/predictions.nc",
     log:
-        f"results/logs/widedeep/evaluate/{MODEL}.log",
+        f"results/logs/widedeep/evaluate/{MODEL_PATH}.log",
     params:
         probes=WIDE_DEEP["probes"],
         examples=config["probe_size"],
         device=config["device"],
     benchmark:
-        f"results/benchmarks/evaluate_model/{MODEL}.tsv"
+        f"results/benchmarks/evaluate_model/{MODEL_PATH}.tsv"
     resources:
         mem_mb=scaled(16000, 64),
         runtime=scaled(30, 1),
@@ -141,14 +141,9 @@ rule figure_cka_data_grid:
         first_pc=[f"results/widedeep/pca/{cell_model(c)}.nc" for c in data_grid_cells()] if FIRST_PC else [],
         lib=library_of("figure_cka_grid.py"),
     output:
-        png=report(
-            "results/figures/cka_data_grid.png",
-            caption="../workflow/report/cka_data_grid.rst",
-            category="CKA",
-        ),
-        pdf="results/figures/cka_data_grid.pdf",
+        **figure_output("cka_data_grid", caption="cka_data_grid", category="CKA"),
     log:
-        "results/logs/figures/cka_data_grid.log",
+        figure_log("cka_data_grid"),
     params:
         cells=[{"n": c["n"], "width": c["width"]} for c in data_grid_cells()],
         row="n",
@@ -160,10 +155,9 @@ rule figure_cka_data_grid:
         xlabel="layer",
         ylabel="layer",
     benchmark:
-        "results/benchmarks/figures/cka_data_grid.tsv"
+        figure_benchmark("cka_data_grid")
     resources:
-        mem_mb=scaled(8000),
-        runtime=scaled(30),
+        **figure_resources(),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -176,14 +170,9 @@ rule figure_widedeep:
         unpack(widedeep_figure_inputs),
         lib=library_of("figure_widedeep.py"),
     output:
-        png=report(
-            "results/figures/widedeep_{figure}.png",
-            caption="../workflow/report/widedeep.rst",
-            category="Wide vs deep",
-        ),
-        pdf="results/figures/widedeep_{figure}.pdf",
+        **figure_output("widedeep_{figure}", caption="widedeep", category="Wide vs deep"),
     log:
-        "results/logs/figures/widedeep_{figure}.log",
+        figure_log("widedeep_{figure}"),
     params:
         cells=lambda w: first_grid_cells() if w.figure == "pca" else grid_cells(),
         threshold=WIDE_DEEP["block_threshold"],
@@ -198,10 +187,9 @@ rule figure_widedeep:
     wildcard_constraints:
         figure="blocks|pca|probes|pruning",
     benchmark:
-        "results/benchmarks/figures/widedeep_{figure}.tsv"
+        figure_benchmark("widedeep_{figure}")
     resources:
-        mem_mb=scaled(8000),
-        runtime=scaled(30),
+        **figure_resources(),
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -214,23 +202,17 @@ rule figure_widedeep_errors:
         data="results/widedeep/errors/{ga}__{gb}.nc",
         lib=library_of("figure_widedeep_errors.py"),
     output:
-        png=report(
-            "results/figures/widedeep_errors_{ga}__{gb}.png",
-            caption="../workflow/report/widedeep_errors.rst",
-            category="Wide vs deep",
-        ),
-        pdf="results/figures/widedeep_errors_{ga}__{gb}.pdf",
+        **figure_output("widedeep_errors_{ga}__{gb}", caption="widedeep_errors", category="Wide vs deep"),
     log:
-        "results/logs/figures/widedeep_errors_{ga}__{gb}.log",
+        figure_log("widedeep_errors_{ga}__{gb}"),
     params:
-        label_a=lambda w: w.ga.split("-", 2)[-1],
-        label_b=lambda w: w.gb.split("-", 2)[-1],
+        label_a=lambda w: arch_name_of(w.ga),
+        label_b=lambda w: arch_name_of(w.gb),
         title=lambda w: f"per-example errors, {w.ga} vs {w.gb}",
     benchmark:
-        "results/benchmarks/figures/widedeep_errors_{ga}__{gb}.tsv"
+        figure_benchmark("widedeep_errors_{ga}__{gb}")
     resources:
-        mem_mb=scaled(8000),
-        runtime=scaled(30),
+        **figure_resources(),
     conda:
         "../envs/analysis.yaml"
     threads: 1

@@ -104,9 +104,11 @@ def overridden(*args):
 
 
 def test_nested_overrides_are_typed_like_a_config_file():
-    config = overridden("grid={depth: [8, 14], width: [1]}", "train={epochs: 2, lr: 0.05, weight_decay: 1e-4}",
-                        "cka={across_seeds: false}", "train={flip: true}", "probe_size=300", "data_dir=/some/path",
-                        "studies=[wide_deep, infinite]")
+    config = overridden(
+        "grid={depth: [8, 14], width: [1]}", "train={epochs: 2, lr: 0.05, weight_decay: 1e-4}",
+        "cka={across_seeds: false}", "train={flip: true}", "probe_size=300", "data_dir=/some/path",
+        "studies=[wide_deep, infinite]",
+    )
     assert config["grid"]["depth"] == [8, 14] and config["grid"]["width"] == [1]
     assert config["grid"]["n"] == [500]  # keys not overridden keep the config file's values
     assert config["train"]["epochs"] == 2 and isinstance(config["train"]["epochs"], int)
@@ -166,4 +168,29 @@ def test_bad_ensembles_config_names_key(ensembles, key, expected):
         checked(config)
     message = str(info.value)
     assert f"'{key}'" in message and pytest.importorskip("re").search(expected, message), message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "path,value,key,expected",
+    [
+        (("mitosis", "archs", "resnet"), {"depth": 10}, "mitosis.archs.resnet.depth", "6n\\+2"),
+        (("mitosis", "archs", "mlp"), {"epochs": 8, "early_epochs": [2, 8]}, "mitosis.archs.mlp.early_epochs",
+         "\\[8\\] not before the last epoch \\(8\\); expected epochs between 1 and 7"),
+        (("mitosis", "archs"), {"resnet": {}}, "mitosis.ensemble.arch",
+         "'mlp' is not swept; expected one of resnet"),
+        (("infinite", "cookbook_gap"), {"widths": [64, 128], "pairs": [4]}, "infinite.cookbook_gap.pairs",
+         "1 entries for 2 widths"),
+        (("infinite", "conv", "n_trains"), [50, 2000], "infinite.conv.n_trains",
+         "2000 exceeds the digits training pool; expected values between 2 and 1437"),
+        (("infinite", "conv", "n_test"), 400, "infinite.conv.n_test", "400 exceeds the digits test split"),
+        (("infinite", "conv", "filter_size"), 4, "infinite.conv.filter_size", "expected an odd size"),
+    ],
+)
+def test_bad_mitosis_or_infinite_config_names_key(path, value, key, expected):
+    """The checks the workflow ran in rules/common.smk, now in check_semantics: same messages."""
+    with pytest.raises(ConfigError) as info:
+        checked(edit(path, value))
+    message = str(info.value)
+    assert f"config key '{key}'" in message and pytest.importorskip("re").search(expected, message), message
     assert "\n" not in message

@@ -3,7 +3,8 @@
 The JSON schema (workflow/schemas/config.schema.yaml) says what each key may be; `check_schema`
 reports the first violation as `config key 'a.b': <what is wrong>; expected <what is allowed>`.
 `check_semantics` adds the rules a schema cannot express (ResNet depths of the form 6n+2,
-subsets no larger than the dataset, at least two CKA batches in the probe set).
+subsets no larger than the dataset, at least two CKA batches in the probe set, counts of the
+infinite-width, mitosis and ensembles studies that must fit together).
 `apply_overrides` types the values of nested `--config` overrides, which Snakemake passes on as
 strings, before either check runs.
 """
@@ -148,29 +149,72 @@ def check_semantics(config: dict) -> None:
     degrees = [red["chebyshev_degree"], *red["chebyshev_sensitivity"]["degree"]]
     if max(degrees) >= red["chebyshev_nodes"]:
         raise ConfigError(
-            f"config key 'redshift.chebyshev_nodes': {red['chebyshev_nodes']} nodes interpolate degrees up to "
-            f"{red['chebyshev_nodes'] - 1}, but degree {max(degrees)} is asked for (redshift.chebyshev_degree, "
-            f"redshift.chebyshev_sensitivity.degree); expected more nodes than the largest degree"
+            f"config key 'redshift.chebyshev_nodes': {red['chebyshev_nodes']} nodes interpolate degrees "
+            f"up to {red['chebyshev_nodes'] - 1}, but degree {max(degrees)} is asked for "
+            f"(redshift.chebyshev_degree, redshift.chebyshev_sensitivity.degree); expected more nodes "
+            "than the largest degree"
         )
     if config["probe_size"] > n_test:
         raise ConfigError(
             f"config key 'probe_size': {config['probe_size']} exceeds the {config['dataset']} test "
             f"split of {n_test} examples; expected a value between 4 and {n_test}"
         )
+    _check_infinite(config["infinite"], config["dataset"])
+    _check_mitosis(config["mitosis"])
     if "ensembles" in config["studies"]:
         _check_ensembles(config["ensembles"])
+
+
+def _check_infinite(inf: dict, dataset: str) -> None:
+    """What the schema cannot say about the infinite-width study: one pair count per cookbook-gap
+    width; conv sizes fit the dataset."""
+    gap = inf["cookbook_gap"]
+    if len(gap["pairs"]) != len(gap["widths"]):
+        raise ConfigError(f"config key 'infinite.cookbook_gap.pairs': {len(gap['pairs'])} entries for "
+                          f"{len(gap['widths'])} widths; expected one pair count per width")
+    conv = inf["conv"]
+    conv_dataset = conv["dataset"] or dataset
+    n_train, n_test = DATASET_SIZES[conv_dataset]
+    if max(conv["n_trains"]) > n_train:
+        raise ConfigError(f"config key 'infinite.conv.n_trains': {max(conv['n_trains'])} exceeds the "
+                          f"{conv_dataset} training pool; expected values between 2 and {n_train}")
+    if conv["n_test"] > n_test:
+        raise ConfigError(f"config key 'infinite.conv.n_test': {conv['n_test']} exceeds the {conv_dataset} "
+                          f"test split; expected a value between 2 and {n_test}")
+    if conv["filter_size"] % 2 == 0:
+        raise ConfigError(f"config key 'infinite.conv.filter_size': {conv['filter_size']}; expected an odd "
+                          "size (SAME padding)")
+
+
+def _check_mitosis(mitosis: dict) -> None:
+    """What the schema cannot say about the mitosis study: ResNet depths are 6n+2; snapshots come
+    before the last epoch; the ensemble's arch is a swept one."""
+    archs = mitosis["archs"]
+    if "resnet" in archs:
+        try:
+            resnet_blocks_per_stage(archs["resnet"]["depth"])
+        except ValueError as exc:
+            raise ConfigError(f"config key 'mitosis.archs.resnet.depth': {exc}") from None
+    for arch, a in archs.items():
+        late = [e for e in a["early_epochs"] if e >= a["epochs"]]
+        if late:
+            raise ConfigError(f"config key 'mitosis.archs.{arch}.early_epochs': {late} not before the last "
+                              f"epoch ({a['epochs']}); expected epochs between 1 and {a['epochs'] - 1}")
+    if mitosis["ensemble"]["arch"] not in archs:
+        raise ConfigError(f"config key 'mitosis.ensemble.arch': {mitosis['ensemble']['arch']!r} is not "
+                          f"swept; expected one of {', '.join(archs)} (the keys of mitosis.archs)")
 
 
 def _check_ensembles(ens: dict) -> None:
     """What the schema cannot say about the ensembles study: counts that must fit together."""
     if ens["students"] > ens["seeds"]:
-        raise ConfigError(f"config key 'ensembles.students': {ens['students']} students need as many members to "
-                          f"self-distil from; expected at most ensembles.seeds = {ens['seeds']}")
+        raise ConfigError(f"config key 'ensembles.students': {ens['students']} students need as many members "
+                          f"to self-distil from; expected at most ensembles.seeds = {ens['seeds']}")
     mv = ens["multiview"]
     features = mv["n_classes"] * mv["views_per_class"]
     if mv["dim"] < features:
-        raise ConfigError(f"config key 'ensembles.multiview.dim': {mv['dim']} cannot hold {features} orthonormal "
-                          f"views; expected at least n_classes · views_per_class = {features}")
+        raise ConfigError(f"config key 'ensembles.multiview.dim': {mv['dim']} cannot hold {features} "
+                          f"orthonormal views; expected at least n_classes · views_per_class = {features}")
     if mv["other_views"] > features - mv["views_per_class"]:
         raise ConfigError(f"config key 'ensembles.multiview.other_views': {mv['other_views']} exceeds the "
                           f"{features - mv['views_per_class']} views of other classes")
