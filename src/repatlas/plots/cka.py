@@ -35,7 +35,7 @@ def cka_heatmap_grid(cells: pd.DataFrame, *, row: str, col: str, title: str | No
     cells = cells.sort_values([row, col]).reset_index(drop=True)
     row_values, col_values = list(dict.fromkeys(cells[row])), list(dict.fromkeys(sorted(cells[col])))
     nrow, ncol = len(row_values), len(col_values)
-    side = facet_inches(nrow, ncol, preferred=2.8)
+    side = facet_inches(nrow, ncol, preferred=4.0 if nrow * ncol <= 2 else 2.8)  # a lone facet: larger
     width = max(side * ncol + 1.6, 6.0)  # one facet still gets a readable figure, not a thumbnail
     fig, axes = plt.subplots(nrow, ncol, squeeze=False, figsize=(width, side * nrow + 1.2),
                              layout="constrained")

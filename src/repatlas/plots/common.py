@@ -78,9 +78,9 @@ def layer_names(da, dim: str, n: int) -> list[str]:
     return [str(i) for i in range(n)]
 
 
-def tick_text(names, ticks, max_chars: int = 6) -> list[str]:
-    """Tick labels: the layer names when every one is short enough to sit under a narrow facet,
-    else the layer indices (the axis label says which)."""
+def tick_text(names, ticks, max_chars: int = 8) -> list[str]:
+    """Tick labels: the layer names when every one is short enough for a facet's margin (ResNet
+    names such as "block12" are), else the layer indices."""
     names = list(names)
     if all(len(names[i]) <= max_chars for i in ticks):
         return [names[i] for i in ticks]
@@ -93,8 +93,9 @@ def layer_heatmap(ax, values, *, x_names=None, y_names=None, vmin: float = 0.0, 
     al.'s figures): row i of `values` (layer_a) is drawn at height n − 1 − i, column j (layer_b)
     at x = j; cell (i, j) spans [j, j + 1] × [n − 1 − i, n − i]. NaN cells stay blank.
 
-    Every k-th layer is labelled (`layer_ticks`) with its name or index (`tick_text`). No colour
-    bar: a figure adds one per shared scale (`colour_bar`). Returns the QuadMesh.
+    Every k-th layer is labelled (`layer_ticks`) with its name or index (`tick_text`); names on
+    the x axis stand upright so neighbours never touch. No colour bar: a figure adds one per
+    shared scale (`colour_bar`). Returns the QuadMesh.
     """
     values = np.asarray(values, dtype=float)
     n_y, n_x = values.shape
@@ -103,7 +104,8 @@ def layer_heatmap(ax, values, *, x_names=None, y_names=None, vmin: float = 0.0, 
     x_names = list(x_names) if x_names is not None else [str(j) for j in range(n_x)]
     y_names = list(y_names) if y_names is not None else [str(i) for i in range(n_y)]
     xt, yt = layer_ticks(n_x, max_labels), layer_ticks(n_y, max_labels)
-    ax.set_xticks(xt + 0.5, tick_text(x_names, xt), fontsize=fontsize, rotation=0)
+    x_text = tick_text(x_names, xt)
+    ax.set_xticks(xt + 0.5, x_text, fontsize=fontsize, rotation=0 if all(t.isdigit() for t in x_text) else 90)
     ax.set_yticks(n_y - 1 - yt + 0.5, tick_text(y_names, yt), fontsize=fontsize, rotation=0)
     ax.tick_params(length=2, pad=1)
     return ax.collections[0]
@@ -117,11 +119,12 @@ def outline_blocks(ax, spans, n: int, colour: str = "cyan") -> None:
 
 
 def colour_bar(fig, axes, *, label: str, vmin: float = 0.0, vmax: float = 1.0, cmap: str = CKA_CMAP,
-               shrink: float = 0.8):
+               shrink: float = 0.8, location: str = "right"):
     """One labelled colour bar for every axes in `axes` that share the scale [vmin, vmax] of
-    `cmap`, placed right of them by the figure's layout (so it cannot overlap the title)."""
+    `cmap`, placed beside them (`location`) by the figure's layout, so it cannot overlap the
+    title or the facets."""
     return fig.colorbar(ScalarMappable(Normalize(vmin, vmax), cmap), ax=axes, shrink=shrink, label=label,
-                        fraction=0.04, pad=0.02)
+                        fraction=0.04 if location in ("right", "left") else 0.05, pad=0.02, location=location)
 
 
 def headroom(lo: float, hi: float, *, fraction: float = 0.08, minimum: float = 0.01,

@@ -17,6 +17,7 @@ from repatlas.plots.common import (
     layer_names,
     layer_ticks,
     outline_blocks,
+    tick_text,
     title_width,
     wrap,
 )
@@ -225,12 +226,13 @@ def pca_figure(datasets: list, blocks: list, cells: list, *, title: str | None =
         raise ValueError(f"cells must name one model per (depth, width); got {keys}")
     depths, widths = sorted({d for d, _ in keys}), sorted({w for _, w in keys})
     colours = dict(zip(widths, sns.color_palette("flare", len(widths))))
-    side = facet_inches(len(depths), len(widths) + 1.4, preferred=2.6)
+    side = facet_inches(len(depths), len(widths) + 1.4, preferred=2.6, extra_width=3.0)  # + legends
     fig_width = side * (len(widths) + 1.4) + 1.4
     fig, axes = plt.subplots(len(depths), len(widths) + 1, squeeze=False, layout="constrained",
                              figsize=(fig_width, side * len(depths) + 1.4),
                              gridspec_kw={"width_ratios": [1.0] * len(widths) + [1.4]})
     heatmaps = axes[:, :-1]
+    row_names = [[] for _ in depths]  # layer names of each depth, for the line plots' ticks
     for ax in heatmaps.flat:
         ax.axis("off")  # switched back on where a model is drawn
     for i, (ds, spans, (depth, width)) in enumerate(zip(datasets, blocks, keys)):
@@ -244,6 +246,8 @@ def pca_figure(datasets: list, blocks: list, cells: list, *, title: str | None =
         ax = heatmaps[r, c]
         ax.axis("on")
         names = layer_names(ds, "layer", n)
+        if len(names) >= len(row_names[r]):
+            row_names[r] = names
         layer_heatmap(ax, split_cka(ds["cka"].values, ds["cka_without_pc1"].values), x_names=names, y_names=names)
         ax.plot([0, n], [n, 0], color="white", linewidth=0.6)  # the diagonal splits the two matrices
         outline_blocks(ax, spans, n)
@@ -264,8 +268,10 @@ def pca_figure(datasets: list, blocks: list, cells: list, *, title: str | None =
                         edgecolors=colours[width], linewidths=0.8)
     for r, depth in enumerate(depths):
         line_ax = axes[r, -1]
-        ticks = layer_ticks(max(len(line.get_xdata()) for line in line_ax.get_lines()))
-        line_ax.set_xticks(ticks, [str(t) for t in ticks], fontsize=7)
+        n = max(len(line.get_xdata()) for line in line_ax.get_lines())
+        ticks = layer_ticks(n)
+        text = tick_text(row_names[r] or [str(i) for i in range(n)], ticks)  # as on the heatmaps
+        line_ax.set_xticks(ticks, text, fontsize=7, rotation=0 if all(t.isdigit() for t in text) else 90)
         line_ax.set_ylim(0, 1.02)
         line_ax.set_ylabel("PC1 variance / total", fontsize=8)
         line_ax.set_xlabel("layer" if r == len(depths) - 1 else "", fontsize=8)
@@ -273,8 +279,8 @@ def pca_figure(datasets: list, blocks: list, cells: list, *, title: str | None =
         line_ax.tick_params(labelsize=7)
         line_ax.legend(fontsize=6, title="mean share (● in a block, ○ outside)", title_fontsize=6,
                        loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
-    colour_bar(fig, heatmaps, label=f"{CKA_LABEL}: above diagonal with PC1,\non and below it PC1 projected out",
-               shrink=min(0.8, 0.4 + 0.2 * len(depths)))
+    colour_bar(fig, heatmaps, label=f"{CKA_LABEL}: above the diagonal as measured, on and below it with PC1 "
+               "projected out", shrink=0.9, location="bottom")
     fig.suptitle(wrap(title or "Block structure and the first principal component", title_width(fig_width, 11)),
                  fontsize=11)
     return fig
