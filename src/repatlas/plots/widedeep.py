@@ -10,6 +10,7 @@ import seaborn as sns
 
 from repatlas.plots.common import (
     CKA_LABEL,
+    MAX_INCHES,
     colour_bar,
     facet_inches,
     headroom,
@@ -388,7 +389,9 @@ def pruning_figure(datasets: list, cells: list, *, title: str | None = None):
     df = pd.DataFrame(rows, columns=[*_CELL_KEYS, "change", "where", "base"])
     ns = sorted({c["n"] for c in cells})
     models_per_n = {n: sorted({(c["depth"], c["width"]) for c in cells if c["n"] == n}) for n in ns}
-    fig, axes = plt.subplots(1, len(ns), figsize=(max(5.0, 1.3 * sum(map(len, models_per_n.values())) + 3), 3.8),
+    # 1.3 in per architecture, the whole within MAX_INCHES (tick labels need ≥ 0.8 in: ≤ 15 models)
+    width = min(max(5.0, 1.3 * sum(map(len, models_per_n.values())) + 3), MAX_INCHES - 0.2)
+    fig, axes = plt.subplots(1, len(ns), figsize=(width, 3.8),
                              squeeze=False, sharey=True, layout="constrained",
                              gridspec_kw={"width_ratios": [len(models_per_n[n]) for n in ns]})
     for ax, n in zip(axes[0], ns):
