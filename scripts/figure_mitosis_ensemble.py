@@ -1,5 +1,5 @@
 from repatlas.joblog import log_to
-from repatlas.steps.mitosis_figures import ensemble_figure
+from repatlas.steps.mitosis_ensemble_figures import ensemble_figure
 
 log_to(snakemake.log[0])
 p = snakemake.params

@@ -20,6 +20,7 @@ from repatlas.steps import (
     cka_figures,
     ensembles_figures,
     infinite_figures,
+    mitosis_ensemble_figures,
     mitosis_figures,
     redshift_figures,
     widedeep_figures,
@@ -156,7 +157,7 @@ def figure_calls(workdir: Path, config_path: Path = TINY) -> dict:
     wide_width = max(config["mitosis"]["archs"][arch]["widths"])
     wide = next(features.glob(f"{arch}-d*-w{wide_width}/converged/s0.npz"))
     members = [next(features.glob(f"{arch}-d*-w{ens['width']}/converged/s{s}.npz")) for s in range(ens["members"])]
-    calls["mitosis_ensemble"] = lambda out: mitosis_figures.ensemble_figure(
+    calls["mitosis_ensemble"] = lambda out: mitosis_ensemble_figures.ensemble_figure(
         wide, members, out, arch=arch, wide_width=wide_width, narrow_width=ens["width"],
         title=f"widest {arch} vs an ensemble of narrow ones")
 

@@ -21,6 +21,7 @@ from repatlas.steps import (
     cka_figures,
     ensembles_figures,
     infinite_figures,
+    mitosis_ensemble_figures,
     mitosis_figures,
     redshift_figures,
     widedeep_figures,
@@ -114,7 +115,8 @@ def test_cka_grid_facets_fit_the_size_limit():
 
 # ----------------------------------------------------------------------------- the ci-tiny run
 
-STEPS = (cka_figures, widedeep_figures, redshift_figures, infinite_figures, mitosis_figures, ensembles_figures)
+STEPS = (cka_figures, widedeep_figures, redshift_figures, infinite_figures, mitosis_figures, mitosis_ensemble_figures,
+         ensembles_figures)
 
 
 @pytest.fixture(scope="module")
