@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from repatlas.model_ids import arch_label, model_path, parse_model_id
 from repatlas.steps import (
     cka_figures,
     ensembles_figures,
@@ -28,7 +29,6 @@ from repatlas.steps import (
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "ci-tiny.yaml"
-ID = re.compile(r"(?P<dataset>\w+)-n(?P<n>\d+)-(?P<arch>\w+)-d(?P<depth>\d+)-w(?P<width>\d+)-s(?P<seed>\d+)")
 
 
 def _grid(config: dict) -> dict:
@@ -36,12 +36,12 @@ def _grid(config: dict) -> dict:
 
 
 def _model(g: dict, n, depth, width, seed) -> str:
-    return f"{g['dataset']}-n{n}/{g['arch']}-d{depth}-w{width}/s{seed}"
+    return model_path(dataset=g["dataset"], n=n, arch=g["arch"], depth=depth, width=width, seed=seed)
 
 
 def _id(path: Path, side: int) -> dict:
-    return {k: (v if k in ("dataset", "arch") else int(v))
-            for k, v in ID.fullmatch(path.stem.split("__")[side]).groupdict().items()}
+    """Fields of model A (side 0) or B (side 1) of a results/cka/across/<A>__<B>.nc file."""
+    return parse_model_id(path.stem.split("__")[side])
 
 
 def figure_calls(workdir: Path, config_path: Path = TINY) -> dict:
@@ -70,7 +70,7 @@ def figure_calls(workdir: Path, config_path: Path = TINY) -> dict:
 
     def arch_cell(p):
         a, b = _id(p, 0), _id(p, 1)
-        return {"seed": a["seed"], "models": f"d{a['depth']}-w{a['width']} (A) vs d{b['depth']}-w{b['width']} (B)"}
+        return {"seed": a["seed"], "models": f"{arch_label(**a)} (A) vs {arch_label(**b)} (B)"}
 
     calls["cka_across_archs"] = lambda out: cka_figures.cka_grid_figure(
         arch_pairs, [arch_cell(p) for p in arch_pairs], out, row="seed", col="models",
