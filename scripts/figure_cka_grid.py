@@ -1,5 +1,5 @@
 from repatlas.joblog import log_to
-from repatlas.plots import cka_grid_figure
+from repatlas.steps.cka_figures import cka_grid_figure
 
 log_to(snakemake.log[0])
 p = snakemake.params

@@ -1,5 +1,5 @@
 from repatlas.joblog import log_to
-from repatlas.plots import errors_figure_to_file
+from repatlas.steps.widedeep_figures import errors_figure_to_file
 
 log_to(snakemake.log[0])
 p = snakemake.params

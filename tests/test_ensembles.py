@@ -464,7 +464,8 @@ def test_patch_weights_through_wrappers():
 
 
 def test_tiny_mu_sweep_produces_the_summary(tmp_path):
-    from repatlas import plots
+    from repatlas.plots.common import save_figure
+    from repatlas.plots.ensembles import ensembles_mu_figure
 
     datasets = {}
     for mu in (0.1, 0.3):
@@ -482,7 +483,7 @@ def test_tiny_mu_sweep_produces_the_summary(tmp_path):
     assert set(table["verdict"]) <= {"holds", "fails", "inconclusive", "no ensemble gain to transfer", ""}
     feature = table[table["regime"] == "feature"]
     assert (feature.loc[feature["method"] == "single", "prediction"].str.len() > 0).all()
-    plots.save_figure(plots.ensembles_mu_figure(table, title="tiny"), tmp_path / "mu.png")
+    save_figure(ensembles_mu_figure(table, title="tiny"), tmp_path / "mu.png")
     assert (tmp_path / "mu.png").stat().st_size > 1000
 
 

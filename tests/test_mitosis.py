@@ -450,7 +450,7 @@ def test_summary_table_one_row_per_model(tmp_path):
 
 
 def test_figures_show_both_archs():
-    from repatlas import plots
+    from repatlas.plots import mitosis as plots
 
     datasets, cells = [], []
     for arch, widths, per_unit in [("mlp", [16, 64], 1), ("resnet", [1, 2], 64)]:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from repatlas import plots
+from repatlas.plots import redshift as plots
 
 
 @pytest.fixture(autouse=True)

@@ -16,10 +16,13 @@ import zarr
 from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.colors import to_rgb
 
-from repatlas import activations, plots
+from repatlas import activations
 from repatlas.blocks import block_table, block_table_to_file, first_pc_analysis
 from repatlas.errors import error_analysis
 from repatlas.io import write_netcdf
+from repatlas.plots import widedeep as plots
+from repatlas.plots.common import save_figure
+from repatlas.steps import cka_figures, widedeep_figures
 from synthetic_cka import heatmap
 
 
@@ -165,37 +168,56 @@ def first_pc_store(tmp_path):
     return write_store(tmp_path / "acts.zarr", layers), layers
 
 
-def test_pca_figure_shows_heatmaps_pc1_bars_and_block_spans(first_pc_store):
+def test_pca_figure_splits_cka_heatmaps_and_draws_pc1_share_lines(first_pc_store):
     path, layers = first_pc_store
     ds = first_pc_analysis(path)
     assert np.isnan(ds.cka_without_pc1.values).any()
-    planted = {"with blocks": [(0, 0), (1, 3)], "none": []}
-    fig = plots.pca_figure({"with blocks": ds, "none": ds}, planted, title="pc1")
-    assert len(fig.axes) == 2 * 3 + 1  # + the shared colourbar
+    # two widths at depth 1 (with blocks / without), one width at depth 3: 2 rows × (2 heatmaps + lines)
+    cells = [{"depth": 1, "width": 2}, {"depth": 1, "width": 8}, {"depth": 3, "width": 2}]
+    planted = [[(0, 0), (1, 3)], [], [(1, 2)]]
+    fig = plots.pca_figure([ds, ds, ds], planted, cells, title="pc1")
+    assert len(fig.axes) == 2 * 3 + 1  # + the one shared colour bar
+    heat = {(0, 0): fig.axes[0], (0, 1): fig.axes[1], (1, 0): fig.axes[3]}
+    assert not fig.axes[4].axison  # no model at depth 3, width 8: an empty slot
+    # above the diagonal (layer_a deeper than layer_b) CKA, on and below it CKA without PC1;
+    # built here by loops, drawn upside down (layer 0 at the bottom left)
+    k, k0 = ds.cka.values, ds.cka_without_pc1.values
+    split = np.array([[k[i, j] if i > j else k0[i, j] for j in range(4)] for i in range(4)])
     expected_ratio = [pc1_ratio(x.astype(np.float32)) for x in layers.values()]  # as stored
-    for row, (label, spans) in enumerate(planted.items()):
-        cka_ax, stripped_ax, bar_ax = fig.axes[3 * row : 3 * row + 3]
-        # layer 0 at the bottom left: the drawn rows are the matrix upside down
-        np.testing.assert_allclose(cka_ax.collections[0].get_array().reshape(4, 4), ds.cka.values[::-1])
-        for ax in (cka_ax, stripped_ax):  # layer i is drawn at height 3 − i
-            outlines = [p for p in ax.patches if p.get_gid() == "block"]
-            assert sorted((p.get_x(), p.get_y(), p.get_width(), p.get_height()) for p in outlines) == \
-                sorted((s, 3 - e, e - s + 1, e - s + 1) for s, e in spans)
-        bars = [p for p in bar_ax.patches if p.get_gid() != "block"]
-        np.testing.assert_allclose([b.get_height() for b in bars], expected_ratio, rtol=1e-9)
-        shaded = [p for p in bar_ax.patches if p.get_gid() == "block"]
-        assert sorted((p.get_x(), p.get_x() + p.get_width()) for p in shaded) == \
-            [(s - 0.5, e + 0.5) for s, e in spans]
+    for (r, c), spans in zip(heat, planted):
+        ax = heat[(r, c)]
+        np.testing.assert_allclose(ax.collections[0].get_array().reshape(4, 4), split[::-1])
+        outlines = [p for p in ax.patches if p.get_gid() == "block"]  # layer i is drawn at height 3 − i
+        assert sorted((p.get_x(), p.get_y(), p.get_width(), p.get_height()) for p in outlines) == \
+            sorted((s, 3 - e, e - s + 1, e - s + 1) for s, e in spans)
+        assert [t.get_text() for t in ax.get_xticklabels()] == list(layers)  # short names: shown as they are
+    depth1_lines, depth3_lines = fig.axes[2], fig.axes[5]
+    for ax, spans_list in ((depth1_lines, planted[:2]), (depth3_lines, planted[2:])):
+        assert len(ax.get_lines()) == len(spans_list)
+        for line, spans in zip(ax.get_lines(), spans_list):
+            np.testing.assert_allclose(line.get_ydata(), expected_ratio, rtol=1e-9)
+            inside = [i for s, e in spans for i in range(s, e + 1)]
+            filled = [c for c in ax.collections if c.get_gid() == "block"][spans_list.index(spans)]
+            np.testing.assert_array_equal(filled.get_offsets()[:, 0], inside)
+    labels = [t.get_text() for t in depth1_lines.get_legend().get_texts()]
+    assert labels == [f"w2: {np.mean(expected_ratio):.2f}, all in blocks", "w8: no block"]
+    r3 = np.asarray(expected_ratio)
+    assert [t.get_text() for t in depth3_lines.get_legend().get_texts()] == \
+        [f"w2: {r3[1:3].mean():.2f} in / {r3[[0, 3]].mean():.2f} out"]
+    assert fig.get_suptitle() == "pc1"
 
 
 def test_pca_figure_bad_input(first_pc_store):
     ds = first_pc_analysis(first_pc_store[0])
-    with pytest.raises(KeyError, match="only in blocks: \\['b'\\]"):
-        plots.pca_figure({"a": ds}, {"a": [], "b": []})
-    with pytest.raises(ValueError, match="blocks\\['a'\\]"):
-        plots.pca_figure({"a": ds}, {"a": [(2, 4)]})  # only 4 layers
+    cell = {"depth": 1, "width": 2}
+    with pytest.raises(ValueError, match="pair up"):
+        plots.pca_figure([ds], [[], []], [cell])
+    with pytest.raises(ValueError, match="blocks\\[0\\]"):
+        plots.pca_figure([ds], [[(2, 4)]], [cell])  # only 4 layers
     with pytest.raises(KeyError, match="pc1_ratio"):
-        plots.pca_figure({"a": ds.drop_vars("pc1_ratio")}, {"a": []})
+        plots.pca_figure([ds.drop_vars("pc1_ratio")], [[]], [cell])
+    with pytest.raises(ValueError, match="one model per"):
+        plots.pca_figure([ds, ds], [[], []], [cell, cell])
 
 
 # ----------------------------------------------------------------------------- probes
@@ -387,7 +409,7 @@ def test_errors_figure_one_seed_each_and_bad_input():
 def test_save_figure_writes_png_and_pdf(tmp_path):
     fig = plots.pruning_figure([pruning_ds([-0.1, 0.0], [False, True])],
                                [{"depth": 2, "width": 1, "n": 100, "seed": 0}])
-    plots.save_figure(fig, tmp_path / "f.png", tmp_path / "f.pdf")
+    save_figure(fig, tmp_path / "f.png", tmp_path / "f.pdf")
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "f.pdf").read_bytes()[:5] == b"%PDF-"
 
@@ -401,34 +423,34 @@ def test_to_file_functions(tmp_path, first_pc_store):
         within[model_id] = tmp_path / f"{model_id}.nc"
         write_netcdf(layer_da(heatmap(4, spans)), within[model_id])
     block_table_to_file(within, tmp_path / "blocks.csv", threshold=0.9, min_length=3)
-    plots.blocks_figure_to_file(tmp_path / "blocks.csv", png("blocks"))
+    widedeep_figures.blocks_figure_to_file(tmp_path / "blocks.csv", png("blocks"))
 
     store, _ = first_pc_store
     write_netcdf(first_pc_analysis(store), tmp_path / "pc.nc")
-    plots.pca_figure_to_file({"m": tmp_path / "pc.nc"}, {"m": within["digits-n10-resnet-d1-w2-s0"]},
-                             png("pca"), threshold=0.9, min_length=3)
+    widedeep_figures.pca_figure_to_file([tmp_path / "pc.nc"], [within["digits-n10-resnet-d1-w2-s0"]],
+                                        [{"depth": 1, "width": 2}], png("pca"), threshold=0.9, min_length=3)
 
     write_netcdf(probe_ds([0.3, 0.8]), tmp_path / "probe.nc")
     cell = {"depth": 1, "width": 2, "n": 10, "seed": 0}
-    plots.probes_figure_to_file([tmp_path / "probe.nc"], [cell], png("probes"))
+    widedeep_figures.probes_figure_to_file([tmp_path / "probe.nc"], [cell], png("probes"))
     unlabelled = pruning_ds([-0.1, -0.2], [False, False]).drop_vars("inside").assign_coords(
         removed=["layer1", "layer3"])
     unlabelled.attrs["layers"] = json.dumps([f"layer{i}" for i in range(4)])
     write_netcdf(unlabelled, tmp_path / "prune.nc")
-    plots.pruning_figure_to_file([tmp_path / "prune.nc"], [within["digits-n10-resnet-d1-w2-s0"]], [cell],
+    widedeep_figures.pruning_figure_to_file([tmp_path / "prune.nc"], [within["digits-n10-resnet-d1-w2-s0"]], [cell],
                                  png("pruning"), threshold=0.9, min_length=3)
     write_netcdf(error_analysis(*planted_predictions(2, 2, 30)), tmp_path / "errors.nc")
-    plots.errors_figure_to_file(tmp_path / "errors.nc", png("errors"), label_a="A", label_b="B")
+    widedeep_figures.errors_figure_to_file(tmp_path / "errors.nc", png("errors"), label_a="A", label_b="B")
     for name in ("blocks", "pca", "probes", "pruning", "errors"):
         assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
 
     write_netcdf(layer_da(heatmap(3, [])), tmp_path / "short.nc")
     with pytest.raises(ValueError, match="same model"):  # pruning labelled with another model's CKA
-        plots.pruning_figure_to_file([tmp_path / "prune.nc"], [tmp_path / "short.nc"], [cell], png("x"),
+        widedeep_figures.pruning_figure_to_file([tmp_path / "prune.nc"], [tmp_path / "short.nc"], [cell], png("x"),
                                      threshold=0.9, min_length=3)
     with pytest.raises(ValueError, match="differ"):  # the CKA file must cover the first-PC layers
-        plots.pca_figure_to_file({"m": tmp_path / "pc.nc"}, {"m": tmp_path / "short.nc"}, png("x"),
-                                 threshold=0.9, min_length=3)
+        widedeep_figures.pca_figure_to_file([tmp_path / "pc.nc"], [tmp_path / "short.nc"], [{"depth": 1, "width": 2}],
+                                            png("x"), threshold=0.9, min_length=3)
 
 
 # ----------------------------------------------------------------------------- data-size grid with blocks
@@ -449,8 +471,8 @@ def test_cka_grid_figure_outlines_pc1_blocks(tmp_path, monkeypatch):
                                 coords={"layer": names, "layer_a": names, "layer_b": names}), pcs[-1])
         cells.append({"n": n, "width": 2})
     saved = []
-    monkeypatch.setattr(plots, "save_figure", lambda fig, *out: saved.append(fig))
-    plots.cka_grid_figure(paths, cells, ["x.png"], row="n", col="width", first_pc_paths=pcs, min_pc1_share=0.5)
+    monkeypatch.setattr(cka_figures, "save_figure", lambda fig, *out: saved.append(fig))
+    cka_figures.cka_grid_figure(paths, cells, ["x.png"], row="n", col="width", first_pc_paths=pcs, min_pc1_share=0.5)
     top, bottom = saved[0].axes[:2]  # rows sorted by n: 100 first
     outlines = [p for p in top.patches if p.get_gid() == "block"]
     assert len(outlines) == 1 and outlines[0].get_xy() == (1, 8 - 1 - 5) and outlines[0].get_width() == 5
@@ -458,6 +480,6 @@ def test_cka_grid_figure_outlines_pc1_blocks(tmp_path, monkeypatch):
     assert not [p for p in bottom.patches if p.get_gid() == "block"]
     assert bottom.get_title().endswith("0 block(s), largest 0/8 layers")
     # without first-PC files: no outlines and the plain titles
-    plots.cka_grid_figure(paths, cells, ["y.png"], row="n", col="width")
+    cka_figures.cka_grid_figure(paths, cells, ["y.png"], row="n", col="width")
     plain = saved[1].axes[0]
     assert plain.get_title() == "n 100, width 2" and not [p for p in plain.patches if p.get_gid() == "block"]

@@ -71,7 +71,8 @@ def test_rerun_has_nothing_to_do(tiny_run):
 
 # Three modules at different depths of the import graph: ensembles.py (imported by the ensembles
 # scripts and figure_mitosis_ensemble), config.py (imported by models.py, so by everything that
-# builds a model) and cka.py (imported by CKA scripts and, through blocks.py, by plots.py).
+# builds a model) and cka.py (imported by CKA scripts and, through blocks.py, by the CKA and wide-vs-deep
+# figure steps).
 EDITED = ["ensembles.py", "config.py", "cka.py"]
 
 
