@@ -388,3 +388,12 @@ def test_cka_heatmap_keeps_repeated_calls_and_rejects_unknown_layers():
         cka_models.cka_heatmap(Twice(), torch.randn(20, 4), layers_a=["g"])
     with pytest.raises(ValueError, match="batch_size"):
         cka_models.cka_heatmap(Twice(), torch.randn(20, 4), layers_a=["f"], batch_size=2)
+
+
+def test_moved_public_names_still_resolve_from_cka():
+    from repatlas import cka, cka_models, cka_stores
+
+    assert cka.cka_heatmap is cka_models.cka_heatmap
+    assert cka.cka_from_stores is cka_stores.cka_from_stores
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        cka.nonsense

@@ -10,6 +10,7 @@ catastrophically, features are centred per batch before it (`layer_gram`).
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from typing import Sequence
 
@@ -303,3 +304,18 @@ def warn_single_batch(n: int, batch_size: int, source, stacklevel: int = 3) -> N
             f"so the minibatch estimate is one batch of {min(n, batch_size)} examples; use at least "
             f"{2 * batch_size} examples or batch_size <= {n // 2}", stacklevel=stacklevel,
         )
+
+
+# ----------------------------------------------------------------------------- moved public names
+
+# The model-hook and store-streaming CKA live in sibling modules, which import this one; the
+# public names repatlas.cka.cka_heatmap / cka_from_stores (design.md) still resolve, on first use.
+_MOVED = {"cka_heatmap": "repatlas.cka_models", "cka_from_stores": "repatlas.cka_stores"}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        # importlib, not an import statement: no pipeline code uses these aliases, so the rules'
+        # derived library inputs (rules/common.smk) need not follow them
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
