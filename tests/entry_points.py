@@ -14,9 +14,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from repatlas import activations, cka, ensembles, errors, infinite, models, probes, redshift, train
-from repatlas import checkpoints
-from repatlas import cka_models
+from repatlas import (
+    activations,
+    checkpoints,
+    cka,
+    cka_models,
+    ensembles,
+    errors,
+    infinite,
+    models,
+    probes,
+    redshift,
+    train,
+)
 from repatlas.steps import data as data_steps
 from repatlas.steps import mitosis as mitosis_steps
 

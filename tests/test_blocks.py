@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 import zarr
+from synthetic_cka import heatmap
 
 from repatlas import activations, blocks, models
 from repatlas.blocks import detect_blocks
@@ -14,7 +15,6 @@ from repatlas.cka import as_dataarray, linear_cka
 from repatlas.io import write_netcdf
 from repatlas.steps import cka as cka_steps
 from repatlas.steps import widedeep as widedeep_steps
-from synthetic_cka import heatmap
 
 
 def brute_force_blocks(k, threshold, min_length):

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from repatlas import cka
-from repatlas import cka_models
+from repatlas import cka, cka_models
 
 
 def hsic0(k, l):

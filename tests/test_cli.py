@@ -7,8 +7,7 @@ import pytest
 import torch
 import xarray as xr
 
-from repatlas import activations, cka, cli, models
-from repatlas import cka_stores
+from repatlas import activations, cka_stores, cli, models
 
 
 @pytest.fixture
@@ -77,8 +76,9 @@ def test_info_into_a_closed_pipe_is_quiet(store):
 
 
 def test_cka_batch_size_default_is_the_pipelines():
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml").read_text())
     pipeline = schema["properties"]["cka"]["properties"]["batch_size"]["default"]

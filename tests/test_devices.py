@@ -19,9 +19,7 @@ from device_guard import LIBRARY, BareConstructors, HostSyncs
 from entry_points import CASES
 from workflow_copy import copy_workflow
 
-from repatlas import cka, devices, ensembles, models, probes, train
-from repatlas import cka_models
-from repatlas import cka_stores
+from repatlas import cka, cka_models, cka_stores, devices, ensembles, models, probes, train
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks a host without CUDA")
 

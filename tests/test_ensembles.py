@@ -8,7 +8,6 @@ from torch import nn
 from repatlas import ensembles as ens
 from repatlas.models import mlp
 
-
 # ----------------------------------------------------------------------------- ensemble predictions
 
 # Three members' probabilities on four two-class examples (logits = log p, so softmax gives p back).

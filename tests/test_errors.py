@@ -9,8 +9,8 @@ import torch
 import xarray as xr
 
 from repatlas import errors, models
-from repatlas.data import save_npz
 from repatlas.checkpoints import save_checkpoint
+from repatlas.data import save_npz
 from repatlas.steps import widedeep as widedeep_steps
 
 K = 3  # classes in the synthetic tests

@@ -17,11 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from repatlas import activations, blocks, cli, models
-from repatlas import cka_models
-from repatlas import cka_stores
 from workflow_copy import copy_workflow
+
+from repatlas import activations, blocks, cka_models, cka_stores, cli, models
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,8 +13,7 @@ import pytest
 import torch
 from entry_points import CASES, TOLERANCE
 
-from repatlas import cka, devices, models, train
-from repatlas import cka_models
+from repatlas import cka, cka_models, devices, models, train
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

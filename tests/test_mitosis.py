@@ -332,9 +332,9 @@ def digits_files(tmp_path_factory):
 
 @pytest.mark.parametrize("arch, width, units", [("resnet", 1, 64), ("resnet", 2, 128), ("mlp", 24, 24)])
 def test_features_to_file_matches_the_model(tmp_path, digits_files, arch, width, units):
+    from repatlas.checkpoints import save_checkpoint
     from repatlas.data import load_npz, standardise
     from repatlas.models import build_model
-    from repatlas.checkpoints import save_checkpoint
 
     full_path, sub_path = digits_files
     full, meta = load_npz(full_path)
@@ -651,9 +651,9 @@ def test_claims_hold_on_planted_clones_of_fixed_size(tmp_path):
 
 
 def test_features_to_file_reads_a_snapshot_and_records_its_epoch(tmp_path, digits_files):
+    from repatlas.checkpoints import save_checkpoint, snapshot_path
     from repatlas.data import load_npz
     from repatlas.models import build_model
-    from repatlas.checkpoints import save_checkpoint, snapshot_path
 
     full_path, sub_path = digits_files
     _, meta = load_npz(full_path)

@@ -15,6 +15,7 @@ import xarray as xr
 import zarr
 from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.colors import to_rgb
+from synthetic_cka import heatmap
 
 from repatlas import activations
 from repatlas.blocks import block_table, block_table_to_file, first_pc_analysis
@@ -23,7 +24,6 @@ from repatlas.io import write_netcdf
 from repatlas.plots import widedeep as plots
 from repatlas.plots.common import save_figure
 from repatlas.steps import cka_figures, widedeep_figures
-from synthetic_cka import heatmap
 
 
 @pytest.fixture(autouse=True)

@@ -7,10 +7,8 @@ import torch
 import xarray as xr
 from torch import nn
 
-from repatlas import data, models, probes, train
-from repatlas import checkpoints
+from repatlas import checkpoints, data, models, probes
 from repatlas.steps import widedeep as widedeep_steps
-
 
 # ----------------------------------------------------------------------------- linear probes
 

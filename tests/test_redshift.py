@@ -4,7 +4,14 @@
 import numpy as np
 import pytest
 
-from repatlas.complexity import MeasureSettings, chebyshev_complexity, chebyshev_grid, fourier_complexity, grid, lz_complexity
+from repatlas.complexity import (
+    MeasureSettings,
+    chebyshev_complexity,
+    chebyshev_grid,
+    fourier_complexity,
+    grid,
+    lz_complexity,
+)
 from repatlas.redshift import (
     ACTIVATIONS,
     _base_params,

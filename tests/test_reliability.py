@@ -24,10 +24,10 @@ import pytest
 import torch
 import xarray as xr
 import yaml
+from workflow_copy import copy_workflow
 
 from repatlas import activations, models
 from repatlas.checkpoints import load_checkpoint, load_training_state
-from workflow_copy import copy_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.workflow

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import torch
 import xarray as xr
-
 from results_equal import compare_runs, main
 
 

@@ -40,11 +40,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from repatlas.checkpoints import load_training_state
 from results_equal import result_files, same_but_for_times
 from slurm_cluster import cannot_start_reason, slurm_cluster
 from workflow_copy import copy_workflow
+
+from repatlas.checkpoints import load_training_state
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = "configs/ci-tiny.yaml"  # relative: each run uses its own copy

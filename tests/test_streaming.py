@@ -5,8 +5,7 @@ import pytest
 import torch
 import xarray as xr
 
-from repatlas import activations, cka, models
-from repatlas import cka_stores
+from repatlas import activations, cka, cka_stores, models
 
 
 @pytest.fixture

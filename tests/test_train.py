@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from repatlas import models, train
-from repatlas import checkpoints
+from repatlas import checkpoints, models, train
 from repatlas.steps import train as train_steps
 
 

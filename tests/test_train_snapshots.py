@@ -4,8 +4,7 @@ checked against the resumable state the loop saves after every epoch, through ki
 import pytest
 import torch
 
-from repatlas import train
-from repatlas import checkpoints
+from repatlas import checkpoints, train
 from repatlas.steps import train as train_steps
 
 

@@ -19,7 +19,6 @@ from torch import nn
 from repatlas.io import atomic_path
 from repatlas.models import build_model
 
-
 CHECKPOINT_FORMAT = 1
 
 

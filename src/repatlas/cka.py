@@ -18,7 +18,6 @@ import numpy as np
 import torch
 import xarray as xr
 
-
 MIN_BATCH = 4  # U-centring divides by n − 2 and the HSIC₁ normaliser by n − 3
 
 

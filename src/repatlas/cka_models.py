@@ -9,8 +9,15 @@ from __future__ import annotations
 import torch
 
 from repatlas.activations import LayerCapture
-from repatlas.cka import (MAX_OFFSET_RATIO, MIN_BATCH, MinibatchCKA, as_dataarray, layer_gram, ucentre,
-                          warn_single_batch)
+from repatlas.cka import (
+    MAX_OFFSET_RATIO,
+    MIN_BATCH,
+    MinibatchCKA,
+    as_dataarray,
+    layer_gram,
+    ucentre,
+    warn_single_batch,
+)
 from repatlas.devices import module_device
 from repatlas.models import representation_layers
 

@@ -46,8 +46,8 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch import nn
 import xarray as xr
+from torch import nn
 from torch.func import functional_call, jvp
 
 from repatlas.devices import resolve_device

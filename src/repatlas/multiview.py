@@ -60,7 +60,6 @@ from torch import nn
 
 from repatlas.data import balanced_order
 
-
 # ----------------------------------------------------------------------------- data
 
 

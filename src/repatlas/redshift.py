@@ -34,7 +34,14 @@ import torch
 import torch.nn.functional as F
 import xarray as xr
 
-from .complexity import MEASURES, MeasureSettings, chebyshev_complexity, chebyshev_grid, fourier_complexity, grid
+from .complexity import (
+    MEASURES,
+    MeasureSettings,
+    chebyshev_complexity,
+    chebyshev_grid,
+    fourier_complexity,
+    grid,
+)
 from .threads import pinned_threads
 
 __all__ = [

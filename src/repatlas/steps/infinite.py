@@ -8,8 +8,15 @@ import sys
 import xarray as xr
 
 from repatlas.data import load_npz, probe_set
-from repatlas.infinite import (conv_regression, cookbook_experiment, cookbook_gap, cookbook_gap_table,
-                               ntk_convergence, pooled_images, regression_experiment)
+from repatlas.infinite import (
+    conv_regression,
+    cookbook_experiment,
+    cookbook_gap,
+    cookbook_gap_table,
+    ntk_convergence,
+    pooled_images,
+    regression_experiment,
+)
 from repatlas.io import write_netcdf
 from repatlas.threads import pinned_threads
 
