@@ -177,11 +177,13 @@ def main():
         t, da = timed(lambda: cka_models.cka_heatmap(model, x, batch_size=args.batch_size))
         t_ours = min(t_ours, t)
     print(f"floor (forward + Gram GEMMs)  {t_floor:8.2f} s")
-    print(f"repatlas cka_heatmap          {t_ours:8.2f} s   ratio to floor {t_ours / t_floor:.3f}  (target <= 1.15)")
+    print(f"repatlas cka_heatmap          {t_ours:8.2f} s   ratio to floor {t_ours / t_floor:.3f}  "
+          "(target <= 1.15)")
     if not args.skip_torch_cka:
         try:
             t_tc, tc = timed(lambda: run_torch_cka(model, x, args.batch_size, dev))
-            print(f"torch-cka 0.21                {t_tc:8.2f} s   speed-up {t_tc / t_ours:.1f}x  (target >= 4)")
+            print(f"torch-cka 0.21                {t_tc:8.2f} s   speed-up {t_tc / t_ours:.1f}x  "
+                  "(target >= 4)")
             print(f"  max |repatlas - torch-cka| = {np.nanmax(np.abs(tc - da.values)):.2e} "
                   f"(torch-cka averages per-batch HSIC without centring features)")
         except ImportError:
@@ -207,10 +209,12 @@ def main():
     for label, r in (("zstd store (default)", large), ("uncompressed store ", raw)):
         achieved, first = r["gflop"] / r["seconds"], r["gflop"] / r["first_seconds"]
         print(f"zarr-streaming CKA, {label}, {args.examples * 2} examples, window {args.window}: "
-              f"{r['seconds']:.2f} s, {achieved:.1f} GFLOP/s = {achieved / rate:.0%} of GEMM rate  (target >= 60 %); "
+              f"{r['seconds']:.2f} s, {achieved:.1f} GFLOP/s = {achieved / rate:.0%} of GEMM rate  "
+              f"(target >= 60 %); "
               f"first pass {r['first_seconds']:.2f} s = {first / rate:.0%}")
     print(f"peak RSS streaming {args.examples // 2} examples: {small['rss_mb']:.0f} MB; "
-          f"{args.examples * 2} examples: {large['rss_mb']:.0f} MB; ratio {large['rss_mb'] / small['rss_mb']:.2f} "
+          f"{args.examples * 2} examples: {large['rss_mb']:.0f} MB; "
+          f"ratio {large['rss_mb'] / small['rss_mb']:.2f} "
           f"(4x the examples; target ~1)")
 
 

@@ -16,7 +16,8 @@ A ~ 1, 10, 100 per activation and depth, and with --baselines, measured in the s
 sample of the sweep's networks: one pass through the deepest network for all depths vs one
 network per depth, and the LZ parse on the 300 x 300 grid vs the study's LZ grid.
 The whole study (sweeps, sum-mod-M, figures) is timed with snakemake itself:
-    rm -rf results/complexity results/figures/redshift_*; time snakemake --cores 2 --configfile configs/redshift.yaml
+    rm -rf results/complexity results/figures/redshift_*;
+    time snakemake --cores 2 --configfile configs/redshift.yaml
 """
 
 from __future__ import annotations
@@ -34,16 +35,20 @@ from repatlas.threads import pinned_threads
 
 def _settings(quick: bool, variants) -> dict:
     if quick:
-        return dict(activations=list(ACTIVATIONS), scales=paper_scales(5), depths=[1, 4, 7], widths=[64], variants=variants, seeds=range(2))
-    return dict(activations=list(ACTIVATIONS), scales=paper_scales(15), depths=range(1, 8), widths=[64], variants=variants, seeds=range(5))
+        return dict(activations=list(ACTIVATIONS), scales=paper_scales(5), depths=[1, 4, 7], widths=[64],
+                    variants=variants, seeds=range(2))
+    return dict(activations=list(ACTIVATIONS), scales=paper_scales(15), depths=range(1, 8), widths=[64],
+                variants=variants, seeds=range(5))
 
 
 def _report_timing(ds, wall: float, cpu: float) -> None:
     n = ds.attrs["n_functions"]
-    stages = {k.removeprefix("stage_seconds_"): v for k, v in ds.attrs.items() if k.startswith("stage_seconds_")}
+    stages = {k.removeprefix("stage_seconds_"): v for k, v in ds.attrs.items()
+              if k.startswith("stage_seconds_")}
     busy = sum(stages.values())
     print(f"functions: {n}   wall: {wall:.1f} s   CPU (this process): {cpu:.1f} s   "
-          f"({wall / n * 1e3:.2f} ms wall per function)   scheduler: {ds.attrs['scheduler']}, n_jobs={ds.attrs['n_jobs']}")
+          f"({wall / n * 1e3:.2f} ms wall per function)   "
+          f"scheduler: {ds.attrs['scheduler']}, n_jobs={ds.attrs['n_jobs']}")
     print(f"{'stage':<10} {'CPU s':>9} {'ms/function':>12} {'share':>7}")
     for k, v in stages.items():
         print(f"{k:<10} {v:9.2f} {v / n * 1e3:12.3f} {v / busy:7.1%}")
@@ -57,9 +62,11 @@ def _report_values(ds) -> None:
     scales = [float(f.scale.sel(scale=A, method="nearest")) for A in (1.0, 10.0, 100.0)]
     depths = sorted({int(ds.depth.min()), 2, int(ds.depth.max())} & set(int(d) for d in ds.depth.values))
     print(f"\nFourier complexity (paper convention), seed mean, variant {ds.variant.values[0]}:")
-    print(f"{'activation':<10} " + " ".join(f"{'A=' + format(A, '.3g') + ' d' + str(d):>13}" for A in scales for d in depths))
+    print(f"{'activation':<10} "
+          + " ".join(f"{'A=' + format(A, '.3g') + ' d' + str(d):>13}" for A in scales for d in depths))
     for a in f.activation.values:
-        print(f"{a:<10} " + " ".join(f"{float(f.sel(activation=a, scale=A, depth=d)):13.3f}" for A in scales for d in depths))
+        print(f"{a:<10} " + " ".join(f"{float(f.sel(activation=a, scale=A, depth=d)):13.3f}"
+                                     for A in scales for d in depths))
 
 
 def _baselines(settings: MeasureSettings) -> None:
@@ -76,14 +83,16 @@ def _baselines(settings: MeasureSettings) -> None:
             for d in range(1, 8):  # the replaced scheme: an independent network per depth
                 _evaluate(_base_params(0, 0, d, 64, "plain"), A, pts, a, "plain", [d])
             t_each += time.process_time() - t
-    print(f"\nnetworks, depths 1-7 of one (activation, A, seed), {len(pts)} points, CPU: one pass {t_one / len(sample) * 1e3:.0f} ms, "
+    print(f"\nnetworks, depths 1-7 of one (activation, A, seed), {len(pts)} points, "
+          f"CPU: one pass {t_one / len(sample) * 1e3:.0f} ms, "
           f"one network per depth {t_each / len(sample) * 1e3:.0f} ms  -> ratio {t_each / t_one:.2f}")
     R_lz = settings.lz_grid_size or settings.grid_size
     t_fine = t_coarse = 0.0
     with torch.no_grad():
         for a, A in sample:
             for R, acc in ((300, "fine"), (R_lz, "coarse")):
-                v = _evaluate(_base_params(0, 0, 7, 64, "plain"), A, grid(R, True), a, "plain", range(1, 8)).reshape(7, R, R)
+                v = _evaluate(_base_params(0, 0, 7, 64, "plain"), A, grid(R, True), a, "plain",
+                              range(1, 8)).reshape(7, R, R)
                 t = time.process_time()
                 lz_complexity(v)
                 dt = time.process_time() - t
@@ -92,8 +101,10 @@ def _baselines(settings: MeasureSettings) -> None:
                 else:
                     t_coarse += dt
     n = 7 * len(sample)
-    print(f"LZ76 per function, CPU: 300 x 300 grid {t_fine / n * 1e3:.1f} ms, {R_lz} x {R_lz} grid {t_coarse / n * 1e3:.1f} ms "
-          f"-> ratio {t_fine / t_coarse:.1f}; x 4,200 functions: {t_fine / n * 4200:.0f} s vs {t_coarse / n * 4200:.0f} s")
+    print(f"LZ76 per function, CPU: 300 x 300 grid {t_fine / n * 1e3:.1f} ms, "
+          f"{R_lz} x {R_lz} grid {t_coarse / n * 1e3:.1f} ms "
+          f"-> ratio {t_fine / t_coarse:.1f}; "
+          f"x 4,200 functions: {t_fine / n * 4200:.0f} s vs {t_coarse / n * 4200:.0f} s")
 
 
 def main() -> None:
@@ -108,7 +119,8 @@ def main() -> None:
 
     settings = MeasureSettings()
     t0, c0 = time.perf_counter(), time.process_time()
-    ds = complexity_sweep(settings=settings, n_jobs=args.n_jobs, scheduler=args.scheduler, **_settings(args.quick, args.variants))
+    ds = complexity_sweep(settings=settings, n_jobs=args.n_jobs, scheduler=args.scheduler,
+                          **_settings(args.quick, args.variants))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     _report_timing(ds, wall, cpu)
     _report_values(ds)

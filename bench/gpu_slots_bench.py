@@ -42,8 +42,9 @@ def child(args) -> None:
     x = rng.integers(0, 256, (args.images, *SHAPE), dtype=np.uint8)
     y = rng.integers(0, N_CLASSES, args.images)
     compile_mode = False if args.compile is None else (True if args.compile == "default" else args.compile)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=0.01, momentum=0.9, weight_decay=1e-4,
-                         crop_pad=4, flip=True, seed=args.seed, eval_every=args.epochs, compile=compile_mode)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=0.01, momentum=0.9,
+                         weight_decay=1e-4, crop_pad=4, flip=True, seed=args.seed, eval_every=args.epochs,
+                         compile=compile_mode)
 
     def run(cfg):
         seed_everything(cfg.seed)
@@ -66,13 +67,15 @@ def concurrent(k: int, args) -> dict:
     cmd = [sys.executable, __file__, "--child", "--device", args.device, "--images", str(args.images),
            "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--width", str(args.width),
            "--threads", str(args.threads)] + (["--compile", args.compile] if args.compile else [])
-    procs = [subprocess.Popen(cmd + ["--seed", str(i)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    procs = [subprocess.Popen(cmd + ["--seed", str(i)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
              for i in range(k)]
     try:
         for p in procs:
             line = p.stdout.readline().strip()
             if line != "ready":
-                raise RuntimeError(f"a job did not start (said {line!r}); run it alone to see why: {' '.join(cmd)}")
+                raise RuntimeError(f"a job did not start (said {line!r}); "
+                                   f"run it alone to see why: {' '.join(cmd)}")
         for p in procs:  # release all jobs together
             p.stdin.write("go\n")
             p.stdin.flush()
@@ -86,8 +89,8 @@ def concurrent(k: int, args) -> dict:
                 p.kill()
     window = max(r["end"] for r in results) - min(r["start"] for r in results)
     images = sum(r["images"] for r in results)
-    return {"k": k, "aggregate": images / window, "per_job": [r["images"] / r["train_seconds"] for r in results],
-            "window_s": window}
+    return {"k": k, "aggregate": images / window,
+            "per_job": [r["images"] / r["train_seconds"] for r in results], "window_s": window}
 
 
 def main() -> None:
@@ -99,7 +102,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--width", type=int, default=1)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per job")
-    p.add_argument("--compile", default=None, metavar="MODE", help="train.compile of every job (e.g. reduce-overhead)")
+    p.add_argument("--compile", default=None, metavar="MODE",
+                   help="train.compile of every job (e.g. reduce-overhead)")
     p.add_argument("--json", default=None, help="also write the results here")
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

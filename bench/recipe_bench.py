@@ -128,7 +128,8 @@ def report(records: dict, reference: str) -> bool:
     else:
         ok = False
         print(f"  reference {reference} was not run")
-    print(f"acceptance (no divergence, loss falls at least as fast as {reference}): {'PASS' if ok else 'FAIL'}")
+    print(f"acceptance (no divergence, loss falls at least as fast as {reference}): "
+          f"{'PASS' if ok else 'FAIL'}")
     return ok
 
 
@@ -139,7 +140,8 @@ HEADER = (f"{'model':8} {'seed':>4} {'diverged':>8} {'initial':>8} {'steps1-10':
 def row(key: str, s: dict) -> str:
     name, seed = key.rsplit("-s", 1)
     return (f"{name:8} {seed:>4} {str(s['diverged_at']):>8} {s['initial']:8.3f} {s['first10']:9.3f} "
-            f"{s['last10']:8.3f} {s['max_grad_norm']:8.2f} {s['seconds_per_step']:7.2f} {s['cpu_ms_per_image']:10.2f}")
+            f"{s['last10']:8.3f} {s['max_grad_norm']:8.2f} {s['seconds_per_step']:7.2f} "
+            f"{s['cpu_ms_per_image']:10.2f}")
 
 
 def main() -> None:
@@ -152,13 +154,15 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20, help="length of the run whose schedule is followed")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.05)
-    ap.add_argument("--old", action="store_true", help="the recipe before issue 16: no warmup, residual BN scale 1")
+    ap.add_argument("--old", action="store_true",
+                    help="the recipe before issue 16: no warmup, residual BN scale 1")
     ap.add_argument("--warmup-epochs", type=float, default=None)
     ap.add_argument("--residual-bn-init", choices=["one", "inv_sqrt_blocks", "zero"], default=None,
                     help="initial scale of each residual branch's last BN (default: the library's)")
     ap.add_argument("--shortcut-bn", action="store_true")
     ap.add_argument("--init-mode", default="fan_in", choices=["fan_in", "fan_out"])
-    ap.add_argument("--bf16", action="store_true", help="bf16 autocast on the CPU (as the GPU path does on CUDA)")
+    ap.add_argument("--bf16", action="store_true",
+                    help="bf16 autocast on the CPU (as the GPU path does on CUDA)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", help="write per-step records here")
     ap.add_argument("--merge", nargs="+", metavar="JSON",
@@ -179,7 +183,8 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
 
-    warmup = args.warmup_epochs if args.warmup_epochs is not None else (0.0 if args.old else TrainConfig.warmup_epochs)
+    warmup = (args.warmup_epochs if args.warmup_epochs is not None
+              else (0.0 if args.old else TrainConfig.warmup_epochs))
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=0.9,
                       weight_decay=5e-4, crop_pad=2, flip=True, warmup_epochs=warmup)
     library_default = inspect.signature(resnet).parameters["residual_bn_init"].default
@@ -193,7 +198,8 @@ def main() -> None:
     for name in args.models:
         depth, width = (int(v) for v in re.fullmatch(r"d(\d+)-w(\d+)", name).groups())
         for seed in args.seeds:
-            record = run(depth, width, seed, x, y, cfg, args.steps, options, args.bf16, label=f"{name}-s{seed}")
+            record = run(depth, width, seed, x, y, cfg, args.steps, options, args.bf16,
+                         label=f"{name}-s{seed}")
             key = f"{name}-s{seed}"
             records[key] = {**record, **summary(record, args.steps)}
             print(row(key, records[key]), flush=True)

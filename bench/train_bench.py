@@ -153,21 +153,23 @@ def main() -> None:
     train_data, test_data = data(args.images, 0), data(args.test_images, 1)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=0.01, momentum=0.9,
                       weight_decay=1e-4, crop_pad=4, flip=True, seed=0)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+    name = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
+            else f"cpu, {torch.get_num_threads()} threads")
     print(f"device: {dev} ({name}); torch {torch.__version__}")
     print(f"{args.images} train images 3x32x32, {args.test_images} test images, batch {args.batch_size}, "
-          f"{args.epochs} epochs ({math.ceil(args.images / args.batch_size)} steps/epoch) x {args.rounds} rounds; "
+          f"{args.epochs} epochs ({math.ceil(args.images / args.batch_size)} steps/epoch) "
+          f"x {args.rounds} rounds; "
           f"epoch time = fastest of epochs 2.. over the rounds, {args.clock} clock")
     print(f"{'model':<16}{'loop':<30}{'epoch s':>9}{'images/s':>10}{'vs baseline':>13}{'compile s':>11}")
     loops = {"baseline": lambda w: run_baseline(w, train_data, cfg, args.device),
              "repatlas": lambda w: run_repatlas(w, train_data, test_data, cfg, args.device)}
     if dev.type == "cuda":
-        loops["repatlas, non-deterministic"] = lambda w: run_repatlas(w, train_data, test_data, cfg, args.device,
-                                                                     deterministic=False)
+        loops["repatlas, non-deterministic"] = lambda w: run_repatlas(
+            w, train_data, test_data, cfg, args.device, deterministic=False)
     if args.compile:
         compiled = dataclasses.replace(cfg, compile=True if args.compile == "default" else args.compile)
-        loops[f"repatlas, compile={args.compile}"] = lambda w: run_repatlas(w, train_data, test_data, compiled,
-                                                                           args.device)
+        loops[f"repatlas, compile={args.compile}"] = lambda w: run_repatlas(
+            w, train_data, test_data, compiled, args.device)
     for width in widths:
         times = {loop: [] for loop in loops}
         for _ in range(args.rounds):
@@ -179,7 +181,8 @@ def main() -> None:
             first = min(t[0] for t in runs)
             label = f"ResNet-20 {width}x" if k == 0 else ""
             compile_s = f"{first - epoch:>11.1f}" if "compile" in loop else ""
-            print(f"{label:<16}{loop:<30}{epoch:>9.3f}{args.images / epoch:>10.0f}{base / epoch:>12.2f}x{compile_s}")
+            print(f"{label:<16}{loop:<30}{epoch:>9.3f}{args.images / epoch:>10.0f}"
+                  f"{base / epoch:>12.2f}x{compile_s}")
     if EVAL_SECONDS:
         print(f"repatlas's test-set evaluation after each epoch (not counted above): median "
               f"{sorted(EVAL_SECONDS)[len(EVAL_SECONDS) // 2]:.3f} s")
