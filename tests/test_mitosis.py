@@ -159,7 +159,8 @@ def test_residual_corr_skips_dead_and_duplicate_neurons():
 
 def test_planted_clones_structure():
     d, k, noise = 6, 3, 0.2
-    f, w, b, y = mitosis.planted_clones(4000, d, k, noise=noise, n_classes=5, seed=0, rotate=False, permute=False)
+    f, w, b, y = mitosis.planted_clones(4000, d, k, noise=noise, n_classes=5, seed=0, rotate=False,
+                                        permute=False)
     assert f.shape == (4000, d * k) and w.shape == (5, d * k) and b.shape == (5,) and y.shape == (4000,)
     assert y.dtype == np.int64 and set(np.unique(y)) == set(range(5))
     # literal copies differ only by independent noise of variance 2·noise²
@@ -185,12 +186,14 @@ def test_trends_on_planted_clones():
 def test_clone_estimate_grows_linearly_with_clones():
     # d = 12 (not on the power-of-two chunk grid), noise 0.1: measured 1.80, 3.51, 6.91
     # (0.90k, 0.88k, 0.86k); with d = 16 the same gives 2.08, 3.87, 8.00.
-    est = [mitosis.estimate_clones(*mitosis.planted_clones(1000, 12, k, noise=0.1, seed=0), seed=0) for k in (2, 4, 8)]
+    est = [mitosis.estimate_clones(*mitosis.planted_clones(1000, 12, k, noise=0.1, seed=0), seed=0)
+           for k in (2, 4, 8)]
     assert np.all(np.diff(est) > 0)
     np.testing.assert_allclose(est, [2, 4, 8], rtol=0.3)
     # literal copies (no per-clone rotation): random chunks miss latent coordinates, so the
     # estimate is biased low (measured 1.37, 2.22, 3.75) but still grows with k
-    lit = [mitosis.estimate_clones(*mitosis.planted_clones(1000, 16, k, noise=0.1, seed=0, rotate=False)) for k in (2, 4, 8)]
+    lit = [mitosis.estimate_clones(*mitosis.planted_clones(1000, 16, k, noise=0.1, seed=0, rotate=False))
+           for k in (2, 4, 8)]
     assert np.all(np.diff(lit) > 0)
     assert np.all(np.array(lit) < 0.8 * np.array([2, 4, 8]))
 
@@ -209,7 +212,8 @@ def test_pca_chunk_size_closed_form():
 
     f = hadamard(8)[:, 1:5] * np.sqrt([4.0, 3, 2, 1])
     assert np.allclose(np.cov(f.T, bias=True), np.diag([4.0, 3, 2, 1]))
-    assert [mitosis.pca_chunk_size(f, t) for t in (0.3, 0.4, 0.65, 0.7, 0.9, 0.95, 1.0)] == [1, 1, 2, 2, 3, 4, 4]
+    assert ([mitosis.pca_chunk_size(f, t) for t in (0.3, 0.4, 0.65, 0.7, 0.9, 0.95, 1.0)]
+            == [1, 1, 2, 2, 3, 4, 4])
     # a rank-3 layer of 20 neurons needs at most 3 components, whatever the threshold
     rng = np.random.default_rng(0)
     low = rng.standard_normal((200, 3)) @ rng.standard_normal((3, 20)) + 5.0
@@ -245,7 +249,8 @@ def test_default_chunk_sizes():
 def test_deterministic_with_seed():
     f, w, b, y = random_layer()
     a = mitosis.chunk_metrics(f, w, b, y, [2, 5], repeats=6, seed=7, keep_repeats=True)
-    xr.testing.assert_identical(a, mitosis.chunk_metrics(f, w, b, y, [2, 5], repeats=6, seed=7, keep_repeats=True))
+    xr.testing.assert_identical(a, mitosis.chunk_metrics(f, w, b, y, [2, 5], repeats=6, seed=7,
+                                                         keep_repeats=True))
     other = mitosis.chunk_metrics(f, w, b, y, [2, 5], repeats=6, seed=8, keep_repeats=True)
     assert not np.array_equal(a["subset"].values, other["subset"].values)
     # subsets of one chunk size do not depend on the other sizes requested
@@ -308,7 +313,7 @@ def test_bad_input_estimate_and_planted():
         mitosis.planted_clones(100, 4, 0)
 
 
-# ----------------------------------------------------------------------------- pipeline steps (ResNet and MLP)
+# ---------------------------------------------------------------------------- pipeline steps (ResNet and MLP)
 
 
 def test_last_layer_units():
@@ -377,7 +382,8 @@ def test_features_to_file_matches_the_model(tmp_path, digits_files, arch, width,
 def write_features(path, features, weight, bias, labels, spec):
     from repatlas.data import save_npz
 
-    save_npz(path, {"model": spec, "test_accuracy": float(((features @ weight.T + bias).argmax(1) == labels).mean()),
+    save_npz(path, {"model": spec,
+                    "test_accuracy": float(((features @ weight.T + bias).argmax(1) == labels).mean()),
                     "train_accuracy": 1.0},
              features_test=features, labels_test=labels, weight=weight, bias=bias)
 
@@ -388,7 +394,8 @@ def test_chunks_to_file_counts_planted_clones(tmp_path):
     spec = {"arch": "resnet", "depth": 8, "width": 1}
     write_features(tmp_path / "f.npz", *x, spec)
     ds = mitosis_steps.chunks_to_file(tmp_path / "f.npz", tmp_path / "c.nc", repeats=10, seed=2,
-                                attrs={"regime": "converged", "model_seed": 2, "dataset": "synthetic", "n": 600})
+                                      attrs={"regime": "converged", "model_seed": 2, "dataset": "synthetic",
+                                             "n": 600})
     saved = xr.open_dataset(tmp_path / "c.nc").load()
     assert list(saved["chunk_size"].values) == [1, 2, 4, 8, 16, 32, 64]
     # critical chunk: where the mean R² crosses 0.9, linear in log(chunk size), recomputed here
@@ -397,11 +404,14 @@ def test_chunks_to_file_counts_planted_clones(tmp_path):
     assert j > 0 and r2[j - 1] < 0.9 <= r2[j]
     c_star = np.exp(np.interp(0.9, r2[j - 1 : j + 1], np.log(c[j - 1 : j + 1])))
     assert saved.attrs["critical_chunk"] == pytest.approx(c_star)
-    assert saved.attrs["pca_chunk"] == mitosis.pca_chunk_size(x[0]) <= 16 <= 2 * c_star  # rank floor ≤ one clone
+    # rank floor ≤ one clone
+    assert saved.attrs["pca_chunk"] == mitosis.pca_chunk_size(x[0]) <= 16 <= 2 * c_star
     assert saved.attrs["clones"] == pytest.approx(64 / c_star)
     np.testing.assert_allclose(saved.attrs["clones"], 4, rtol=0.3)
-    assert (saved.attrs["arch"], saved.attrs["depth"], saved.attrs["model_width"], saved.attrs["width"]) == ("resnet", 8, 1, 64)
-    assert saved.attrs["regime"] == "converged" and saved.attrs["model_seed"] == 2 and saved.attrs["seed"] == 2
+    assert ((saved.attrs["arch"], saved.attrs["depth"], saved.attrs["model_width"], saved.attrs["width"])
+            == ("resnet", 8, 1, 64))
+    assert (saved.attrs["regime"] == "converged" and saved.attrs["model_seed"] == 2
+            and saved.attrs["seed"] == 2)
     assert saved.attrs["test_accuracy"] == pytest.approx(float(saved["full_accuracy"]))
     xr.testing.assert_allclose(saved[["r2_mean", "accuracy_mean"]], ds[["r2_mean", "accuracy_mean"]])
 
@@ -426,7 +436,8 @@ def test_summary_table_one_row_per_model(tmp_path):
         for regime in ("epoch2", "converged"):
             path = tmp_path / f"{arch}-{regime}.nc"
             mitosis_steps.chunks_to_file(tmp_path / f"{arch}.npz", path, repeats=4,
-                                   attrs={"regime": regime, "model_seed": 0, "dataset": "synthetic", "n": 300})
+                                         attrs={"regime": regime, "model_seed": 0, "dataset": "synthetic",
+                                                "n": 300})
             paths.append(path)
             expected.append((arch, regime, x[0].shape[1], xr.open_dataset(path).attrs["clones"]))
     mitosis_steps.summary_to_file(paths, tmp_path / "summary.csv")
@@ -435,7 +446,8 @@ def test_summary_table_one_row_per_model(tmp_path):
     table = pd.read_csv(tmp_path / "summary.csv")
     assert list(table.columns[: len(mitosis.SUMMARY_COLUMNS)]) == list(mitosis.SUMMARY_COLUMNS)
     assert {"clones_r2_0.8", "clones_r2_0.95", "clones_heldout_r2_0.9", "residual_corr_at_2critical",
-            "chunk_accuracy_at_critical", "claim_constant_critical_chunk", "claim_mitosis_needs_zero_error"} <= set(table)
+            "chunk_accuracy_at_critical", "claim_constant_critical_chunk",
+            "claim_mitosis_needs_zero_error"} <= set(table)
     # runs in order (arch, width, seed), each run's models by epoch (these files carry none: -1)
     assert list(table["arch"]) == ["mlp", "mlp", "resnet", "resnet"]
     for arch, regime, units, clones in expected:
@@ -496,11 +508,13 @@ def test_config_schema_mitosis_archs():
     validate(config, schema=str(schema_path))
     archs = config["mitosis"]["archs"]
     assert list(archs) == ["resnet"]  # an arch left out is not swept
-    assert archs["resnet"]["depth"] == 8 and archs["resnet"]["crop_pad"] == 1 and archs["resnet"]["flip"] is False
+    assert (archs["resnet"]["depth"] == 8 and archs["resnet"]["crop_pad"] == 1
+            and archs["resnet"]["flip"] is False)
     default = {"studies": ["mitosis"]}
     validate(default, schema=str(schema_path))
     assert set(default["mitosis"]["archs"]) == {"mlp", "resnet"}
-    assert default["mitosis"]["archs"]["mlp"]["epochs"] == 150 and default["mitosis"]["ensemble"]["arch"] == "mlp"
+    assert (default["mitosis"]["archs"]["mlp"]["epochs"] == 150
+            and default["mitosis"]["ensemble"]["arch"] == "mlp")
     assert default["mitosis"]["archs"]["mlp"]["early_epochs"] == [1, 2, 4, 8, 16, 32]
     assert default["mitosis"]["r2_thresholds"] == [0.8, 0.9, 0.95] and default["mitosis"]["heldout"] == 0.5
     with pytest.raises(ConfigError, match="early_epochs"):  # the old one-integer form (a separate run)
@@ -511,7 +525,7 @@ def test_config_schema_mitosis_archs():
         check_schema({"mitosis": {"archs": {"cnn": {}}}}, schema)
 
 
-# ----------------------------------------------------------------------------- the paper's measures and claims
+# ---------------------------------------------------------------------------- the paper's measures and claims
 
 
 def test_rescaled_chunk_accuracy_keeps_the_bias_in_proportion():
@@ -523,11 +537,13 @@ def test_rescaled_chunk_accuracy_keeps_the_bias_in_proportion():
     kw = dict(repeats=20, compute_regression=False, keep_repeats=True)
     scaled = mitosis.chunk_metrics(f, w, b, y, [12, 48], **kw)
     plain = mitosis.chunk_metrics(f, w, b, y, [12, 48], rescale=False, **kw)
-    assert float(scaled["accuracy_mean"].sel(chunk_size=12)) > float(plain["accuracy_mean"].sel(chunk_size=12)) + 0.2
+    assert (float(scaled["accuracy_mean"].sel(chunk_size=12))
+            > float(plain["accuracy_mean"].sel(chunk_size=12)) + 0.2)
     s = subsets(plain, 0)[0]
     assert np.mean((f[:, s] @ w[:, s].T + b).argmax(1) == 0) > 0.5  # the bias decides
     # the full layer is unchanged, and without a bias rescaling cannot change any argmax
-    assert float(scaled["accuracy_mean"].sel(chunk_size=48)) == float(plain["accuracy_mean"].sel(chunk_size=48))
+    assert (float(scaled["accuracy_mean"].sel(chunk_size=48))
+            == float(plain["accuracy_mean"].sel(chunk_size=48)))
     no_bias = [mitosis.chunk_metrics(f, w, np.zeros(10), y, [3, 12], rescale=r, **kw)["accuracy"].values
                for r in (True, False)]
     np.testing.assert_array_equal(*no_bias)
@@ -541,7 +557,8 @@ def test_chunks_to_file_heldout_and_threshold_sensitivity(tmp_path):
     held = mitosis.chunk_metrics(*x, mitosis.default_chunk_sizes(64), repeats=6, seed=1, heldout=0.4)
     np.testing.assert_array_equal(ds["r2_heldout_mean"], held["r2_mean"])
     np.testing.assert_array_equal(ds["residual_corr_heldout_mean"], held["residual_corr_mean"])
-    assert list(ds["threshold"].values) == [0.8, 0.9, 0.95] and list(ds["r2"].values) == ["in_sample", "heldout"]
+    assert (list(ds["threshold"].values) == [0.8, 0.9, 0.95]
+            and list(ds["r2"].values) == ["in_sample", "heldout"])
     for kind, var in (("in_sample", "r2_mean"), ("heldout", "r2_heldout_mean")):
         for t in (0.8, 0.9, 0.95):
             c = mitosis.critical_chunk_size(ds, t, variable=var)
@@ -561,8 +578,10 @@ def test_chunks_to_file_heldout_and_threshold_sensitivity(tmp_path):
     assert row["residual_corr_at_2critical"] == float(at2["residual_corr_mean"])
     assert row["residual_corr_heldout_at_2critical"] == float(at2["residual_corr_heldout_mean"])
     assert row["chunk_accuracy_at_critical"] == float(at["accuracy_mean"])
-    assert row["accuracy_gap_at_critical"] == pytest.approx(ds.attrs["test_accuracy"] - float(at["accuracy_mean"]))
-    assert row["accuracy_gap_at_2critical"] == pytest.approx(ds.attrs["test_accuracy"] - float(at2["accuracy_mean"]))
+    assert row["accuracy_gap_at_critical"] == pytest.approx(
+        ds.attrs["test_accuracy"] - float(at["accuracy_mean"]))
+    assert row["accuracy_gap_at_2critical"] == pytest.approx(
+        ds.attrs["test_accuracy"] - float(at2["accuracy_mean"]))
 
 
 def test_rank_d_mixture_has_the_critical_chunk_of_planted_clones():
@@ -585,9 +604,10 @@ def summary_rows(widths, c_star, *, arch="mlp", residual=0.05, gap=0.0, train_er
     """Converged summary rows with a given critical chunk per width (other columns plausible)."""
     import pandas as pd
 
-    return pd.DataFrame([{"arch": arch, "regime": "converged", "width": w, "model_seed": 0, "critical_chunk": c,
-                          "clones": w / c, "residual_corr_at_2critical": residual, "accuracy_gap_at_critical": gap,
-                          "train_error": train_error, "epoch": 100} for w, c in zip(widths, c_star)])
+    return pd.DataFrame([{"arch": arch, "regime": "converged", "width": w, "model_seed": 0,
+                          "critical_chunk": c, "clones": w / c, "residual_corr_at_2critical": residual,
+                          "accuracy_gap_at_critical": gap, "train_error": train_error, "epoch": 100}
+                         for w, c in zip(widths, c_star)])
 
 
 def test_claims_known_answers():
@@ -609,15 +629,18 @@ def test_claims_known_answers():
     assert (t["claim_clones_proportional_to_width"] == 0).all() and t["claim_low_residual_corr"].isna().all()
     # one wide model with correlated residuals or a chunk far below the full layer fails its claim
     t = mitosis.mitosis_claims(summary_rows(widths, [16] * 5).assign(
-        residual_corr_at_2critical=[0.05, 0.05, 0.05, 0.05, 0.3], accuracy_gap_at_critical=[0, 0, 0, 0.05, 0]))
+        residual_corr_at_2critical=[0.05, 0.05, 0.05, 0.05, 0.3],
+        accuracy_gap_at_critical=[0, 0, 0, 0.05, 0]))
     assert (t["claim_low_residual_corr"] == 0).all() and (t["claim_chunk_accuracy_matches_full"] == 0).all()
     # fewer than 3 widths: the width claims are untestable (empty)
-    assert mitosis.mitosis_claims(summary_rows([16, 32], [8, 8]))["claim_constant_critical_chunk"].isna().all()
+    assert mitosis.mitosis_claims(
+        summary_rows([16, 32], [8, 8]))["claim_constant_critical_chunk"].isna().all()
     # early stopping along one run: snapshots with training error > 0 have fewer clones
     conv = summary_rows([64, 128, 256], [16, 16, 16])
-    snaps = pd.DataFrame([{"arch": "mlp", "regime": f"epoch{e}", "width": w, "model_seed": 0, "critical_chunk": c,
-                           "clones": w / c, "train_error": err, "epoch": e}
-                          for w in (64, 128, 256) for e, c, err in ((2, 64, 0.3), (8, 32, 0.02), (32, 16, 0.0))])
+    snaps = pd.DataFrame([{"arch": "mlp", "regime": f"epoch{e}", "width": w, "model_seed": 0,
+                           "critical_chunk": c, "clones": w / c, "train_error": err, "epoch": e}
+                          for w in (64, 128, 256)
+                          for e, c, err in ((2, 64, 0.3), (8, 32, 0.02), (32, 16, 0.0))])
     t = mitosis.mitosis_claims(pd.concat([conv, snaps], ignore_index=True))
     c = t[t["regime"] == "converged"]
     assert (c["clones_before_zero_error"] == c["width"] / 32).all()  # epoch 8, the last with error > 0
@@ -642,8 +665,9 @@ def test_claims_hold_on_planted_clones_of_fixed_size(tmp_path):
     for width in (32, 64, 128):
         write_features(tmp_path / f"f{width}.npz", *mitosis.planted_clones(800, 16, width // 16, seed=width),
                        {"arch": "mlp", "depth": 2, "width": width})
-        datasets.append(mitosis_steps.chunks_to_file(tmp_path / f"f{width}.npz", tmp_path / f"c{width}.nc", repeats=6,
-                                               attrs={"regime": "converged", "model_seed": 0}))
+        datasets.append(mitosis_steps.chunks_to_file(tmp_path / f"f{width}.npz", tmp_path / f"c{width}.nc",
+                                                     repeats=6,
+                                                     attrs={"regime": "converged", "model_seed": 0}))
     t = mitosis.clones_table(datasets)
     assert (t["claim_constant_critical_chunk"] == 1).all() and (t["onset_width"] == 32).all()
     assert (t["claim_clones_proportional_to_width"] == 1).all() and (t["claim_low_residual_corr"] == 1).all()
@@ -657,12 +681,15 @@ def test_features_to_file_reads_a_snapshot_and_records_its_epoch(tmp_path, digit
 
     full_path, sub_path = digits_files
     _, meta = load_npz(full_path)
-    spec = {"arch": "mlp", "depth": 2, "width": 8, "input_shape": meta["shape"], "n_classes": meta["n_classes"]}
+    spec = {"arch": "mlp", "depth": 2, "width": 8, "input_shape": meta["shape"],
+            "n_classes": meta["n_classes"]}
     torch.manual_seed(0)
     save_checkpoint(snapshot_path(tmp_path / "snapshots", 3), build_model(**spec), spec, {"epoch": 3})
     torch.manual_seed(1)
     save_checkpoint(tmp_path / "model.pt", build_model(**spec), spec, {"final": {"epoch": 7}})
-    snap = mitosis_steps.features_to_file(tmp_path / "snapshots", full_path, sub_path, tmp_path / "a.npz", epoch=3)
+    snap = mitosis_steps.features_to_file(tmp_path / "snapshots", full_path, sub_path, tmp_path / "a.npz",
+                                          epoch=3)
     final = mitosis_steps.features_to_file(tmp_path / "model.pt", full_path, sub_path, tmp_path / "b.npz")
     assert snap["epoch"] == 3 and final["epoch"] == 7 and load_npz(tmp_path / "a.npz")[1]["epoch"] == 3
-    assert not np.array_equal(load_npz(tmp_path / "a.npz")[0]["features_test"], load_npz(tmp_path / "b.npz")[0]["features_test"])
+    assert not np.array_equal(load_npz(tmp_path / "a.npz")[0]["features_test"],
+                              load_npz(tmp_path / "b.npz")[0]["features_test"])
