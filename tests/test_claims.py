@@ -30,8 +30,9 @@ def blocks_table(fractions, *, accuracy=0.9, inside=0.3, outside=0.8, without_pc
         for (depth, width), per_seed in fractions.items():
             for s, f in enumerate(per_seed):
                 pick = lambda v: v[s] if isinstance(v, list) else v  # noqa: E731
-                rows.append({"model": f"digits-n{n}-resnet-d{depth}-w{width}-s{s}", "dataset": "digits", "n": n,
-                             "arch": "resnet", "depth": depth, "width": width, "seed": s, "test_accuracy": accuracy,
+                rows.append({"model": f"digits-n{n}-resnet-d{depth}-w{width}-s{s}", "dataset": "digits",
+                             "n": n, "arch": "resnet", "depth": depth, "width": width, "seed": s,
+                             "test_accuracy": accuracy,
                              "n_layers": 20, "block_layers": int(round(20 * (f if n == 100 else 1 - f))),
                              "seed_cka_inside": pick(inside), "seed_cka_outside": pick(outside),
                              "largest_cka": 0.9, "largest_cka_without_pc1": pick(without_pc1)})
@@ -68,15 +69,17 @@ CASES = {
         HOLDS: {"blocks": blocks_table(width_case([0.3] * 3, [0.5] * 3), without_pc1=[0.1, 0.2, 0.15])},
         FAILS: {"blocks": blocks_table(width_case([0.3] * 3, [0.5] * 3), without_pc1=[0.8, 0.85, 0.8])},
         # ratios 0.2 / 0.8 / 0.5 around the 0.5 line
-        INCONCLUSIVE: {"blocks": blocks_table(width_case([0.3] * 3, [0.5] * 3), without_pc1=[0.18, 0.72, 0.45])},
+        INCONCLUSIVE: {"blocks": blocks_table(width_case([0.3] * 3, [0.5] * 3),
+                                              without_pc1=[0.18, 0.72, 0.45])},
     },
 }
 
 
 def errors_csv(p_value, warning=""):
-    return pd.DataFrame([{"arch_a": "digits-n100-resnet-d26-w1", "arch_b": "digits-n100-resnet-d8-w4", "seeds_a": 5,
-                          "seeds_b": 5, "mean_accuracy_a": 0.95, "mean_accuracy_b": 0.952, "accuracy_gap": -0.002,
-                          "matched": True, "p_value": p_value, "min_p": 0.008, "warning": warning}])
+    return pd.DataFrame([{"arch_a": "digits-n100-resnet-d26-w1", "arch_b": "digits-n100-resnet-d8-w4",
+                          "seeds_a": 5, "seeds_b": 5, "mean_accuracy_a": 0.95, "mean_accuracy_b": 0.952,
+                          "accuracy_gap": -0.002, "matched": True, "p_value": p_value, "min_p": 0.008,
+                          "warning": warning}])
 
 
 CASES[("wide_deep", "errors_differ")] = {
@@ -130,7 +133,8 @@ def paired_sweep(coord, values, per_seed):
     A = 10, where values[v] + per_seed[v][s] (per_seed default 0) is seed s's value for `coord` = v."""
     vals = list(values)
     other = {"variant": {"width": [64]}, "width": {"variant": ["plain"]}}[coord]
-    coords = {"activation": ["tanh"], "scale": [1.0, 10.0], "depth": [2], coord: vals, **other, "seed": [0, 1, 2]}
+    coords = {"activation": ["tanh"], "scale": [1.0, 10.0], "depth": [2], coord: vals, **other,
+              "seed": [0, 1, 2]}
     dims = ("activation", "scale", "depth", "width", "variant", "seed")
     data = np.full([len(coords[d]) for d in dims], 0.3)
     axis = dims.index(coord)
@@ -138,7 +142,8 @@ def paired_sweep(coord, values, per_seed):
         index = [slice(None)] * len(dims)
         index[1], index[axis] = 1, i
         data[tuple(index)] = values[v] + np.asarray(per_seed.get(v, 0.0))
-    ds = xr.Dataset({"fourier": (dims, data)}, coords=coords, attrs={"settings_fourier_convention": "paper", "R": 64})
+    ds = xr.Dataset({"fourier": (dims, data)}, coords=coords,
+                    attrs={"settings_fourier_convention": "paper", "R": 64})
     return ds
 
 
@@ -177,8 +182,10 @@ def gap_table(widths, gap2, gap2_se):
 def ntk_errors(exponent, seeds=3, noise=0.02):
     """relative_error = 2·width^-exponent, seed s scaled by (1 + noise·(s − 1))."""
     widths = np.array([16, 64, 256, 1024])
-    err = 2.0 * widths[:, None] ** -exponent * np.exp(noise * (np.arange(seeds) - 1) * np.log(widths)[:, None])
-    return xr.Dataset({"relative_error": (("width", "seed"), err)}, coords={"width": widths, "seed": np.arange(seeds)})
+    err = (2.0 * widths[:, None] ** -exponent
+           * np.exp(noise * (np.arange(seeds) - 1) * np.log(widths)[:, None]))
+    return xr.Dataset({"relative_error": (("width", "seed"), err)},
+                      coords={"width": widths, "seed": np.arange(seeds)})
 
 
 W = np.array([8.0, 16, 32, 64])
@@ -209,8 +216,8 @@ def conv_regression(diff, se):
     d = np.array([[-diff, diff]] * 2)
     acc = np.stack([np.full((2, 2), 0.5), 0.5 + d])
     return xr.Dataset({"accuracy": (("architecture", "kernel", "n_train"), acc),
-                       "conv_minus_fc": (("kernel", "n_train"), d), "conv_minus_fc_se": (("kernel", "n_train"),
-                                                                                         np.full((2, 2), se))},
+                       "conv_minus_fc": (("kernel", "n_train"), d),
+                       "conv_minus_fc_se": (("kernel", "n_train"), np.full((2, 2), se))},
                       coords={"architecture": ["fc", "conv"], "kernel": ["nngp", "ntk"], "n_train": [10, 20],
                               "example": np.arange(100)})
 
@@ -239,9 +246,11 @@ def mitosis_summary(widths=(8, 16, 32, 64), chunk=lambda w: 4.0, residual=0.05, 
             c = chunk(w)
             base = {"arch": "mlp", "width": w, "model_seed": s, "test_accuracy": 0.95}
             rows.append({**base, "regime": "epoch1", "epoch": 1, "train_error": 0.1, "critical_chunk": w,
-                         "clones": snapshot_clones, "residual_corr_at_2critical": 0.5, "accuracy_gap_at_critical": 0.1})
+                         "clones": snapshot_clones, "residual_corr_at_2critical": 0.5,
+                         "accuracy_gap_at_critical": 0.1})
             rows.append({**base, "regime": "converged", "epoch": 10, "train_error": 0.0, "critical_chunk": c,
-                         "clones": w / c, "residual_corr_at_2critical": residual, "accuracy_gap_at_critical": gap})
+                         "clones": w / c, "residual_corr_at_2critical": residual,
+                         "accuracy_gap_at_critical": gap})
     return mitosis_claims(pd.DataFrame(rows))
 
 
@@ -287,12 +296,14 @@ CASES |= {
     ("ensembles", "ntk_ensemble_helps"): {
         HOLDS: {"summary": ensembles_summary({"single": 0.3, "ensemble": 0.2}, regime="ntk")},
         FAILS: {"summary": ensembles_summary({"single": 0.3, "ensemble": 0.4}, regime="ntk")},
-        INCONCLUSIVE: {"summary": ensembles_summary({"single": 0.3, "ensemble": 0.29}, regime="ntk", se=0.02)},
+        INCONCLUSIVE: {"summary": ensembles_summary({"single": 0.3, "ensemble": 0.29}, regime="ntk",
+                                                    se=0.02)},
     },
     ("ensembles", "ntk_kd_does_not_help"): {
         HOLDS: {"summary": ensembles_summary({"single": 0.3, "ensemble": 0.2, "kd": 0.3}, regime="ntk")},
         FAILS: {"summary": ensembles_summary({"single": 0.3, "ensemble": 0.2, "kd": 0.2}, regime="ntk")},
-        INCONCLUSIVE: {"summary": ensembles_summary({"single": 0.3, "ensemble": 0.3, "kd": 0.3}, regime="ntk")},
+        INCONCLUSIVE: {"summary": ensembles_summary({"single": 0.3, "ensemble": 0.3, "kd": 0.3},
+                                                    regime="ntk")},
     },
     ("ensembles", "ensemble_helps"): {
         HOLDS: {"summary": ensembles_summary({"single": 0.3, "ensemble": 0.2})},
@@ -426,11 +437,12 @@ def test_ledger_files_and_what_reproduces_table(tmp_path):
     assert (back["verdict"] == HOLDS).all() and (back["artifacts"] == str(mitosis)).all()
     inf = pd.read_csv(out / "infinite.csv").set_index("claim")
     assert inf.loc["gap_one_over_width", "verdict"] == FAILS
-    assert (inf.drop(index="gap_one_over_width")["verdict"] == INCONCLUSIVE).all()  # their files were not given
+    # their files were not given
+    assert (inf.drop(index="gap_one_over_width")["verdict"] == INCONCLUSIVE).all()
 
     md = tmp_path / "what_reproduces.md"
-    claims_steps.what_reproduces_to_file([out / "mitosis.csv", out / "infinite.csv"], md, config="configs/x.yaml",
-                                   hardware="x86_64, 2 CPU cores, device: cpu")
+    claims_steps.what_reproduces_to_file([out / "mitosis.csv", out / "infinite.csv"], md,
+                                         config="configs/x.yaml", hardware="x86_64, 2 CPU cores, device: cpu")
     text = md.read_text()
     assert "`configs/x.yaml` on x86_64, 2 CPU cores" in text and "config hash h1" in text
     body = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| study")]
@@ -445,7 +457,8 @@ def test_table_rows_keep_their_columns_when_text_holds_a_pipe():
     text = claims.what_reproduces(table, config="config.yaml", hardware="test")
     rows = [line for line in text.splitlines() if line.startswith("|")]
     assert len(rows) == 2 + len(table)
-    unescaped = [len(line.replace("\\|", "")) - len(line.replace("\\|", "").replace("|", "")) for line in rows]
+    unescaped = [len(line.replace("\\|", "")) - len(line.replace("\\|", "").replace("|", ""))
+                 for line in rows]
     assert set(unescaped) == {9}  # 8 columns
 
 

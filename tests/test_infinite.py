@@ -114,7 +114,8 @@ def test_relu_maps_vs_conditional_integral(q11, q22, q12):
 
     ref = integrate.quad(integrand, 0, np.inf, epsabs=1e-13)[0]
     # E[1(u>0) 1(v>0)] is an orthant probability
-    orth = scipy.stats.multivariate_normal(mean=[0, 0], cov=[[q11, q12], [q12, q22]], allow_singular=True).cdf([0, 0])
+    orth = scipy.stats.multivariate_normal(mean=[0, 0], cov=[[q11, q12], [q12, q22]],
+                                           allow_singular=True).cdf([0, 0])
     e, ed = inf._relu_cross(q11, q22, q12)
     assert e == pytest.approx(ref, rel=1e-6, abs=1e-10)
     assert ed == pytest.approx(orth, abs=1e-4)
@@ -385,7 +386,7 @@ def test_sine_dataset():
     np.testing.assert_allclose(sine_dataset(noise=0.0, seed=4)[1], np.sin(xtr[:, 0]))
 
 
-# ---------------------------------------------------------------- convolutional kernels (CNN + global average pooling)
+# ------------------------------------------------------- convolutional kernels (CNN + global average pooling)
 
 
 class FiniteCNN(torch.nn.Module):
@@ -400,7 +401,8 @@ class FiniteCNN(torch.nn.Module):
         self.phi = torch.relu if activation == "relu" else torch.erf
         dims = [c_in] + [channels] * depth
         self.convs = torch.nn.ParameterList(
-            [torch.nn.Parameter(torch.randn(o, i, k, k, generator=g, dtype=torch.float64)) for i, o in zip(dims, dims[1:])])
+            [torch.nn.Parameter(torch.randn(o, i, k, k, generator=g, dtype=torch.float64))
+             for i, o in zip(dims, dims[1:])])
         self.conv_b = torch.nn.ParameterList(
             [torch.nn.Parameter(torch.randn(o, generator=g, dtype=torch.float64)) for o in dims[1:]])
         self.head = torch.nn.Parameter(torch.randn(channels, 1, generator=g, dtype=torch.float64))
@@ -409,7 +411,8 @@ class FiniteCNN(torch.nn.Module):
     def features(self, x):
         for w, b in zip(self.convs, self.conv_b):
             scale = self.w_std / math.sqrt(w.shape[1] * self.k * self.k)
-            x = self.phi(torch.nn.functional.conv2d(x, w, padding=self.k // 2) * scale + self.b_std * b[:, None, None])
+            x = self.phi(torch.nn.functional.conv2d(x, w, padding=self.k // 2) * scale
+                         + self.b_std * b[:, None, None])
         return x.mean(dim=(2, 3))  # global average pooling
 
     def forward(self, x):
@@ -458,8 +461,9 @@ def test_conv_ntk_matches_empirical_ntk_of_wide_cnns(activation):
             return self.net(z.reshape(-1, 2, 4, 4))
 
     def rel_err(channels):
-        errs = [np.linalg.norm(inf.empirical_ntk(Flat(FiniteCNN(2, channels, 2, k=3, activation=activation, w_std=W,
-                                                                  b_std=B, seed=s)), torch.as_tensor(x)) - theta)
+        errs = [np.linalg.norm(inf.empirical_ntk(Flat(FiniteCNN(2, channels, 2, k=3, activation=activation,
+                                                                w_std=W, b_std=B, seed=s)),
+                                                 torch.as_tensor(x)) - theta)
                 / np.linalg.norm(theta) for s in range(3)]
         return float(np.mean(errs))
 
@@ -494,7 +498,8 @@ def test_conv_kernel_of_a_1x1_filter_by_hand():
     k1 = W**2 * x[0][:, None] * x[1][None, :] + B**2
     cos = k1 / np.sqrt(q[0][:, None] * q[1][None, :])
     theta = np.arccos(np.clip(cos, -1, 1))
-    e = np.sqrt(q[0][:, None] * q[1][None, :]) * (np.sin(theta) + (np.pi - theta) * np.cos(theta)) / (2 * np.pi)
+    e = (np.sqrt(q[0][:, None] * q[1][None, :]) * (np.sin(theta) + (np.pi - theta) * np.cos(theta))
+         / (2 * np.pi))
     ed = (np.pi - theta) / (2 * np.pi)
     expected_k = W**2 * e.mean() + B**2
     expected_t = expected_k + W**2 * (k1 * ed).mean()
@@ -516,7 +521,8 @@ def test_conv_kernels_bad_input():
         inf.conv_kernels(x, depth=1, w_std=W, b_std=B, activation="tanh")
 
 
-@pytest.mark.parametrize("activation,depth,k", [("relu", 1, 3), ("relu", 2, 3), ("erf", 2, 3), ("relu", 2, 5)])
+@pytest.mark.parametrize("activation,depth,k",
+                         [("relu", 1, 3), ("relu", 2, 3), ("erf", 2, 3), ("relu", 2, 5)])
 def test_conv_kernels_match_neural_tangents(activation, depth, k):
     nt = pytest.importorskip("neural_tangents")
     jax = pytest.importorskip("jax")
@@ -599,7 +605,8 @@ def test_fit_gap_exponent_recovers_power_law():
     g2 = (3.0 / w) ** 2
     se = 0.1 * g2
     fit = inf.fit_gap_exponent(w, g2, se)
-    assert fit["exponent"] == pytest.approx(1.0, abs=1e-6) and fit["amplitude"] == pytest.approx(9.0, rel=1e-6)
+    assert (fit["exponent"] == pytest.approx(1.0, abs=1e-6)
+            and fit["amplitude"] == pytest.approx(9.0, rel=1e-6))
     # noisy estimates (some gap² below 0) still give a fit whose error bar covers the truth
     rng = np.random.default_rng(1)
     hits = 0
