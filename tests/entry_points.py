@@ -73,9 +73,9 @@ def dump_activations(device):
     images = (np.arange(24 * 64).reshape(24, 1, 8, 8) % 251).astype(np.uint8)
     with tempfile.TemporaryDirectory() as tmp:
         store = f"{tmp}/acts.zarr"
-        layers = activations.dump_activations(_resnet(), images, _labels(24), np.arange(24), store, mean=[0.5],
-                                              std=[0.25], layers=["stem", "block2", "pool"], batch_size=10,
-                                              device=str(device))
+        layers = activations.dump_activations(_resnet(), images, _labels(24), np.arange(24), store,
+                                              mean=[0.5], std=[0.25], layers=["stem", "block2", "pool"],
+                                              batch_size=10, device=str(device))
         group = zarr.open_group(store, mode="r")
         return {name: np.asarray(group[name][:]) for name in layers}
 
@@ -148,8 +148,8 @@ def linearized_model(device):
 
 def compare_methods(device):
     x, y = _mlp_data()
-    df = ensembles.compare_methods(x, y, x, y, lambda: models.mlp(1, 8, in_features=6, n_classes=3), n_seeds=2,
-                                   epochs=1, batch_size=16, device=str(device))
+    df = ensembles.compare_methods(x, y, x, y, lambda: models.mlp(1, 8, in_features=6, n_classes=3),
+                                   n_seeds=2, epochs=1, batch_size=16, device=str(device))
     return {"test_loss": df["test_loss"].values}
 
 
@@ -170,15 +170,15 @@ def empirical_ntk(device):
 
 def finite_ensemble(device):
     x_train, y_train, x_test, _ = infinite.sine_dataset(5, 7)
-    run = infinite.train_ensemble_gd(x_train, y_train, x_test, n_models=4, width=16, depth=2, activation="erf",
-                                     w_std=1.5, b_std=0.05, lr=0.1, steps=5, record_every=2, seed=0,
-                                     dtype=torch.float64, device=device)
+    run = infinite.train_ensemble_gd(x_train, y_train, x_test, n_models=4, width=16, depth=2,
+                                     activation="erf", w_std=1.5, b_std=0.05, lr=0.1, steps=5, record_every=2,
+                                     seed=0, dtype=torch.float64, device=device)
     return {"f_test": run["f_test"], "f_train": run["f_train"]}
 
 
 def redshift_values(device):
-    return {"values": redshift.random_mlp_values(12, activation="relu", scale=3.0, depth=3, width=16, n_functions=2,
-                                                 device=device)}
+    return {"values": redshift.random_mlp_values(12, activation="relu", scale=3.0, depth=3, width=16,
+                                                 n_functions=2, device=device)}
 
 
 def train_loop(device):
@@ -194,9 +194,9 @@ def train_loop(device):
 
 
 CASES = {f.__name__: f for f in (
-    cka_heatmap_within, cka_heatmap_across, minibatch_cka, dump_activations, linear_probes, pruning, predictions,
-    mitosis_features, train_classifier_kd, linearized_model, compare_methods, dropped_units, empirical_ntk,
-    finite_ensemble, redshift_values, train_loop,
+    cka_heatmap_within, cka_heatmap_across, minibatch_cka, dump_activations, linear_probes, pruning,
+    predictions, mitosis_features, train_classifier_kd, linearized_model, compare_methods, dropped_units,
+    empirical_ntk, finite_ensemble, redshift_values, train_loop,
 )}
 
 # CUDA vs CPU: (rtol, atol). float32 kernels differ in summation order (cuDNN/cuBLAS; TF32 is

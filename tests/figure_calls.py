@@ -64,7 +64,8 @@ def figure_calls(workdir: Path, config_path: Path = TINY) -> dict:
                   and (_id(p, 0)["depth"], _id(p, 0)["width"]) == (_id(p, 1)["depth"], _id(p, 1)["width"])]
     calls["cka_across_seeds"] = lambda out: cka_figures.cka_grid_figure(
         seed_pairs, [{k: _id(p, 0)[k] for k in ("depth", "width")} for p in seed_pairs], out, row="depth",
-        col="width", title="cross-seed CKA", xlabel=f"layer (seed {seeds[1]})", ylabel=f"layer (seed {seeds[0]})")
+        col="width", title="cross-seed CKA", xlabel=f"layer (seed {seeds[1]})",
+        ylabel=f"layer (seed {seeds[0]})")
     arch_pairs = [p for p in same_n if _id(p, 0)["seed"] == seeds[0] and _id(p, 1)["seed"] == seeds[0]
                   and (_id(p, 0)["depth"], _id(p, 0)["width"]) != (_id(p, 1)["depth"], _id(p, 1)["width"])]
 
@@ -75,7 +76,8 @@ def figure_calls(workdir: Path, config_path: Path = TINY) -> dict:
     calls["cka_across_archs"] = lambda out: cka_figures.cka_grid_figure(
         arch_pairs, [arch_cell(p) for p in arch_pairs], out, row="seed", col="models",
         title="cross-architecture CKA", xlabel="layer of B", ylabel="layer of A")
-    data_grid = [{"n": n, "width": w, "depth": max(g["depth"]), "seed": seeds[0]} for n in g["n"] for w in g["width"]]
+    data_grid = [{"n": n, "width": w, "depth": max(g["depth"]), "seed": seeds[0]}
+                 for n in g["n"] for w in g["width"]]
     calls["cka_data_grid"] = lambda out: cka_figures.cka_grid_figure(
         [res / "cka/within" / f"{_model(g, **c)}.nc" for c in data_grid],
         [{"n": c["n"], "width": c["width"]} for c in data_grid], out, row="n", col="width",
@@ -87,8 +89,8 @@ def figure_calls(workdir: Path, config_path: Path = TINY) -> dict:
     calls["widedeep_blocks"] = lambda out: widedeep_figures.widedeep_figure(
         "blocks", [res / "widedeep/blocks.csv"], out, cells=every, title="largest CKA block", **block)
     calls["widedeep_pca"] = lambda out: widedeep_figures.widedeep_figure(
-        "pca", [res / "widedeep/pca" / f"{_model(g, **c)}.nc" for c in first], out, cells=first, within=within,
-        title="blocks and the first principal component", **block)
+        "pca", [res / "widedeep/pca" / f"{_model(g, **c)}.nc" for c in first], out, cells=first,
+        within=within, title="blocks and the first principal component", **block)
     calls["widedeep_probes"] = lambda out: widedeep_figures.widedeep_figure(
         "probes", [res / "widedeep/probes" / f"{_model(g, **c)}.nc" for c in every], out, cells=every,
         title="linear probe accuracy through the network", **block)
@@ -101,19 +103,24 @@ def figure_calls(workdir: Path, config_path: Path = TINY) -> dict:
         ga, gb = path.stem.split("__")
         calls[f"widedeep_errors_{path.stem}"] = lambda out, path=path, ga=ga, gb=gb: \
             widedeep_figures.errors_figure_to_file(path, out, label_a=ga.split("-", 2)[-1],
-                                                   label_b=gb.split("-", 2)[-1], title=f"per-example errors, {ga} vs {gb}")
+                                                   label_b=gb.split("-", 2)[-1],
+                                                   title=f"per-example errors, {ga} vs {gb}")
 
     rs = config["redshift"]
-    depth, scale, fixed = rs.get("figure_depth", 2), rs.get("figure_scale", 10.0), {"width": 64, "variant": "plain"}
+    depth, scale, fixed = (rs.get("figure_depth", 2), rs.get("figure_scale", 10.0),
+                           {"width": 64, "variant": "plain"})
     sweeps = rs["sweeps"]
     lines = {
-        "scale": dict(sweep="scale", x="scale", hue="activation", logx=True, select={**fixed, "depth": depth}),
-        "depth": dict(sweep="scale", x="depth", hue="activation", logx=False, select={**fixed, "scale": scale}),
+        "scale": dict(sweep="scale", x="scale", hue="activation", logx=True,
+                      select={**fixed, "depth": depth}),
+        "depth": dict(sweep="scale", x="depth", hue="activation", logx=False,
+                      select={**fixed, "scale": scale}),
         "width": dict(sweep="width", x="width", hue="activation", logx=True,
                       select={"variant": "plain", "depth": sweeps["width"]["depth"][0],
                               "scale": max(sweeps["width"]["scale"])}),
         "variant": dict(sweep="variant", x="scale", hue="variant", col="activation", logx=True,
-                        select={"width": sweeps["variant"].get("width", [64])[0], "depth": sweeps["variant"]["depth"][0]}),
+                        select={"width": sweeps["variant"].get("width", [64])[0],
+                                "depth": sweeps["variant"]["depth"][0]}),
     }
     for name, spec in lines.items():
         spec = dict(spec)
@@ -121,25 +128,28 @@ def figure_calls(workdir: Path, config_path: Path = TINY) -> dict:
         calls[f"redshift_{name}"] = lambda out, sweep=sweep, spec=spec: redshift_figures.lines_figure(
             res / f"complexity/{sweep}.nc", out, title=f"complexity, {sweep} sweep", **spec)
     calls["redshift_heatmap"] = lambda out: redshift_figures.heatmap_figure(
-        res / "complexity/scale.nc", out, select=fixed, title="Fourier complexity of random MLPs, mean over seeds")
+        res / "complexity/scale.nc", out, select=fixed,
+        title="Fourier complexity of random MLPs, mean over seeds")
     calls["redshift_chebyshev_degrees"] = lambda out: redshift_figures.chebyshev_figure(
         res / "complexity/chebyshev_degrees.nc", out, title="Chebyshev complexity vs maximum degree D")
     calls["redshift_summod"] = lambda out: redshift_figures.summod_figure(
         res / "complexity/summod.nc", out, title="sum-mod-M: test accuracy vs the target's complexity")
     calls["redshift_functions"] = lambda out: redshift_figures.functions_figure(
-        out, grid_size=rs["grid_size"], activations=["relu", "tanh", "sin", "gaussian"], scales=[1.0, 5.0, 25.0],
-        depth=depth, endpoint=False, title="random MLPs on [-1, 1]²")
+        out, grid_size=rs["grid_size"], activations=["relu", "tanh", "sin", "gaussian"],
+        scales=[1.0, 5.0, 25.0], depth=depth, endpoint=False, title="random MLPs on [-1, 1]²")
 
     inf = {"cookbook_mlp": ("cookbook_figure", "cookbook-mlp.nc"),
            "cookbook_resnet": ("cookbook_figure", "cookbook-resnet.nc"),
            "ntk_convergence": ("ntk_convergence_figure", "ntk_convergence.nc"),
            "cookbook_gap": ("cookbook_gap_figure", "cookbook_gap.nc")}
     inf["regression"] = ("regression_figure", next((res / "infinite").glob("regression-*.nc")).name)
-    inf["conv_regression"] = ("conv_regression_figure", next((res / "infinite").glob("conv_regression-*.nc")).name)
+    inf["conv_regression"] = ("conv_regression_figure",
+                              next((res / "infinite").glob("conv_regression-*.nc")).name)
     for name, (builder, file) in inf.items():
         if (res / "infinite" / file).exists():
-            calls[f"infinite_{name}"] = lambda out, builder=builder, file=file: infinite_figures.infinite_figure(
-                builder, res / "infinite" / file, out, title=f"infinite width: {file}")
+            calls[f"infinite_{name}"] = lambda out, builder=builder, file=file: \
+                infinite_figures.infinite_figure(builder, res / "infinite" / file, out,
+                                                 title=f"infinite width: {file}")
 
     chunks = sorted((res / "mitosis/chunks").glob("*/*/*/*.nc"))
 
@@ -156,7 +166,8 @@ def figure_calls(workdir: Path, config_path: Path = TINY) -> dict:
     features = res / "mitosis/features" / f"{g['dataset']}-n{config['mitosis']['n']}"
     wide_width = max(config["mitosis"]["archs"][arch]["widths"])
     wide = next(features.glob(f"{arch}-d*-w{wide_width}/converged/s0.npz"))
-    members = [next(features.glob(f"{arch}-d*-w{ens['width']}/converged/s{s}.npz")) for s in range(ens["members"])]
+    members = [next(features.glob(f"{arch}-d*-w{ens['width']}/converged/s{s}.npz"))
+               for s in range(ens["members"])]
     calls["mitosis_ensemble"] = lambda out: mitosis_ensemble_figures.ensemble_figure(
         wide, members, out, arch=arch, wide_width=wide_width, narrow_width=ens["width"],
         title=f"widest {arch} vs an ensemble of narrow ones")

@@ -81,7 +81,8 @@ class SlurmCluster:
         """A Slurm client command against this cluster."""
         result = subprocess.run(list(cmd), env=self.env, capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}): {result.stderr}{result.stdout}")
+            raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}): "
+                               f"{result.stderr}{result.stdout}")
         return result
 
     def sacct(self, *fields: str, extra=()) -> list[dict]:
@@ -211,7 +212,8 @@ StorageUser=root
 StorageLoc=slurm_acct_db
 """, mode=0o600)
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SRUN_", "SQUEUE_", "SACCT_"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SLURM_", "SBATCH_", "SRUN_", "SQUEUE_", "SACCT_"))}
     env["SLURM_CONF"] = str(conf)
     # A real site's clients find slurm.conf in /etc/slurm (or configless); ours only through
     # SLURM_CONF, which the SLURM executor plugin's job step (slurm-jobstep 0.6.1) strips with every
@@ -234,18 +236,21 @@ StorageLoc=slurm_acct_db
         key.write_bytes(os.urandom(1024))
         key.chmod(0o400)
         munged = start("munged", "-F", "-f", f"--socket={munge_socket}", f"--key-file={key}",
-                       f"--pid-file={root / 'run' / 'munged.pid'}", f"--log-file={root / 'log' / 'munged.log'}",
+                       f"--pid-file={root / 'run' / 'munged.pid'}",
+                       f"--log-file={root / 'log' / 'munged.log'}",
                        f"--seed-file={root / 'munge' / 'munged.seed'}")
         _wait("munged", lambda: subprocess.run(
             f"{_find('munge')} -n -S {munge_socket} | {_find('unmunge')} -S {munge_socket}",
             shell=True, capture_output=True).returncode == 0, cluster, munged)
 
-        subprocess.run([_find("mariadb-install-db"), "--no-defaults", f"--datadir={root / 'db'}", "--user=root",
-                        "--auth-root-authentication-method=normal", "--skip-test-db", *SMALL_DB],
+        subprocess.run([_find("mariadb-install-db"), "--no-defaults", f"--datadir={root / 'db'}",
+                        "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db",
+                        *SMALL_DB],
                        capture_output=True, text=True, check=True, timeout=300)
         mysql = start("mariadbd", "--no-defaults", f"--datadir={root / 'db'}", "--user=root",
                       "--bind-address=127.0.0.1", f"--port={ports['mysql']}",
-                      f"--socket={root / 'run' / 'mysql.sock'}", f"--pid-file={root / 'run' / 'mariadbd.pid'}",
+                      f"--socket={root / 'run' / 'mysql.sock'}",
+                      f"--pid-file={root / 'run' / 'mariadbd.pid'}",
                       f"--log-error={root / 'log' / 'mariadbd.log'}", "--skip-grant-tables",
                       "--innodb-lock-wait-timeout=900", *SMALL_DB)
         _wait("mariadbd", lambda: _listening(ports["mysql"]), cluster, mysql)
@@ -258,7 +263,8 @@ StorageLoc=slurm_acct_db
         ctld = start("slurmctld", "-D", "-i", "-f", str(conf))
         _wait("slurmctld", lambda: cluster.run("scontrol", "ping").stdout.count("UP") >= 1, cluster, ctld)
         slurmd = start("slurmd", "-D", "-f", str(conf))
-        _wait("slurmd", lambda: cluster.run("sinfo", "-h", "-N", "-o", "%T").stdout.split()[0] in ("idle", "mixed"),
+        _wait("slurmd",
+              lambda: cluster.run("sinfo", "-h", "-N", "-o", "%T").stdout.split()[0] in ("idle", "mixed"),
               cluster, slurmd)
         yield cluster
     finally:
@@ -269,7 +275,8 @@ def _stop(cluster: SlurmCluster, grace: float = 20):
     """Cancel jobs, stop daemons (newest first), then kill whatever still carries our SLURM_CONF."""
     if "slurmctld" in cluster.procs and cluster.procs["slurmctld"].poll() is None:
         with contextlib.suppress(Exception):
-            cluster.run("scancel", "--full", "-u", pwd.getpwuid(os.geteuid()).pw_name, check=False, timeout=20)
+            cluster.run("scancel", "--full", "-u", pwd.getpwuid(os.geteuid()).pw_name, check=False,
+                        timeout=20)
             deadline = time.monotonic() + grace
             while time.monotonic() < deadline and cluster.run("squeue", "-h", check=False).stdout.strip():
                 time.sleep(0.5)

@@ -271,7 +271,8 @@ def test_block_table_bad_input():
                            seed_pairs=[(*within, _within(4, []))])
     with pytest.raises(KeyError, match="digits-n500-resnet-d26-w1-s9"):
         blocks.block_table(within, threshold=0.9, min_length=3,
-                           seed_pairs=[("digits-n500-resnet-d26-w1-s0", "digits-n500-resnet-d26-w1-s9", _within(4, []))])
+                           seed_pairs=[("digits-n500-resnet-d26-w1-s0", "digits-n500-resnet-d26-w1-s9",
+                                        _within(4, []))])
 
 
 def test_block_table_to_file(tmp_path):
@@ -298,8 +299,8 @@ def test_block_table_to_file(tmp_path):
     for k, model_id in enumerate(within):
         metrics[model_id] = tmp_path / f"{model_id}-metrics.json"
         metrics[model_id].write_text(json.dumps({"final": {"test_acc": 0.8 + k / 10, "train_acc": 1.0}}))
-    widedeep_steps.block_table_to_file(paths, out, threshold=0.9, min_length=3, seed_pairs=pairs, first_pc_paths=pc_paths,
-                               min_pc1_share=0.65, metrics_paths=metrics)
+    widedeep_steps.block_table_to_file(paths, out, threshold=0.9, min_length=3, seed_pairs=pairs,
+                                       first_pc_paths=pc_paths, min_pc1_share=0.65, metrics_paths=metrics)
     expected = blocks.block_table(within, threshold=0.9, min_length=3, seed_pairs=[(*within, across)],
                                   first_pc=first_pc, min_pc1_share=0.65, test_accuracy={
                                       m: 0.8 + k / 10 for k, m in enumerate(within)})
@@ -346,8 +347,8 @@ def test_block_table_with_first_pc_planted_stores(tmp_path):
     # the same CKA without the PC1 criterion calls both runs blocks
     assert blocks.block_table(within, threshold=0.9, min_length=3).n_blocks.tolist() == [1, 1]
     with pytest.raises(KeyError, match="first_pc"):
-        blocks.block_table(within, threshold=0.9, min_length=3, first_pc={"digits-n500-resnet-d8-w1-s0": first_pc[
-            "digits-n500-resnet-d8-w1-s0"]})
+        blocks.block_table(within, threshold=0.9, min_length=3,
+                           first_pc={"digits-n500-resnet-d8-w1-s0": first_pc["digits-n500-resnet-d8-w1-s0"]})
     other = {m: ds.assign_coords(layer=[f"x{i}" for i in range(6)]) for m, ds in first_pc.items()}
     with pytest.raises(ValueError, match="same model"):
         blocks.block_table(within, threshold=0.9, min_length=3, first_pc=other)
@@ -360,7 +361,8 @@ def test_first_pc_summary_by_hand():
     without[0, 1] = without[1, 0] = np.nan  # a rank-one layer pair: skipped
     np.fill_diagonal(without, 1.0)
     ds = xr.Dataset({"pc1_ratio": ("layer", [0.7, 0.6, 0.5, 0.1, 0.1]),
-                     "cka": (("layer_a", "layer_b"), cka), "cka_without_pc1": (("layer_a", "layer_b"), without)},
+                     "cka": (("layer_a", "layer_b"), cka),
+                     "cka_without_pc1": (("layer_a", "layer_b"), without)},
                     coords={"layer": names, "layer_a": names, "layer_b": names})
     out = blocks.first_pc_summary(ds, [(0, 2), (3, 4)])
     assert out["block_pc1_share"] == "0.6000;0.1000"
@@ -398,7 +400,8 @@ def test_label_pruning_with_cka_uses_the_detected_blocks():
 def _first_pc(names, share):
     n = len(names)
     return xr.Dataset({"pc1_ratio": ("layer", np.asarray(share, float)),
-                       "cka": (("layer_a", "layer_b"), np.eye(n)), "cka_without_pc1": (("layer_a", "layer_b"), np.eye(n))},
+                       "cka": (("layer_a", "layer_b"), np.eye(n)),
+                       "cka_without_pc1": (("layer_a", "layer_b"), np.eye(n))},
                       coords={"layer": names, "layer_a": names, "layer_b": names})
 
 
@@ -407,7 +410,8 @@ def test_label_pruning_with_first_pc_counts_only_pc1_dominated_blocks():
     ds = _pruning({"l1": -0.1, "l3": -0.2, "l4": 0.0, "l6": -0.4}, names)
     within = _within(7, [(2, 4), (5, 6)], names)
     share = [0.1, 0.1, 0.2, 0.3, 0.2, 0.9, 0.8]  # (2, 4) is high CKA without a dominant PC1
-    out = blocks.label_pruning_with_cka(ds, within, threshold=0.9, min_length=2, first_pc=_first_pc(names, share))
+    out = blocks.label_pruning_with_cka(ds, within, threshold=0.9, min_length=2,
+                                        first_pc=_first_pc(names, share))
     assert json.loads(out.attrs["blocks"]) == [[5, 6]] and out.attrs["min_pc1_share"] == 0.5
     assert out["inside"].values.tolist() == [False, False, False, True]
     with pytest.raises(ValueError, match="same model"):
@@ -547,7 +551,8 @@ def test_examples_layers_and_bad_input(tmp_path):
             blocks.first_pc_analysis(path, examples=bad)
     with pytest.raises(ValueError, match="window"):
         blocks.first_pc_analysis(path, window=0)
-    constant = write_store(tmp_path / "constant.zarr", {"flat": np.ones((10, 3)), "x": rng.standard_normal((10, 3))}, 5)
+    constant = write_store(tmp_path / "constant.zarr",
+                           {"flat": np.ones((10, 3)), "x": rng.standard_normal((10, 3))}, 5)
     with pytest.raises(ValueError, match="'flat' is constant"):
         blocks.first_pc_analysis(constant)
 
