@@ -39,7 +39,7 @@ with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
     rules = {r.name: {"script": r.script, "lib": list(r.input.get("lib", [])), "inputs": len(r.input)}
              for r in workflow.rules}
 print("RULES=" + json.dumps(rules))
-"""
+"""  # noqa: E501
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,8 @@ def test_every_rule_with_a_script_declares_its_import_closure(rules):
         script = ROOT / "scripts" / Path(rule["script"]).name
         expected = import_closure(script)
         assert "src/repatlas/__init__.py" in expected and len(expected) >= 2, (name, expected)
-        assert rule["lib"] == expected, f"rule {name}: lib inputs {rule['lib']}, its script imports {expected}"
+        assert rule["lib"] == expected, \
+            f"rule {name}: lib inputs {rule['lib']}, its script imports {expected}"
 
 
 def test_library_inputs_are_relative_paths(rules):
@@ -83,15 +84,16 @@ def test_closure_follows_imports_inside_functions_and_relative_imports(rules):
     assert "src/repatlas/ensembles.py" in lib["ensembles_summary"]
     assert "src/repatlas/config.py" in lib["train_model"]
     # figure_mitosis_ensemble's step imports data, ensembles, mitosis and its study's plots module
-    assert {f"src/repatlas/{m}.py" for m in ("data", "ensembles", "mitosis", "plots/mitosis")} <= lib["figure_mitosis_ensemble"]
+    assert ({f"src/repatlas/{m}.py" for m in ("data", "ensembles", "mitosis", "plots/mitosis")}
+            <= lib["figure_mitosis_ensemble"])
     # plots/ is a package of one module per study: a figure depends on its own study's plotting only
     assert "src/repatlas/plots/widedeep.py" not in lib["figure_mitosis_ensemble"]
     # redshift.py imports complexity.py relatively (from .complexity import ...)
     assert "src/repatlas/complexity.py" in lib["summod"]
     # a script importing a steps module reaches the steps package, the step and what it imports;
     # reading a model needs the checkpoint format and the models, not the training loop
-    assert {"src/repatlas/steps/__init__.py", "src/repatlas/steps/activations.py", "src/repatlas/checkpoints.py",
-            "src/repatlas/models.py"} <= lib["dump_activations"]
+    assert {"src/repatlas/steps/__init__.py", "src/repatlas/steps/activations.py",
+            "src/repatlas/checkpoints.py", "src/repatlas/models.py"} <= lib["dump_activations"]
     assert "src/repatlas/train.py" not in lib["dump_activations"]
     # both training rules run one script
     assert lib["train_model"] == lib["train_mitosis_model"]
@@ -116,12 +118,14 @@ def test_imported_files_resolves_packages_function_imports_and_relative_imports(
     for rel, body in {
         "__init__.py": "", "steps/__init__.py": "", "steps/a.py": "", "steps/b.py": "", "steps/c.py": "",
         "lazy.py": "", "rel.py": "", "plain.py": "",
-        "steps/d.py": "def f():\n    from repatlas import lazy  # inside a function\n\n\nfrom ..rel import g\n",
+        "steps/d.py": "def f():\n    from repatlas import lazy  # inside a function\n\n\n"
+                      "from ..rel import g\n",
     }.items():
         (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
         (pkg / rel).write_text(body)
     script = tmp_path / "script.py"
-    script.write_text("from repatlas.steps.a import f\nfrom repatlas.steps import b\nimport repatlas.steps.c\n"
+    script.write_text("from repatlas.steps.a import f\nfrom repatlas.steps import b\n"
+                      "import repatlas.steps.c\n"
                       "from repatlas.plain import name\nimport numpy\n")
     imported_files = _imported_files_of_common_smk(src)
     names = lambda files: sorted(str(f.relative_to(pkg)) for f in files)  # noqa: E731

@@ -437,8 +437,8 @@ def test_to_file_functions(tmp_path, first_pc_store):
         removed=["layer1", "layer3"])
     unlabelled.attrs["layers"] = json.dumps([f"layer{i}" for i in range(4)])
     write_netcdf(unlabelled, tmp_path / "prune.nc")
-    widedeep_figures.pruning_figure_to_file([tmp_path / "prune.nc"], [within["digits-n10-resnet-d1-w2-s0"]], [cell],
-                                 png("pruning"), threshold=0.9, min_length=3)
+    widedeep_figures.pruning_figure_to_file([tmp_path / "prune.nc"], [within["digits-n10-resnet-d1-w2-s0"]],
+                                            [cell], png("pruning"), threshold=0.9, min_length=3)
     write_netcdf(error_analysis(*planted_predictions(2, 2, 30)), tmp_path / "errors.nc")
     widedeep_figures.errors_figure_to_file(tmp_path / "errors.nc", png("errors"), label_a="A", label_b="B")
     for name in ("blocks", "pca", "probes", "pruning", "errors"):
@@ -446,11 +446,11 @@ def test_to_file_functions(tmp_path, first_pc_store):
 
     write_netcdf(layer_da(heatmap(3, [])), tmp_path / "short.nc")
     with pytest.raises(ValueError, match="same model"):  # pruning labelled with another model's CKA
-        widedeep_figures.pruning_figure_to_file([tmp_path / "prune.nc"], [tmp_path / "short.nc"], [cell], png("x"),
-                                     threshold=0.9, min_length=3)
+        widedeep_figures.pruning_figure_to_file([tmp_path / "prune.nc"], [tmp_path / "short.nc"], [cell],
+                                                png("x"), threshold=0.9, min_length=3)
     with pytest.raises(ValueError, match="differ"):  # the CKA file must cover the first-PC layers
-        widedeep_figures.pca_figure_to_file([tmp_path / "pc.nc"], [tmp_path / "short.nc"], [{"depth": 1, "width": 2}],
-                                            png("x"), threshold=0.9, min_length=3)
+        widedeep_figures.pca_figure_to_file([tmp_path / "pc.nc"], [tmp_path / "short.nc"],
+                                            [{"depth": 1, "width": 2}], png("x"), threshold=0.9, min_length=3)
 
 
 # ----------------------------------------------------------------------------- data-size grid with blocks
@@ -463,8 +463,8 @@ def test_cka_grid_figure_outlines_pc1_blocks(tmp_path, monkeypatch):
     for n, share in ((100, [0.1, 0.8, 0.8, 0.7, 0.9, 0.6, 0.1, 0.1]), (400, [0.2] * 8)):
         k = heatmap(8, [(1, 5)])
         paths.append(tmp_path / f"cka{n}.nc")
-        write_netcdf(xr.DataArray(k, dims=("layer_a", "layer_b"), coords={"layer_a": names, "layer_b": names}),
-                     paths[-1])
+        write_netcdf(xr.DataArray(k, dims=("layer_a", "layer_b"),
+                                  coords={"layer_a": names, "layer_b": names}), paths[-1])
         pcs.append(tmp_path / f"pc{n}.nc")
         write_netcdf(xr.Dataset({"pc1_ratio": ("layer", share), "cka": (("layer_a", "layer_b"), k),
                                  "cka_without_pc1": (("layer_a", "layer_b"), np.eye(8))},
@@ -472,7 +472,8 @@ def test_cka_grid_figure_outlines_pc1_blocks(tmp_path, monkeypatch):
         cells.append({"n": n, "width": 2})
     saved = []
     monkeypatch.setattr(cka_figures, "save_figure", lambda fig, *out: saved.append(fig))
-    cka_figures.cka_grid_figure(paths, cells, ["x.png"], row="n", col="width", first_pc_paths=pcs, min_pc1_share=0.5)
+    cka_figures.cka_grid_figure(paths, cells, ["x.png"], row="n", col="width", first_pc_paths=pcs,
+                                min_pc1_share=0.5)
     top, bottom = saved[0].axes[:2]  # rows sorted by n: 100 first
     outlines = [p for p in top.patches if p.get_gid() == "block"]
     assert len(outlines) == 1 and outlines[0].get_xy() == (1, 8 - 1 - 5) and outlines[0].get_width() == 5

@@ -232,7 +232,8 @@ def test_accuracy_change_matches_independent_evaluation(planted_labels):
     layers = models.representation_layers(model)
     ds = probes.pruning_experiment(model, x, y, layers, [(0, 2), (4, 6)], batch_size=50)
     assert ds.attrs["base_accuracy"] == 1.0
-    expected = {b: manual_accuracy(model, x, y, skip={b}) - 1.0 for b in ("block1", "block2", "block4", "block6")}
+    expected = {b: manual_accuracy(model, x, y, skip={b}) - 1.0
+                for b in ("block1", "block2", "block4", "block6")}
     for block, change in expected.items():
         assert float(ds.accuracy_change.sel(removed=block)) == pytest.approx(change, abs=1e-12)
     assert any(c < 0 for c in expected.values())  # removal does hurt somewhere: the check has teeth
@@ -300,14 +301,15 @@ def test_probes_to_file_stops_at_the_input_ceiling(tiny_files):
     with xr.open_dataset(d / "probes.nc") as ds:
         assert ds.attrs["input_test_accuracy"] == accuracy
     # a ceiling at (or below) the input probe's accuracy: the layers are not probed
-    widedeep_steps.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "ceiling.nc", input_ceiling=accuracy,
-                          **options)
+    widedeep_steps.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "ceiling.nc",
+                                  input_ceiling=accuracy, **options)
     with xr.open_dataset(d / "ceiling.nc") as ds:
         assert ds.attrs["status"] == "ceiling" and ds.attrs["input_ceiling"] == accuracy
         assert list(ds.layer.values) == ["stem", "block1", "block2", "block3", "pool"]
         assert np.isnan(ds.test_accuracy.values).all() and ds.attrs["n_classes"] == 3
     with pytest.raises(ValueError, match="input_ceiling"):
-        widedeep_steps.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "x.nc", input_ceiling=0, **options)
+        widedeep_steps.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "x.nc",
+                                      input_ceiling=0, **options)
 
 
 def test_input_probe_is_a_probe_on_the_flattened_input():
@@ -351,8 +353,8 @@ def test_probe_table_rows_and_ceiling(tiny_files):
     d, _, _ = tiny_files
     options = dict(epochs=2, lr=0.01, batch_size=8, seed=0)
     widedeep_steps.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "probed.nc", **options)
-    widedeep_steps.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "ceiling.nc", input_ceiling=1e-9,
-                          **options)
+    widedeep_steps.probes_to_file(d / "model.pt", d / "full.npz", d / "sub.npz", d / "ceiling.nc",
+                                  input_ceiling=1e-9, **options)
     ids = ["tiny-n24-resnet-d8-w1-s0", "tiny-n24-resnet-d8-w1-s1"]
     widedeep_steps.probe_table_to_file({ids[0]: d / "probed.nc", ids[1]: d / "ceiling.nc"}, d / "probes.csv")
     table = pd.read_csv(d / "probes.csv", dtype={"best_layer": "str"}).fillna({"best_layer": ""})
@@ -364,5 +366,6 @@ def test_probe_table_rows_and_ceiling(tiny_files):
     assert table.input_test_accuracy.tolist() == pytest.approx([input_accuracy] * 2)
     row = table.iloc[0]
     assert (row.first_layer_accuracy, row.last_layer_accuracy) == pytest.approx((acc[0], acc[-1]))
-    assert row.best_layer_accuracy == pytest.approx(acc.max()) and row.best_layer == names[int(np.argmax(acc))]
+    assert (row.best_layer_accuracy == pytest.approx(acc.max())
+            and row.best_layer == names[int(np.argmax(acc))])
     assert np.isnan(table.best_layer_accuracy[1]) and table.best_layer[1] == ""

@@ -214,7 +214,8 @@ def test_profile_rules_exist(name, rule_names):
 
 
 def test_gpu_rules_are_the_ones_that_run_networks():
-    assert {"train_model", "dump_activations", "evaluate_model", "train_mitosis_model", "mitosis_features"} <= GPU_RULES
+    assert ({"train_model", "dump_activations", "evaluate_model", "train_mitosis_model", "mitosis_features"}
+            <= GPU_RULES)
     assert not GPU_RULES & {"cka_within", "cka_across", "cka_across_seeds", "block_table", "error_analysis"}
 
 
@@ -227,9 +228,11 @@ def test_every_rule_declares_resources_log_and_benchmark(runs):
     assert len({rule for rule, _ in blocks}) > 30
     for rule, text in blocks:
         resources = re.search(r"resources: (.*)", text).group(1)
-        assert re.search(r"\bmem_mb=\d+", resources) and re.search(r"\bruntime=\d+", resources), (rule, resources)
+        assert re.search(r"\bmem_mb=\d+", resources) and re.search(r"\bruntime=\d+", resources), \
+            (rule, resources)
         assert ("gpu=1" in resources) == (rule in GPU_RULES), (rule, resources)
-        assert ("gpu_slots=1" in resources) == (rule in GPU_RULES), (rule, resources)  # --resources gpu_slots=K
+        # --resources gpu_slots=K
+        assert ("gpu_slots=1" in resources) == (rule in GPU_RULES), (rule, resources)
         assert re.search(r"^\s+log: results/", text, flags=re.M), rule
         assert re.search(r"^\s+benchmark: results/benchmarks/", text, flags=re.M), rule
 
@@ -301,7 +304,8 @@ def test_dry_run_with_profile(name, runs):
     gpu_partition = profile(name)["set-resources"]["train_model"]["slurm_partition"]
     for rule, text in blocks:
         resources = re.search(r"resources: (.*)", text).group(1)
-        assert re.search(r"\bruntime=\d+", resources) and re.search(r"\bmem_mb=\d+", resources), (rule, resources)
+        assert re.search(r"\bruntime=\d+", resources) and re.search(r"\bmem_mb=\d+", resources), \
+            (rule, resources)
         wants_gpu = re.search(r"\bgpu=[1-9]", resources) is not None
         assert wants_gpu or rule not in GPU_RULES, (rule, resources)
         # any rule asking for a GPU (in the profile or in the workflow) goes to the GPU partition
@@ -332,7 +336,8 @@ def test_submission_flags(name, runs):
     got = {rule: {k: (m.group(1) if (m := re.search(p, call)) else None) for k, p in flags.items()}
            for rule, call in by_rule.items()}
     for rule in GPU_RULES & set(SUBMITTED):
-        assert got[rule]["gpus"] == "1" and got[rule]["partition"] == "gpu" and got[rule]["cpus"] == "4", got[rule]
+        assert (got[rule]["gpus"] == "1" and got[rule]["partition"] == "gpu"
+                and got[rule]["cpus"] == "4"), got[rule]
     for rule in set(SUBMITTED) - GPU_RULES:
         assert got[rule]["gpus"] is None and got[rule]["partition"] == "cpu", got[rule]
     assert got["cka_within"]["cpus"] == got["cka_across"]["cpus"] == "8"
@@ -401,6 +406,7 @@ def test_paper_config_is_the_published_grid(tmp_path):
                               "width": [1, 2, 4, 8, 10], "n": [50000, 25000, 12500, 3125],
                               "seed": list(range(10))}
     train = config["train"]
-    assert (train["epochs"], train["batch_size"], train["momentum"], train["weight_decay"]) == (300, 128, 0.9, 1e-4)
+    assert ((train["epochs"], train["batch_size"], train["momentum"], train["weight_decay"])
+            == (300, 128, 0.9, 1e-4))
     assert (train["crop_pad"], train["flip"]) == (4, True)
     assert (config["cka"]["batch_size"], config["cka"]["epochs"]) == (256, 10)

@@ -65,7 +65,8 @@ def _numpy_mlp(params, R, activation, variant, depth, A, endpoint=False):
 )
 def test_forward_matches_numpy(activation, variant, depth):
     R, A, width = 8, 0.7, 16
-    got = random_mlp_values(R, activation=activation, scale=A, depth=depth, width=width, variant=variant, seed=3, n_functions=2)
+    got = random_mlp_values(R, activation=activation, scale=A, depth=depth, width=width, variant=variant,
+                            seed=3, n_functions=2)
     for j in range(2):
         ref = _numpy_mlp(_base_params(3, j, depth, width, variant), R, activation, variant, depth, A)
         np.testing.assert_allclose(got[j], ref, rtol=2e-4, atol=2e-4 * np.abs(ref).max())
@@ -84,11 +85,14 @@ def test_depth_d_network_is_the_first_d_layers_of_deeper_ones():
             np.testing.assert_array_equal(a, b)
     # one pass through the deepest network gives every depth, each equal to its own evaluation
     pts = grid(8, endpoint=True)
-    both = random_mlp_outputs(pts, activation="tanh", scale=2.0, depths=[5, 2], width=16, variant="residual", seed=1)
+    both = random_mlp_outputs(pts, activation="tanh", scale=2.0, depths=[5, 2], width=16, variant="residual",
+                              seed=1)
     for k, depth in enumerate([2, 5]):
-        alone = random_mlp_values(8, activation="tanh", scale=2.0, depth=depth, width=16, variant="residual", seed=1, endpoint=True)[0]
+        alone = random_mlp_values(8, activation="tanh", scale=2.0, depth=depth, width=16, variant="residual",
+                                  seed=1, endpoint=True)[0]
         np.testing.assert_array_equal(both[k].reshape(8, 8), alone)
-        ref = _numpy_mlp(_base_params(1, 0, depth, 16, "residual"), 8, "tanh", "residual", depth, 2.0, endpoint=True)
+        ref = _numpy_mlp(_base_params(1, 0, depth, 16, "residual"), 8, "tanh", "residual", depth, 2.0,
+                         endpoint=True)
         np.testing.assert_allclose(alone, ref, rtol=2e-4, atol=2e-4 * np.abs(ref).max())
 
 
@@ -207,7 +211,8 @@ def test_sweep_parallel_threads_equals_serial(small_sweep):
 
 
 def test_sweep_process_workers_equal_serial():
-    kw = dict(activations=["tanh"], scales=[3.0], depths=[2], seeds=range(2), R=16, measures=("fourier", "lz"))
+    kw = dict(activations=["tanh"], scales=[3.0], depths=[2], seeds=range(2), R=16,
+              measures=("fourier", "lz"))
     serial = complexity_sweep(**kw)
     par = complexity_sweep(n_jobs=2, scheduler="processes", **kw)
     assert par.attrs["scheduler"] == "processes"
@@ -246,7 +251,8 @@ def test_unbiased_values_and_normalisation(small_sweep):
 def test_chebyshev_degree_sweep():
     ds = chebyshev_degree_sweep(activations=["relu", "sin"], scales=[1.0, 100.0], depth=2, degrees=[5, 10],
                                 seeds=[0, 1], nodes=16, width=16, n_unbiased=4)
-    assert ds.chebyshev.dims == ("activation", "scale", "degree", "seed") and ds.chebyshev.shape == (2, 2, 2, 2)
+    assert (ds.chebyshev.dims == ("activation", "scale", "degree", "seed")
+            and ds.chebyshev.shape == (2, 2, 2, 2))
     v = random_mlp_outputs(chebyshev_grid(16), activation="sin", scale=100.0, depths=[2], width=16, seed=1)[0]
     assert float(ds.chebyshev.sel(activation="sin", scale=100.0, degree=10, seed=1)) == pytest.approx(
         chebyshev_complexity(v.reshape(16, 16), 10), rel=1e-12)
@@ -296,7 +302,8 @@ def test_summod_target_complexity_grows_as_M_shrinks():
 def test_summod_sweep_records_target_complexity():
     ds = summod_sweep(activations=["relu"], alphas=[1.0], Ms=[10, 4], seeds=[0], steps=2, R=16)
     assert ds.target_fourier_complexity.dims == ("M",)
-    np.testing.assert_allclose(ds.target_fourier_complexity.values, [summod_target_complexity(10), summod_target_complexity(4)])
+    np.testing.assert_allclose(ds.target_fourier_complexity.values,
+                               [summod_target_complexity(10), summod_target_complexity(4)])
     assert ds.attrs["d"] == 2 and ds.attrs["settings_grid_size"] == 16
 
 

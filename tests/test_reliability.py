@@ -192,7 +192,8 @@ def test_killed_training_leaves_no_model_and_resumes_bit_identically(study):
     # (a kill while the checkpoint was being written may add a '.checkpoint.pt.tmp-*' sibling)
     assert 1 <= after["epoch"] < EPOCHS
     assert "model.pt" not in after["files"] and "metrics.json" not in after["files"]
-    assert {f for f in after["files"] if not f.startswith(".checkpoint.pt.tmp-")} == {"checkpoint.pt", "train.log"}
+    assert ({f for f in after["files"] if not f.startswith(".checkpoint.pt.tmp-")}
+            == {"checkpoint.pt", "train.log"})
 
     # the killed run's lock stops a plain rerun; --unlock is the documented way on
     rc, out = study["locked"]
@@ -203,14 +204,16 @@ def test_killed_training_leaves_no_model_and_resumes_bit_identically(study):
     # the half-done job is not accepted as done: training reruns; the finished data jobs do not
     assert planned_jobs(out) == {"train_model": 1}, out[-3000:]
     log = (b / "results/models" / MODEL / "train.log").read_text()
-    assert f"resuming from checkpoint results/models/{MODEL}/checkpoint.pt: {after['epoch']} of {EPOCHS} epochs done" in log
+    assert (f"resuming from checkpoint results/models/{MODEL}/checkpoint.pt: "
+            f"{after['epoch']} of {EPOCHS} epochs done") in log
     assert f"epoch {EPOCHS}/{EPOCHS} " in log
 
     # bit-identical to the uninterrupted run: weights, BatchNorm buffers, every metric but timings
     assert_same_model(a / "results/models" / MODEL / "model.pt", b / "results/models" / MODEL / "model.pt")
     assert metrics_without_timings(a / METRICS) == metrics_without_timings(b / METRICS)
     # the resumable state is gone after success, and no temporary is left anywhere
-    assert sorted(p.name for p in (b / "results/models" / MODEL).iterdir()) == ["metrics.json", "model.pt", "train.log"]
+    assert (sorted(p.name for p in (b / "results/models" / MODEL).iterdir())
+            == ["metrics.json", "model.pt", "train.log"])
     assert not list((b / "results").rglob(".*.tmp-*"))
 
 
@@ -259,8 +262,8 @@ def test_unchanged_tree_has_nothing_to_do(study):
         # the CKA estimator: CKA, blocks and their figures, but not the model evaluation (probes,
         # pruning and predictions do not read the CKA; the pruning figure labels blocks itself)
         ({"cka.batch_size": 10},
-         {"cka_within": 1, "figure_cka_within_grid": 1, "block_table": 1, "figure_widedeep": 3, "claims_ledger": 1,
-          "claims_table": 1}),
+         {"cka_within": 1, "figure_cka_within_grid": 1, "block_table": 1, "figure_widedeep": 3,
+          "claims_ledger": 1, "claims_table": 1}),
         # where CKA runs changes no result: nothing
         ({"cka.scheduler": "tcp://127.0.0.1:8786"}, {}),
     ],
@@ -339,7 +342,8 @@ def test_failed_dump_leaves_no_store_and_no_temporary(tmp_path, one_thread, exc_
 def test_failed_rewrite_keeps_the_existing_store(tmp_path, one_thread):
     torch.manual_seed(1)
     path = tmp_path / "acts.zarr"
-    assert _dump(models.mlp(2, 8, in_features=64, n_classes=10), path, attrs={"run": 1}) == ["layer1", "layer2"]
+    assert (_dump(models.mlp(2, 8, in_features=64, n_classes=10), path, attrs={"run": 1})
+            == ["layer1", "layer2"])
     before = _snapshot(path)
     model, _ = _failing_model(RuntimeError)
     with pytest.raises(RuntimeError, match="2nd batch"):

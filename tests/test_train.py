@@ -34,7 +34,8 @@ def test_training_learns_and_records_every_epoch():
 def test_eval_every_skips_test_evaluation_but_not_the_last_epoch():
     every, hist_every = run(epochs=5)
     sparse, hist_sparse = run(epochs=5, eval_every=2)
-    assert [h["test_acc"] is None for h in hist_sparse] == [False if e in (2, 4, 5) else True for e in range(1, 6)]
+    assert ([h["test_acc"] is None for h in hist_sparse]
+            == [False if e in (2, 4, 5) else True for e in range(1, 6)])
     # evaluation has no side effect on training: the same weights and test results where evaluated
     for p, q in zip(every.state_dict().values(), sparse.state_dict().values()):
         assert torch.equal(p, q)
@@ -356,7 +357,7 @@ def test_divergence_in_train_to_files_names_model_and_epoch(tmp_path, digits_fil
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train.log"]
 
 
-# ----------------------------------------------------------------------------- the recipe: schedule and gradient norms
+# -------------------------------------------------------------------- the recipe: schedule and gradient norms
 
 
 def test_lr_factor_is_linear_warmup_then_cosine():
@@ -367,12 +368,13 @@ def test_lr_factor_is_linear_warmup_then_cosine():
     np.testing.assert_allclose(factors[warmup:total], 0.5 * (1 + np.cos(np.pi * decay)))
     assert factors[total:] == [0.0, 0.0, 0.0]
     # no warmup: the plain cosine from the first step
-    assert [train.lr_factor(s, 4, 0) for s in range(4)] == pytest.approx([1.0, 0.5 + 0.5 * np.cos(np.pi / 4), 0.5,
-                                                                          0.5 + 0.5 * np.cos(3 * np.pi / 4)])
+    assert [train.lr_factor(s, 4, 0) for s in range(4)] == pytest.approx(
+        [1.0, 0.5 + 0.5 * np.cos(np.pi / 4), 0.5, 0.5 + 0.5 * np.cos(3 * np.pi / 4)])
 
 
-@pytest.mark.parametrize("epochs, per_epoch, total, expected", [(1.0, 8, 160, 8), (0.5, 5, 50, 2), (0.01, 8, 160, 1),
-                                                                 (0.0, 8, 160, 0), (30.0, 8, 160, 160)])
+@pytest.mark.parametrize("epochs, per_epoch, total, expected",
+                         [(1.0, 8, 160, 8), (0.5, 5, 50, 2), (0.01, 8, 160, 1), (0.0, 8, 160, 0),
+                          (30.0, 8, 160, 160)])
 def test_warmup_steps(epochs, per_epoch, total, expected):
     config = train.TrainConfig(warmup_epochs=epochs)
     assert train.warmup_steps(config, per_epoch, total) == expected
@@ -394,7 +396,8 @@ def test_grad_norm_is_the_global_l2_norm():
     model = models.resnet(8, 1, in_channels=1, n_classes=3)
     loss = model(torch.randn(4, 1, 6, 6)).square().sum()
     loss.backward()
-    by_hand = np.sqrt(sum(float((p.grad.double() ** 2).sum()) for p in model.parameters() if p.grad is not None))
+    by_hand = np.sqrt(sum(float((p.grad.double() ** 2).sum()) for p in model.parameters()
+                          if p.grad is not None))
     assert float(train.grad_norm(model)) == pytest.approx(by_hand, rel=1e-5)
     model.zero_grad(set_to_none=True)
     assert float(train.grad_norm(model)) == 0.0

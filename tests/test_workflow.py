@@ -53,7 +53,8 @@ def test_every_artifact_exists_and_is_sound(tiny_run):
     # per n: every seed pair of each of the 4 architectures, plus deepest-narrow vs shallowest-wide per seed
     assert len(across) == 2 * (4 + 2)
     assert "digits-n100-resnet-d14-w1-s0__digits-n100-resnet-d8-w2-s0.nc" in across
-    cross = xr.open_dataarray(res / "cka" / "across" / "digits-n100-resnet-d14-w1-s0__digits-n100-resnet-d8-w2-s0.nc")
+    cross = xr.open_dataarray(res / "cka" / "across"
+                              / "digits-n100-resnet-d14-w1-s0__digits-n100-resnet-d8-w2-s0.nc")
     assert cross.shape == (8, 5) and np.isfinite(cross).all() and (cross <= 1 + 1e-9).all()
     for name in ("cka_within_grid", "cka_across_seeds", "cka_across_archs"):
         for ext in ("png", "pdf"):
@@ -200,7 +201,8 @@ def test_redshift_artifacts(tiny_run):
     assert (sin.sel(scale=10.0) > 1.5 * sin.sel(scale=1.0)).all()
     assert (abs(relu.sel(scale=10.0) / relu.sel(scale=1.0) - 1) < 0.2).all()
     # the paper's Fourier convention on the grid with endpoints, its white-noise level stored
-    assert scale.attrs["settings_fourier_convention"] == "paper" and scale.attrs["settings_grid_endpoint"] == 1
+    assert (scale.attrs["settings_fourier_convention"] == "paper"
+            and scale.attrs["settings_grid_endpoint"] == 1)
     assert 0.5 < scale["fourier"].attrs["unbiased_reference"] < 0.6
     summod = xr.open_dataset(res / "complexity" / "summod.nc")
     assert ((summod["test_accuracy"] >= 0) & (summod["test_accuracy"] <= 1)).all()
@@ -320,7 +322,8 @@ def test_wide_deep_analyses(tiny_run):
         preds = xr.open_dataset(res / "models" / model / "predictions.nc")
         correct = (preds["prediction"] == preds["label"]).values[probe_index]
         assert pruning.attrs["base_accuracy"] == pytest.approx(correct.mean())
-    errors = xr.open_dataset(res / "widedeep" / "errors" / "digits-n100-resnet-d14-w1__digits-n100-resnet-d8-w2.nc")
+    errors = xr.open_dataset(res / "widedeep" / "errors"
+                             / "digits-n100-resnet-d14-w1__digits-n100-resnet-d8-w2.nc")
     assert errors.attrs["exact"] == 1 and errors.attrs["n_permutations"] == 6  # C(4, 2) reassignments
     assert errors.attrs["min_p"] <= errors.attrs["p_value"] <= 1
     pairs = pd.read_csv(res / "widedeep" / "errors.csv", keep_default_na=False)
@@ -368,8 +371,9 @@ def test_damaged_store_fails_its_job_with_one_line(tiny_run, tmp_path):
     assert result.returncode != 0
     ours = [line for line in result.stderr.splitlines() if line.startswith("repatlas: ")]
     assert len(ours) == 1, result.stderr[-3000:]
-    assert ours[0].startswith(f"repatlas: DamagedStoreError: results/activations/{model}/acts.zarr: layer 'block2', "
-                              f"chunk 1 (examples 20-39, file results/activations/{model}/acts.zarr/block2/c/1/0)")
+    assert ours[0].startswith(f"repatlas: DamagedStoreError: results/activations/{model}/acts.zarr: "
+                              "layer 'block2', chunk 1 (examples 20-39, "
+                              f"file results/activations/{model}/acts.zarr/block2/c/1/0)")
     assert "rerun snakemake" in ours[0]
     log = (project / "results/logs/cka/within" / f"{model}.log").read_text()
     assert "Traceback (most recent call last)" in log and "DamagedStoreError" in log
@@ -409,7 +413,8 @@ def test_report_has_every_figure_with_its_caption(tiny_run):
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     results = report_results((workdir / "report.html").read_text())
     figures = sorted(f"results/figures/{p.name}" for p in (workdir / "results/figures").glob("*.png"))
-    assert len(figures) >= 26 and set(figures) <= set(results), set(figures) - set(results)  # 26 in ci-tiny today
+    # 26 in ci-tiny today
+    assert len(figures) >= 26 and set(figures) <= set(results), set(figures) - set(results)
     by_rule = {}
     for path in figures:
         record = results[path]
@@ -422,7 +427,8 @@ def test_report_has_every_figure_with_its_caption(tiny_run):
             assert len({caption for _, caption in entries}) == len(entries), rule
     assert "largest block" in results["results/figures/widedeep_blocks.png"]["caption"]
     assert "probe accuracy" in results["results/figures/widedeep_probes.png"]["caption"]
-    for path, caption in by_rule["figure_redshift_lines"] + by_rule["figure_infinite"] + by_rule["figure_ensembles"]:
+    for path, caption in (by_rule["figure_redshift_lines"] + by_rule["figure_infinite"]
+                          + by_rule["figure_ensembles"]):
         assert name(path) in caption, (path, caption)  # the figure's own wildcard, rendered
     for path, caption in by_rule["figure_widedeep_errors"]:
         ga, gb = name(path).removeprefix("widedeep_errors_").split("__")
@@ -433,7 +439,8 @@ def test_nested_config_overrides_on_the_command_line(tmp_path):
     """`--config 'grid={...}'` reaches the rules typed (Snakemake passes nested values as strings)."""
     workdir = copy_workflow(tmp_path)
     smk = [sys.executable, "-m", "snakemake", "-n", "--config"]
-    ok = subprocess.run([*smk, "grid={depth: [8], width: [1, 2]}", "train={epochs: 2}", "cka={across_seeds: false}"],
+    ok = subprocess.run([*smk, "grid={depth: [8], width: [1, 2]}", "train={epochs: 2}",
+                         "cka={across_seeds: false}"],
                         cwd=workdir, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr[-3000:]
     counts = dict(re.findall(r"(?m)^(\w+)\s+(\d+)$", ok.stdout))
