@@ -21,7 +21,8 @@ def tiny_run(tmp_path_factory):
     outputs with it, and it runs once.
     """
     workdir = copy_workflow(tmp_path_factory.mktemp("ci-tiny"))
-    cmd = [sys.executable, "-m", "snakemake", "--configfile", str(Path(__file__).resolve().parents[1] / "configs" / "ci-tiny.yaml"), "--cores", "2"]
+    cmd = [sys.executable, "-m", "snakemake", "--configfile",
+           str(Path(__file__).resolve().parents[1] / "configs" / "ci-tiny.yaml"), "--cores", "2"]
     result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-4000:]
     return workdir, result

@@ -117,7 +117,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_a", type=Path)
     parser.add_argument("run_b", type=Path)
-    parser.add_argument("--except-figures", action="store_true", help="list PNG/PDF files without comparing them")
+    parser.add_argument("--except-figures", action="store_true",
+                        help="list PNG/PDF files without comparing them")
     args = parser.parse_args(argv)
     for run in (args.run_a, args.run_b):
         if not (run / "results").is_dir():

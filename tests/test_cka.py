@@ -248,8 +248,8 @@ def test_cka_heatmap_centres_a_layer_whose_offset_grows_after_the_first_batch():
     np.testing.assert_allclose(got.values, expected.values, rtol=0, atol=2e-6)
     # independent: the float64 textbook value of the one-batch case
     with pytest.warns(UserWarning, match="fewer than two batches"):
-        one = cka_models.cka_heatmap(torch.nn.Sequential(lin, torch.nn.Tanh(), Drift(1000.0)), x[:16], layers_a=["0", "2"],
-                              batch_size=16)
+        one = cka_models.cka_heatmap(torch.nn.Sequential(lin, torch.nn.Tanh(), Drift(1000.0)), x[:16],
+                                     layers_a=["0", "2"], batch_size=16)
     with torch.no_grad():
         h0 = lin(x[:16]).double().numpy()
         h2 = np.tanh(h0)
@@ -383,7 +383,8 @@ def test_cka_heatmap_keeps_repeated_calls_and_rejects_unknown_layers():
 
     da = cka_models.cka_heatmap(Twice(), torch.randn(20, 4), layers_a=["f"], batch_size=10)
     assert list(da.layer_a.values) == ["f", "f@1"]
-    with pytest.raises(KeyError, match="unknown layer"), pytest.warns(UserWarning, match="fewer than two batches"):
+    with (pytest.raises(KeyError, match="unknown layer"),
+          pytest.warns(UserWarning, match="fewer than two batches")):
         cka_models.cka_heatmap(Twice(), torch.randn(20, 4), layers_a=["g"])
     with pytest.raises(ValueError, match="batch_size"):
         cka_models.cka_heatmap(Twice(), torch.randn(20, 4), layers_a=["f"], batch_size=2)

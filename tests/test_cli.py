@@ -65,7 +65,8 @@ def test_info_reads_multi_variable_datasets_and_tables(tmp_path, capsys):
     assert info["coords"] == {"layer": ["stem", "pool"]}
     (tmp_path / "t.csv").write_text("a,b\n1,x\n2,y\n")
     assert cli.main(["info", str(tmp_path / "t.csv")]) == 0
-    assert json.loads(capsys.readouterr().out) == {"kind": "table", "rows": 2, "columns": {"a": "int64", "b": "str"}}
+    assert json.loads(capsys.readouterr().out) == {"kind": "table", "rows": 2,
+                                                   "columns": {"a": "int64", "b": "str"}}
 
 
 def test_info_into_a_closed_pipe_is_quiet(store):
@@ -80,6 +81,7 @@ def test_cka_batch_size_default_is_the_pipelines():
 
     import yaml
 
-    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+    schema = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml").read_text())
     pipeline = schema["properties"]["cka"]["properties"]["batch_size"]["default"]
     assert cli.build_parser().parse_args(["cka", "a.zarr", "-o", "o.nc"]).batch_size == pipeline

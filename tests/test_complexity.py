@@ -52,7 +52,8 @@ def test_grid_axis_definition():
 def test_grid_with_endpoint_is_linspace():
     # the paper's grid: linspace(-1, 1, R) per axis, both ends included
     R = 7
-    np.testing.assert_allclose(grid_axis(R, endpoint=True), [-1 + 2 * i / (R - 1) for i in range(R)], atol=1e-15)
+    np.testing.assert_allclose(grid_axis(R, endpoint=True), [-1 + 2 * i / (R - 1) for i in range(R)],
+                               atol=1e-15)
     pts = grid(R, endpoint=True)
     assert pts.shape == (R * R, 2)
     assert pts[0].tolist() == [-1.0, -1.0] and pts[-1].tolist() == [1.0, 1.0]
@@ -221,7 +222,8 @@ def test_chebyshev_coefficients_recover_a_known_expansion():
     M = 9
     rng = np.random.default_rng(2)
     c = rng.normal(size=(M, M))
-    v = _on_nodes(lambda x, y: sum(c[a, b] * _cheb_T(a, x) * _cheb_T(b, y) for a in range(M) for b in range(M)), M)
+    v = _on_nodes(lambda x, y: sum(c[a, b] * _cheb_T(a, x) * _cheb_T(b, y)
+                                   for a in range(M) for b in range(M)), M)
     np.testing.assert_allclose(chebyshev_coefficients(v), c, atol=1e-12)
 
 
@@ -366,7 +368,8 @@ def _test_functions():
 
 
 def test_measure_settings_sample_sets_and_compute():
-    s = MeasureSettings(grid_size=12, chebyshev_nodes=10, chebyshev_degree=5, lz_grid_size=None)  # LZ on the Fourier grid
+    # LZ on the Fourier grid
+    s = MeasureSettings(grid_size=12, chebyshev_nodes=10, chebyshev_degree=5, lz_grid_size=None)
     sets = s.sample_sets()
     assert list(sets) == ["grid", "chebyshev"]
     np.testing.assert_array_equal(sets["grid"], grid(12, endpoint=True))
@@ -411,5 +414,6 @@ def test_batch_equals_per_item(name):
     assert out.shape == (2, 3)
     for i in range(2):
         for j in range(3):
-            assert out[i, j] == pytest.approx(compute_measures(batch[i, j], [name], degree=10)[name], rel=1e-12, abs=1e-15)
+            assert out[i, j] == pytest.approx(compute_measures(batch[i, j], [name], degree=10)[name],
+                                              rel=1e-12, abs=1e-15)
     assert isinstance(compute_measures(batch[0, 0], [name], degree=10)[name].item(), float)

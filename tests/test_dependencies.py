@@ -63,7 +63,8 @@ def distributions(import_name: str) -> set[str]:
 def test_every_imported_package_is_declared():
     imports = third_party_imports(ROOT / "src", ROOT / "scripts")
     assert {"torch", "scipy", "jsonschema", "distributed"} <= set(imports)  # the scan sees lazy imports
-    undeclared = {name: sorted(files) for name, files in imports.items() if not distributions(name) & set(DECLARED)}
+    undeclared = {name: sorted(files) for name, files in imports.items()
+                  if not distributions(name) & set(DECLARED)}
     assert not undeclared, f"imported but not in pyproject.toml's dependencies: {undeclared}"
 
 
@@ -86,7 +87,8 @@ def test_each_env_has_every_runtime_dependency(env):
     runtime = {name: req for name, req in DECLARED.items() if name != "snakemake"}
     assert set(runtime) <= set(reqs), f"{env.name} lacks {sorted(set(runtime) - set(reqs))}"
     for name, req in runtime.items():
-        assert (reqs[name].specifier, reqs[name].extras) == (req.specifier, req.extras), f"{env.name}: {reqs[name]} vs {req}"
+        assert (reqs[name].specifier, reqs[name].extras) == (req.specifier, req.extras), \
+            f"{env.name}: {reqs[name]} vs {req}"
 
 
 @pytest.mark.parametrize("env", ENVS, ids=lambda p: p.name)
@@ -100,9 +102,11 @@ def test_each_env_installs_repatlas_from_the_workflow_root(env, tmp_path):
     fake.parent.mkdir()
     fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {record}\n')
     fake.chmod(0o755)
-    env_vars = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}", "REPATLAS_ROOT": str(ROOT)}
+    env_vars = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}",
+                "REPATLAS_ROOT": str(ROOT)}
     subprocess.run(["bash", str(script)], env=env_vars, check=True, timeout=60)
-    assert record.read_text().split("\n")[:-1] == ["-m", "pip", "install", "--no-deps", "--editable", str(ROOT)]
+    assert record.read_text().split("\n")[:-1] == ["-m", "pip", "install", "--no-deps", "--editable",
+                                                   str(ROOT)]
     env_vars.pop("REPATLAS_ROOT")
     result = subprocess.run(["bash", str(script)], env=env_vars, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "REPATLAS_ROOT must be the repatlas workflow root" in result.stderr

@@ -126,8 +126,8 @@ def _train(n):
 
 def _cka_heatmap(n):
     torch.manual_seed(0)
-    cka_models.cka_heatmap(models.resnet(8, 1, in_channels=1, n_classes=3), torch.randn(n, 1, 8, 8), batch_size=8,
-                    epochs=2)
+    cka_models.cka_heatmap(models.resnet(8, 1, in_channels=1, n_classes=3), torch.randn(n, 1, 8, 8),
+                           batch_size=8, epochs=2)
 
 
 def _probes(n):
@@ -143,7 +143,8 @@ def _train_classifier(n):
                                batch_size=8)
 
 
-@pytest.mark.parametrize("loop", [_train, _cka_heatmap, _probes, _train_classifier], ids=lambda f: f.__name__[1:])
+@pytest.mark.parametrize("loop", [_train, _cka_heatmap, _probes, _train_classifier],
+                         ids=lambda f: f.__name__[1:])
 def test_host_reads_do_not_grow_with_the_number_of_steps(loop):
     """On a GPU each read of a value to the host waits for all queued work: the loops read per
     epoch (or at the end), never per step or batch. 3 and 9 batches per epoch, same count."""
@@ -176,7 +177,8 @@ def test_job_device_prints_one_line_and_exits(tmp_path, capfd):
         devices.job_device("cuda:0", log)
     assert stop.value.code == 1
     err = capfd.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("config key 'device': device 'cuda:0' is not available on host")
+    assert len(err) == 1 and err[0].startswith(
+        "config key 'device': device 'cuda:0' is not available on host")
     assert log.read_text().strip() == err[0]
     assert devices.job_device("auto", log) == "cpu"
 

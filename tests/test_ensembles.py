@@ -258,7 +258,8 @@ def test_linearization_error_is_second_order_and_tangent_is_directional_derivati
     with torch.no_grad():
         tangent = f_lin({k: theta0[k] + delta[k] for k in theta0}, x) - f0
     h = 1e-5
-    fd = (f({k: theta0[k] + h * delta[k] for k in theta0}) - f({k: theta0[k] - h * delta[k] for k in theta0})) / (2 * h)
+    fd = (f({k: theta0[k] + h * delta[k] for k in theta0})
+          - f({k: theta0[k] - h * delta[k] for k in theta0})) / (2 * h)
     torch.testing.assert_close(tangent, fd, rtol=1e-6, atol=1e-9)
 
     # the trainable wrapper computes the same function of theta, and is linear in theta - theta0
@@ -416,8 +417,8 @@ TINY_MULTIVIEW = {
              "weak_weight": [0.05, 0.1], "single_other_weight": [0.2, 0.3], "feature_noise": 0.0005,
              "noise": 0.1, "feature_patch_noise": 0.0},
     "network": {"neurons_per_class": 2, "q": 3, "knot": 0.5, "init_std": 0.002, "ntk_init_std": 0.1},
-    "train": {"epochs": 3, "kd_epochs": 2, "lr": 4.0, "ntk_lr": 1.0, "ntk_epochs": 2, "batch_size": None, "momentum": 0.0,
-              "weight_decay": 0.0},
+    "train": {"epochs": 3, "kd_epochs": 2, "lr": 4.0, "ntk_lr": 1.0, "ntk_epochs": 2, "batch_size": None,
+              "momentum": 0.0, "weight_decay": 0.0},
 }
 
 
@@ -434,7 +435,8 @@ def test_methods_study_on_multiview_data_is_consistent():
     # the ensemble-size curve comes from the members' logits: its ends are the single models'
     # mean error and the ensemble's error, computed by a different path
     np.testing.assert_allclose(ds["ensemble_error"].sel(size=1), err.sel({"method": "single"}).mean("member"))
-    np.testing.assert_allclose(ds["ensemble_error"].sel(size=3), err.sel({"method": "ensemble"}).isel(member=0))
+    np.testing.assert_allclose(ds["ensemble_error"].sel(size=3),
+                               err.sel({"method": "ensemble"}).isel(member=0))
     views = ds["views_learned"].sel({"method": "single"})
     assert ((views >= 0) & (views <= 8)).all()
 
@@ -446,7 +448,8 @@ def test_study_setup_ntk_uses_its_own_init_and_step():
     assert setup.train["lr"] == 1.0 and setup.train["epochs"] == setup.train["kd_epochs"] == 2
     assert "ntk_lr" not in setup.train and "ntk_epochs" not in setup.train
     feature = ens.study_setup({}, TINY_MULTIVIEW, "feature")
-    assert feature.train["lr"] == 4.0 and feature.train["epochs"] == 3 and float(feature.factory().neurons.weight.detach().std()) < 0.01
+    assert (feature.train["lr"] == 4.0 and feature.train["epochs"] == 3
+            and float(feature.factory().neurons.weight.detach().std()) < 0.01)
     assert feature.layer == "act" and feature.test_subsets["single_view"].sum() == 10
 
 

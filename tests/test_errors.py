@@ -73,7 +73,8 @@ def reference(pred_a, pred_b, labels):
         "classes": classes, "class": per_class, "class_p": [Fraction(h, total) for h in class_hits],
         "accuracy": [Fraction(sum(r[i] == labels[i] for i in range(n)), n) for r in pooled],
         "between": disagreement([(p, q) for p in a_rows for q in b_rows]),
-        "within": disagreement(list(itertools.combinations(a_rows, 2)) + list(itertools.combinations(b_rows, 2))),
+        "within": disagreement(list(itertools.combinations(a_rows, 2))
+                               + list(itertools.combinations(b_rows, 2))),
         "within_a": disagreement(list(itertools.combinations(a_rows, 2))),
     }
 

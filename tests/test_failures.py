@@ -31,7 +31,8 @@ def run_job(tmp_path, body: str) -> tuple[subprocess.CompletedProcess, str]:
     """Run `body` as a script that starts like every pipeline script; return (process, log text)."""
     log = tmp_path / "job.log"
     script = tmp_path / "job.py"
-    script.write_text(f"import sys\nfrom repatlas.joblog import log_to\nlog_to({str(log)!r})\n" + textwrap.dedent(body))
+    script.write_text(f"import sys\nfrom repatlas.joblog import log_to\nlog_to({str(log)!r})\n"
+                      + textwrap.dedent(body))
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     return result, log.read_text()
 
@@ -52,7 +53,8 @@ def test_uncaught_error_is_one_console_line_and_a_traceback_in_the_log(tmp_path)
 
 def test_multiline_messages_become_one_line(tmp_path):
     result, _ = run_job(tmp_path, 'raise RuntimeError("first\\nsecond")')
-    assert result.stderr.splitlines() == [f"repatlas: RuntimeError: first second [traceback: {tmp_path / 'job.log'}]"]
+    assert result.stderr.splitlines() == [
+        f"repatlas: RuntimeError: first second [traceback: {tmp_path / 'job.log'}]"]
 
 
 def test_log_shared_with_a_second_writer_keeps_both(tmp_path):
@@ -87,8 +89,9 @@ def store(tmp_path, request):
     model = models.mlp(2, 12, in_features=64, n_classes=10)
     images = np.random.default_rng(0).integers(0, 256, size=(40, 1, 8, 8), dtype=np.uint8)
     path = tmp_path / "acts.zarr"
-    activations.dump_activations(model, images, np.arange(40) % 10, np.arange(40), path, mean=[0.5], std=[0.25],
-                                 layers=["layer1", "layer2"], batch_size=8, compressor=request.param)
+    activations.dump_activations(model, images, np.arange(40) % 10, np.arange(40), path, mean=[0.5],
+                                 std=[0.25], layers=["layer1", "layer2"], batch_size=8,
+                                 compressor=request.param)
     return path, request.param
 
 
@@ -129,7 +132,8 @@ def test_info_verify_lists_damaged_chunks(store, capsys):
     assert cli.main(["info", str(path), "--verify"]) == 1
     out, err = capsys.readouterr()
     assert '"chunk": 4' in out and "layer 'layer1', chunk 4" in out
-    assert err.splitlines() == [f"repatlas info: {path}: 1 of 12 chunks cannot be read (listed under verify.damaged); "
+    assert err.splitlines() == [f"repatlas info: {path}: 1 of 12 chunks cannot be read "
+                                "(listed under verify.damaged); "
                                 f"delete the store (rm -r {path}) and rerun snakemake, which writes it again"]
     assert cli.main(["info", str(path)]) == 0  # without --verify nothing is read
 

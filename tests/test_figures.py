@@ -106,7 +106,8 @@ def test_cka_grid_one_colour_bar_and_no_thumbnail(tmp_path):
 
 
 def test_cka_grid_facets_fit_the_size_limit():
-    cells = pd.DataFrame([{"depth": d, "width": w, "cka": cka_da(2 * d)} for d in (4, 7, 13) for w in (1, 2, 4, 8)])
+    cells = pd.DataFrame([{"depth": d, "width": w, "cka": cka_da(2 * d)}
+                          for d in (4, 7, 13) for w in (1, 2, 4, 8)])
     fig = cka_heatmap_grid(cells, row="depth", col="width", title="within-model CKA " * 12)
     assert max(fig.get_size_inches()) * DPI <= MAX_PX
     assert len(heatmap_axes(fig)) == 12
@@ -115,8 +116,8 @@ def test_cka_grid_facets_fit_the_size_limit():
 
 # ----------------------------------------------------------------------------- the ci-tiny run
 
-STEPS = (cka_figures, widedeep_figures, redshift_figures, infinite_figures, mitosis_figures, mitosis_ensemble_figures,
-         ensembles_figures)
+STEPS = (cka_figures, widedeep_figures, redshift_figures, infinite_figures, mitosis_figures,
+         mitosis_ensemble_figures, ensembles_figures)
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +167,8 @@ def test_redrawn_figures_have_sizes_and_heatmap_ticks(tiny_figures):
         assert max(w, h) <= MAX_PX, (name, w, h)
         h_px, w_px = imread(png).shape[:2]
         assert max(h_px, w_px) <= MAX_PX and min(h_px, w_px) >= MIN_PX, (name, w_px, h_px)
-        for ax in heatmap_axes(fig) if name != "redshift_functions" else ():  # images of f(x, y), not matrices
+        # images of f(x, y), not matrices
+        for ax in heatmap_axes(fig) if name != "redshift_functions" else ():
             heatmapped.add(name)
             assert labelled(ax, "x") and labelled(ax, "y"), (name, ax.get_title())
         if name.startswith("cka_") or name == "widedeep_pca":  # one labelled colour bar per figure

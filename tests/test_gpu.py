@@ -65,8 +65,8 @@ def _train(n):
     x = (rng.integers(0, 60, size=(n, 1, 6, 6)) + 60 * y[:, None, None, None]).astype(np.uint8)
     torch.manual_seed(0)
     config = train.TrainConfig(epochs=2, batch_size=8, lr=0.05, crop_pad=1, flip=True)
-    train.train(models.mlp(1, 8, in_features=36, n_classes=3), (x, y), (x[:16], y[:16]), mean=[0.5], std=[0.3],
-                config=config, device="cuda", progress=False, log=lambda s: None)
+    train.train(models.mlp(1, 8, in_features=36, n_classes=3), (x, y), (x[:16], y[:16]), mean=[0.5],
+                std=[0.3], config=config, device="cuda", progress=False, log=lambda s: None)
 
 
 def _cka(n):

@@ -33,15 +33,16 @@ def test_heatmaps_show_seed_means_up_to_the_white_noise_level():
     images = [ax.images[0] for ax in fig.axes if ax.images]
     assert len(images) == 3
     for img, a in zip(images, ["relu", "sin", "tanh"]):
-        expected = ds.fourier.sel(activation=a).isel(width=0, variant=0).mean("seed").transpose("scale", "depth").values
+        expected = (ds.fourier.sel(activation=a).isel(width=0, variant=0).mean("seed")
+                    .transpose("scale", "depth").values)
         np.testing.assert_allclose(np.asarray(img.get_array()), expected)
         assert img.get_clim() == (0, 0.54)
 
 
 def test_lines_draw_each_measures_reference_and_name_its_grid():
     ds = _sweep()
-    fig = plots.complexity_lines(ds, x="scale", hue="activation", select={"depth": 2, "width": 64, "variant": "plain"},
-                                 logx=True, title="t")
+    fig = plots.complexity_lines(ds, x="scale", hue="activation",
+                                 select={"depth": 2, "width": 64, "variant": "plain"}, logx=True, title="t")
     by_title = {ax.get_title(): ax for ax in fig.axes}
     assert set(by_title) == {"Fourier (paper convention), 8x8 grid", "Lempel-Ziv (LZ76), 8x8 grid"}
     for title, ref in [("Fourier (paper convention), 8x8 grid", 0.54), ("Lempel-Ziv (LZ76), 8x8 grid", 1.0)]:
@@ -58,6 +59,7 @@ def test_summod_x_axis_is_the_targets_complexity():
     fig = plots.summod_scatter(ds)
     ax = fig.axes[0]
     # one line per prefactor through (target complexity of M, seed-mean accuracy): M = 10 left of M = 4
-    curves = {tuple(np.round(line.get_ydata(), 6)) for line in ax.get_lines() if list(line.get_xdata()) == [0.42, 0.55]}
+    curves = {tuple(np.round(line.get_ydata(), 6)) for line in ax.get_lines()
+              if list(line.get_xdata()) == [0.42, 0.55]}
     assert curves == {(0.85, 0.55), (0.7, 0.85)}
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0.42\nM=10", "0.55\nM=4"]

@@ -14,7 +14,8 @@ def write_run(root, *, weight=1.0, seconds=1.0, table="a,b\n1,2\n", extra=False)
     torch.save({"spec": {"depth": 8}, "state_dict": {"w": torch.full((2,), weight)},
                 "meta": {"train_seconds": seconds}}, res / "models" / "m" / "model.pt")
     (res / "models" / "m" / "metrics.json").write_text(json.dumps({"acc": 0.5, "eval_seconds": seconds}))
-    xr.Dataset({"x": ("i", np.arange(3.0))}, attrs={"stage_seconds": seconds, "grid": 16}).to_netcdf(res / "a.nc")
+    xr.Dataset({"x": ("i", np.arange(3.0))},
+               attrs={"stage_seconds": seconds, "grid": 16}).to_netcdf(res / "a.nc")
     np.savez(res / "subset.npz", index=np.arange(4))
     (res / "table.csv").write_text(table)
     (res / "figure.png").write_bytes(b"png" + str(seconds).encode())

@@ -299,7 +299,8 @@ def faults(cluster, tmp_path_factory):
 
     # 2. scancel mid-training: no retry in this invocation, so the failure ends it
     model = f"results/models/{FAULT_MODEL}/model.pt"
-    proc = start(cluster, workdir, snakemake_cmd("slurm", model, "--retries", "0", configfile=FAULT_CONFIG_FILE))
+    proc = start(cluster, workdir,
+                 snakemake_cmd("slurm", model, "--retries", "0", configfile=FAULT_CONFIG_FILE))
     try:
         facts["cancelled_id"] = cancel_after_first_checkpoint(cluster, proc, workdir)
         try:
@@ -325,7 +326,8 @@ def test_job_over_its_memory_request_fails_naming_the_rule_and_the_retry_succeed
     rows = [r for r in cluster.sacct("JobID", "State", "ReqMem", "Comment", "WorkDir")
             if r["WorkDir"] == str(faults["workdir"]) and r["Comment"].startswith(f"rule_{MEMORY_RULE}")]
     # attempt 1 at 200 MB killed by Slurm, attempt 2 at 2 × 4000 MB done
-    assert [(r["State"], megabytes(r["ReqMem"])) for r in rows] == [("FAILED", 200), ("COMPLETED", 8000)], rows
+    assert ([(r["State"], megabytes(r["ReqMem"])) for r in rows]
+            == [("FAILED", 200), ("COMPLETED", 8000)]), rows
     log = next((faults["workdir"] / ".snakemake/slurm_logs").rglob(f"{rows[0]['JobID']}.log"))
     assert "exceeded memory limit" in log.read_text().lower()
     assert (faults["workdir"] / MEMORY_TARGET).is_file()
@@ -345,7 +347,8 @@ def test_cancelled_training_is_reported_and_a_rerun_resumes_from_its_checkpoint(
     assert planned_jobs(rerun["out"]) == {"train_model": 1}
     model_dir = faults["workdir"] / "results/models" / FAULT_MODEL
     log = (model_dir / "train.log").read_text()
-    assert f"resuming from checkpoint results/models/{FAULT_MODEL}/checkpoint.pt: {epoch} of {FAULT_EPOCHS} epochs done" in log
+    assert (f"resuming from checkpoint results/models/{FAULT_MODEL}/checkpoint.pt: "
+            f"{epoch} of {FAULT_EPOCHS} epochs done") in log
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert len(metrics["epochs"]) == FAULT_EPOCHS
     assert sorted(p.name for p in model_dir.iterdir()) == ["metrics.json", "model.pt", "train.log"]

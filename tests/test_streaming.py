@@ -154,7 +154,8 @@ def test_compressors_store_the_same_values(tmp_path, compressor):
     kw = dict(mean=[0.5], std=[0.25], layers=models.representation_layers(model), batch_size=10)
     ref, other = tmp_path / "zstd.zarr", tmp_path / f"{compressor}.zarr"
     activations.dump_activations(model, images, np.zeros(30), np.arange(30), ref, **kw)
-    activations.dump_activations(model, images, np.zeros(30), np.arange(30), other, compressor=compressor, **kw)
+    activations.dump_activations(model, images, np.zeros(30), np.arange(30), other, compressor=compressor,
+                                 **kw)
     for layer in kw["layers"]:
         np.testing.assert_array_equal(xr.open_zarr(ref)[layer].values, xr.open_zarr(other)[layer].values)
     codecs = xr.open_zarr(other)["stem"].encoding.get("compressors", ())
@@ -170,7 +171,8 @@ def test_read_rows_equals_zarr(tmp_path, dtype):
     """Uncompressed stores are read from their chunk files directly; every range equals zarr's."""
     torch.manual_seed(0)
     model = models.resnet(8, 1, in_channels=1, n_classes=10)
-    images = np.random.default_rng(2).integers(0, 256, size=(47, 1, 8, 8), dtype=np.uint8)  # last chunk partial
+    # last chunk partial
+    images = np.random.default_rng(2).integers(0, 256, size=(47, 1, 8, 8), dtype=np.uint8)
     kw = dict(mean=[0.5], std=[0.25], layers=models.representation_layers(model), batch_size=10, dtype=dtype)
     raw, packed = tmp_path / "raw.zarr", tmp_path / "zstd.zarr"
     activations.dump_activations(model, images, np.zeros(47), np.arange(47), raw, compressor="none", **kw)
@@ -204,10 +206,10 @@ def test_scheduler_gives_the_same_cka_as_local_threads(store):
                                   dashboard_address=None) as cluster:
         remote = cka_stores.cka_from_stores(path, batch_size=10, window=2, epochs=2, seed=3,
                                      scheduler=cluster.scheduler_address)
-        cross = cka_stores.cka_from_stores(path, path, layers_a=["stem"], layers_b=["pool", "block1"], batch_size=10,
-                                    scheduler=cluster.scheduler_address)
+        cross = cka_stores.cka_from_stores(path, path, layers_a=["stem"], layers_b=["pool", "block1"],
+                                           batch_size=10, scheduler=cluster.scheduler_address)
     np.testing.assert_array_equal(remote.values, local.values)
-    np.testing.assert_array_equal(cross.values, cka_stores.cka_from_stores(path, path, layers_a=["stem"],
-                                                                    layers_b=["pool", "block1"], batch_size=10).values)
+    np.testing.assert_array_equal(cross.values, cka_stores.cka_from_stores(
+        path, path, layers_a=["stem"], layers_b=["pool", "block1"], batch_size=10).values)
     with pytest.raises(OSError, match="cka.scheduler.*127.0.0.1:9"):  # nothing listens there
         cka_stores._compute_on_scheduler("tcp://127.0.0.1:9", [], timeout="1s")
