@@ -117,8 +117,8 @@ def test_probe_is_invariant_to_affine_rescaling_of_a_layer():
 def test_probe_is_deterministic_for_a_seed():
     x_tr, y_tr = toy_data(300, seed=5)
     x_te, y_te = toy_data(300, seed=6)
-    run = lambda seed: probes.linear_probes(Toy(), x_tr, y_tr, x_te, y_te, epochs=2, batch_size=32, seed=seed,
-                                            layers=["hard", "noise"])
+    run = lambda seed: probes.linear_probes(  # noqa: E731
+        Toy(), x_tr, y_tr, x_te, y_te, epochs=2, batch_size=32, seed=seed, layers=["hard", "noise"])
     xr.testing.assert_identical(run(7), run(7))
 
 

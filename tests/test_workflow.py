@@ -421,7 +421,7 @@ def test_report_has_every_figure_with_its_caption(tiny_run):
         caption = record["caption"]
         assert len(caption) > 200 and "{{" not in caption and "{%" not in caption, (path, caption)
         by_rule.setdefault(record["job_properties"]["rule"], []).append((path, caption))
-    name = lambda path: Path(path).stem
+    name = lambda path: Path(path).stem  # noqa: E731
     for rule, entries in by_rule.items():
         if len(entries) > 1:  # one caption file, one paragraph per figure
             assert len({caption for _, caption in entries}) == len(entries), rule
