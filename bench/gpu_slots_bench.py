@@ -127,8 +127,8 @@ def main() -> None:
         r = concurrent(k, args)
         rows.append(r)
         ratio = r["aggregate"] / rows[0]["aggregate"]
-        print(f"{k:>5}{r['aggregate']:>17.0f}{ratio:>9.2f}x{np.mean(r['per_job']):>15.0f}{r['window_s']:>10.1f}",
-              flush=True)
+        print(f"{k:>5}{r['aggregate']:>17.0f}{ratio:>9.2f}x{np.mean(r['per_job']):>15.0f}"
+              f"{r['window_s']:>10.1f}", flush=True)
     best = max(rows, key=lambda r: r["aggregate"])
     print(f"best: {best['k']} jobs, {best['aggregate'] / rows[0]['aggregate']:.2f}x one job's throughput "
           "(target >= 3.5x on one H200)")
