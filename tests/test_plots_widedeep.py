@@ -18,12 +18,13 @@ from matplotlib.colors import to_rgb
 from synthetic_cka import heatmap
 
 from repatlas import activations
-from repatlas.blocks import block_table, block_table_to_file, first_pc_analysis
+from repatlas.blocks import block_table, first_pc_analysis
 from repatlas.errors import error_analysis
 from repatlas.io import write_netcdf
 from repatlas.plots import widedeep as plots
 from repatlas.plots.common import save_figure
 from repatlas.steps import cka_figures, widedeep_figures
+from repatlas.steps.widedeep import block_table_to_file
 
 
 @pytest.fixture(autouse=True)
