@@ -166,7 +166,8 @@ def seed_similarity(across, blocks_a, blocks_b) -> dict:
     if hasattr(across, "dims"):
         rows, cols = (list(across[d].values) for d in across.dims)
         if rows != cols:
-            raise ValueError("across must compare the same layers along both axes (two seeds of one architecture)")
+            raise ValueError("across must compare the same layers along both axes "
+                             "(two seeds of one architecture)")
     n = len(k)
     in_a = in_block(check_blocks(blocks_a, n, "blocks_a"), n)
     in_b = in_block(check_blocks(blocks_b, n, "blocks_b"), n)
@@ -201,7 +202,8 @@ def block_table(within, *, threshold: float, min_length: int, seed_pairs=(), fir
     if not within:
         raise ValueError("within must map at least one model id to its CKA heatmap")
     if first_pc is not None and set(first_pc) != set(within):
-        raise KeyError(f"first_pc must cover the models of within; missing {sorted(set(within) - set(first_pc))}, "
+        raise KeyError(f"first_pc must cover the models of within; "
+                       f"missing {sorted(set(within) - set(first_pc))}, "
                        f"extra {sorted(set(first_pc) - set(within))}")
     rows, blocks_of, ids = [], {}, {}
     for model_id, cka in within.items():
@@ -211,8 +213,9 @@ def block_table(within, *, threshold: float, min_length: int, seed_pairs=(), fir
             blocks_of[model_id] = detect_blocks(cka, threshold=threshold, min_length=min_length)
             extra = {}
         else:
-            blocks_of[model_id] = model_blocks(cka, first_pc[model_id], threshold=threshold, min_length=min_length,
-                                               min_pc1_share=min_pc1_share, source=f"within-model CKA of {model_id}")
+            blocks_of[model_id] = model_blocks(cka, first_pc[model_id], threshold=threshold,
+                                               min_length=min_length, min_pc1_share=min_pc1_share,
+                                               source=f"within-model CKA of {model_id}")
             runs = detect_blocks(cka, threshold=threshold, min_length=min_length)
             extra = {"n_cka_runs": len(runs), **first_pc_summary(first_pc[model_id], blocks_of[model_id]),
                      "min_pc1_share": float(min_pc1_share)}
@@ -234,7 +237,8 @@ def block_table(within, *, threshold: float, min_length: int, seed_pairs=(), fir
             raise ValueError(f"seed_pairs: {id_a!r} and {id_b!r} are not two seeds of one architecture")
         n_layers = table.loc[table.model == id_a, "n_layers"].iloc[0]
         if _matrix(across, "across").shape[0] != n_layers:
-            raise ValueError(f"seed_pairs: across CKA of {id_a!r} vs {id_b!r} does not have its {n_layers} layers")
+            raise ValueError(f"seed_pairs: across CKA of {id_a!r} vs {id_b!r} "
+                             f"does not have its {n_layers} layers")
         sim = seed_similarity(across, blocks_of[id_a], blocks_of[id_b])
         for model_id in (id_a, id_b):
             inside[model_id].append(sim["inside"])
@@ -326,11 +330,13 @@ def first_pc_analysis(store_path, *, layers=None, examples=None, debiased: bool 
     n_stored = arrays[names[0]].shape[0]
     for name in names:
         if arrays[name].shape[0] != n_stored:
-            raise ValueError(f"{store_path}: layer {name!r} has {arrays[name].shape[0]} examples; expected {n_stored}")
+            raise ValueError(f"{store_path}: layer {name!r} has {arrays[name].shape[0]} examples; "
+                             f"expected {n_stored}")
     smallest = MIN_BATCH if debiased else 2
     n = n_stored if examples is None else examples
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not smallest <= n <= n_stored:
-        raise ValueError(f"examples must be an integer in [{smallest}, {n_stored}] (the store's size); got {examples!r}")
+        raise ValueError(f"examples must be an integer in [{smallest}, {n_stored}] (the store's size); "
+                         f"got {examples!r}")
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
         raise ValueError(f"window must be an integer >= 1 (storage chunks per read); got {window!r}")
     n = int(n)
@@ -343,7 +349,8 @@ def first_pc_analysis(store_path, *, layers=None, examples=None, debiased: bool 
             gram = _centred_gram(arrays[name], n, arrays[name].chunks[0] * window, name)
             trace = np.trace(gram)
             if trace <= 0:
-                raise ValueError(f"layer {name!r} is constant over the {n} examples: CKA and PCA are undefined")
+                raise ValueError(f"layer {name!r} is constant over the {n} examples: "
+                                 "CKA and PCA are undefined")
             value, vector = _top_eigenpair(gram)
             pc1_ratio[i] = value / trace
             top.append((value, vector))
@@ -362,10 +369,12 @@ def first_pc_analysis(store_path, *, layers=None, examples=None, debiased: bool 
     pair = ("layer_a", "layer_b")
     return xr.Dataset(
         {
-            "pc1_ratio": ("layer", pc1_ratio, {"long_name": "explained-variance ratio of the first principal component"}),
+            "pc1_ratio": ("layer", pc1_ratio,
+                          {"long_name": "explained-variance ratio of the first principal component"}),
             "cka": (pair, cka, {"long_name": "linear CKA"}),
             "cka_without_pc1": (pair, cka_without_pc1,
-                                {"long_name": "linear CKA after projecting each layer's first principal component out"}),
+                                {"long_name": "linear CKA after projecting each layer's "
+                                              "first principal component out"}),
         },
         coords={"layer": names, "layer_a": names, "layer_b": names},
         attrs={
@@ -480,8 +489,10 @@ def detect_blocks(cka_matrix, *, threshold: float = 0.9, min_length: int = 3, pc
     if pc1_share is not None:
         share = np.asarray(pc1_share.values if hasattr(pc1_share, "dims") else pc1_share, dtype=np.float64)
         if share.shape != (n,) or not np.isfinite(share).all() or (share < 0).any() or (share > 1).any():
-            raise ValueError(f"pc1_share must hold one variance share in [0, 1] per layer ({n}); got {share!r}")
-        if isinstance(min_pc1_share, bool) or not isinstance(min_pc1_share, real) or not 0 <= min_pc1_share <= 1:
+            raise ValueError(f"pc1_share must hold one variance share in [0, 1] per layer ({n}); "
+                             f"got {share!r}")
+        if (isinstance(min_pc1_share, bool) or not isinstance(min_pc1_share, real)
+                or not 0 <= min_pc1_share <= 1):
             raise ValueError(f"min_pc1_share must be a number in [0, 1]; got {min_pc1_share!r}")
         prefix = np.concatenate([[0.0], np.cumsum(share)])
 

@@ -122,7 +122,8 @@ def rbf_cka(x, y, *, sigma_frac: float = 0.5, debiased: bool = False) -> float:
 # ----------------------------------------------------------------------------- minibatch CKA
 
 
-def ucentred_grams(acts: Sequence, names: Sequence[str] | None = None, *, centre: str | None = None) -> torch.Tensor:
+def ucentred_grams(acts: Sequence, names: Sequence[str] | None = None, *,
+                   centre: str | None = None) -> torch.Tensor:
     """Stack of U-centred linear Gram matrices of one minibatch: float64 (layers, b·b).
 
     Each layer is multiplied in its own precision (float32 activations keep float32 GEMM speed)

@@ -50,7 +50,8 @@ class _GramCapture:
 
     def _gram(self, name, output):
         if len(output) < MIN_BATCH:
-            raise ValueError(f"minibatch CKA needs batches of at least {MIN_BATCH} examples; got {len(output)}")
+            raise ValueError(f"minibatch CKA needs batches of at least {MIN_BATCH} examples; "
+                             f"got {len(output)}")
         k = self.calls.get(name, 0)
         self.calls[name] = k + 1
         key = name if k == 0 else f"{name}@{k}"  # as LayerCapture names repeated calls
@@ -60,7 +61,8 @@ class _GramCapture:
         gram = layer_gram(a, key, "never")
         if key not in self.centred:  # first batch: decide, reading the ratio to the host once
             g64 = gram.double()
-            finite, ratio = torch.stack([torch.isfinite(g64).all().double(), _offset_ratios(g64[None])[0]]).tolist()
+            finite, ratio = torch.stack([torch.isfinite(g64).all().double(),
+                                         _offset_ratios(g64[None])[0]]).tolist()
             if not finite:
                 raise ValueError(f"layer {key!r} contains NaN or Inf (or values too large for {a.dtype})")
             self.centred[key] = not ratio <= MAX_OFFSET_RATIO / 2

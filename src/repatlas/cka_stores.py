@@ -144,13 +144,15 @@ def cka_from_stores(
     warn_single_batch(n, batch_size, path_a)
 
     rng = np.random.default_rng(seed)
-    plans = [b for _ in range(epochs) for b in batch_plan(n, batch_size, chunk, shuffle=shuffle, rng=rng, window=window)]
+    plans = [b for _ in range(epochs)
+             for b in batch_plan(n, batch_size, chunk, shuffle=shuffle, rng=rng, window=window)]
     if scheduler:
         remote = [str(path_a), names_a, None if path_b is None else str(path_b), names_b]
         tasks = [dask.delayed(_remote_window_terms, pure=False)(*remote, batches) for batches in plans]
         results = _compute_on_scheduler(scheduler, tasks)
     else:
-        tasks = [dask.delayed(_window_terms)(arrays_a, arrays_b, batches, names_a, None if path_b is None else names_b)
+        tasks = [dask.delayed(_window_terms)(arrays_a, arrays_b, batches, names_a,
+                                             None if path_b is None else names_b)
                  for batches in plans]
         with pinned_threads(1):
             results = dask.compute(*tasks, scheduler="threads", num_workers=max(1, threads))

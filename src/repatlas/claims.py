@@ -163,17 +163,19 @@ def blocks_unique_to_seed(blocks=None) -> list[Evaluation]:
     if blocks is None:
         return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, _not_run("results/widedeep/blocks.csv"))]
     if "seed_cka_inside" not in blocks:
-        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, "no cross-seed CKA (cka.across_seeds off or one seed)")]
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE,
+                           "no cross-seed CKA (cka.across_seeds off or one seed)")]
     t = blocks[np.isfinite(blocks["seed_cka_inside"]) & np.isfinite(blocks["seed_cka_outside"])]
     if len(t) < 2:
-        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, f"{len(t)} model(s) with blocks and a seed pair; need 2")]
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE,
+                           f"{len(t)} model(s) with blocks and a seed pair; need 2")]
     mean, se, _ = _mean_se((t["seed_cka_outside"] - t["seed_cka_inside"]).values)
     verdict, reason = interval_verdict(mean, se, 0.0, above=True)
     acc, low = _accuracy_gate(t)
     if low and verdict != INCONCLUSIVE:
         verdict, reason = INCONCLUSIVE, low
-    return [Evaluation(stat, mean, rule, verdict, reason, se=se, seeds=int(t["seed"].nunique()), test_accuracy=acc,
-                       measure="minibatch CKA across seeds", scope=f"{len(t)} models")]
+    return [Evaluation(stat, mean, rule, verdict, reason, se=se, seeds=int(t["seed"].nunique()),
+                       test_accuracy=acc, measure="minibatch CKA across seeds", scope=f"{len(t)} models")]
 
 
 PC1_COLLAPSE = 0.5  # "collapses": the block's CKA without PC1 is at most this fraction of its CKA
@@ -195,8 +197,9 @@ def blocks_are_first_pc(blocks=None) -> list[Evaluation]:
     acc, low = _accuracy_gate(t)
     if low and verdict != INCONCLUSIVE:
         verdict, reason = INCONCLUSIVE, low
-    return [Evaluation(stat, mean, rule, verdict, reason, se=se, seeds=int(t["seed"].nunique()), test_accuracy=acc,
-                       measure="full-data linear CKA before/after projecting out PC1", scope=f"{len(t)} models")]
+    return [Evaluation(stat, mean, rule, verdict, reason, se=se, seeds=int(t["seed"].nunique()),
+                       test_accuracy=acc, measure="full-data linear CKA before/after projecting out PC1",
+                       scope=f"{len(t)} models")]
 
 
 def errors_differ(errors=None) -> list[Evaluation]:
@@ -213,7 +216,8 @@ def errors_differ(errors=None) -> list[Evaluation]:
         verdict, reason = ((INCONCLUSIVE, warning) if warning else (HOLDS, "") if p <= 0.05 else (FAILS, ""))
         out.append(Evaluation(stat, p, rule, verdict, reason, seeds=int(min(r["seeds_a"], r["seeds_b"])),
                               test_accuracy=float(min(r["mean_accuracy_a"], r["mean_accuracy_b"])),
-                              measure="per-example errors, permutation test", scope=f"{r['arch_a']} vs {r['arch_b']}"))
+                              measure="per-example errors, permutation test",
+                              scope=f"{r['arch_a']} vs {r['arch_b']}"))
     return out
 
 
@@ -270,8 +274,8 @@ def relu_family_stays_simple(scale=None) -> list[Evaluation]:
     measure = f"fourier (paper convention, R = {scale.attrs.get('R', '?')})"
     scope = ", ".join(map(str, family))
     if k < 2:
-        return [Evaluation(stat, value, rule, INCONCLUSIVE, "one seed: no standard error", seeds=k, measure=measure,
-                           scope=scope)]
+        return [Evaluation(stat, value, rule, INCONCLUSIVE, "one seed: no standard error", seeds=k,
+                           measure=measure, scope=scope)]
     at_max = mean.argmax(...)
     se_max = float(se.isel(at_max))
     if upper <= RELU_CEILING:
@@ -333,7 +337,8 @@ def _paired_effect(sweep, name: str, stat: str, rule: str, a: dict, b: dict, jud
 def _variant_effect(variant: str, lowers: bool):
     """The claim that ``variant`` lowers (or raises) complexity relative to plain MLPs."""
     def evaluate(variant_sweep=None) -> list[Evaluation]:
-        return _paired_effect(variant_sweep, "variant", f"Fourier complexity, {variant} − plain (paired by seed)",
+        return _paired_effect(variant_sweep, "variant",
+                              f"Fourier complexity, {variant} − plain (paired by seed)",
                               "< 0" if lowers else "> 0", {"variant": variant}, {"variant": "plain"},
                               lambda m, se: interval_verdict(-m if lowers else m, se, 0.0, above=True))
 
@@ -391,7 +396,8 @@ def gap_shrinks_as_one_over_width(cookbook_gap=None) -> list[Evaluation]:
     else:
         verdict, reason = INCONCLUSIVE, f"gap not seen to shrink: p = {p:.2g} within {Z:g} SE of 0"
     return [Evaluation(stat, p, rule, verdict, reason, se=se, seeds=pairs, scope=f"{n} widths",
-                       measure=f"cookbook gap ({attrs.get('architecture', '?')}, {attrs.get('activation', '?')})")]
+                       measure=f"cookbook gap ({attrs.get('architecture', '?')}, "
+                               f"{attrs.get('activation', '?')})")]
 
 
 def ntk_converges_as_inverse_sqrt_width(ntk_convergence=None) -> list[Evaluation]:
@@ -416,7 +422,8 @@ def ntk_converges_as_inverse_sqrt_width(ntk_convergence=None) -> list[Evaluation
     elif mean + Z * se < lo or mean - Z * se > hi:
         verdict, reason = FAILS, ""
     else:
-        verdict, reason = INCONCLUSIVE, f"effect below noise: {mean:.3g} ± {Z:g}·{se:.2g} overlaps the band's edge"
+        verdict, reason = INCONCLUSIVE, (f"effect below noise: {mean:.3g} ± {Z:g}·{se:.2g} "
+                                         "overlaps the band's edge")
     return [Evaluation(stat, mean, rule, verdict, reason, se=se, seeds=k, measure="relative Frobenius error",
                        scope=f"widths {int(err['width'].min())}–{int(err['width'].max())}")]
 
@@ -433,7 +440,8 @@ def finite_approaches_ntk(regression=None) -> list[Evaluation]:
     if len(widths) < 2:
         return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, "one width")]
     ntk = float(regression["ntk_t"])
-    far = np.abs(finite.sel(width=widths.min()).values - ntk) - np.abs(finite.sel(width=widths.max()).values - ntk)
+    far = (np.abs(finite.sel(width=widths.min()).values - ntk)
+           - np.abs(finite.sel(width=widths.max()).values - ntk))
     mean, se, k = _mean_se(far)
     verdict, reason = interval_verdict(mean, se, 0.0, above=True)
     return [Evaluation(stat, mean, rule, verdict, reason, se=se, seeds=k, test_accuracy=ntk,
@@ -447,7 +455,8 @@ def conv_beats_fc(conv_regression=None) -> list[Evaluation]:
     stat = "accuracy conv-GAP − FC kernel (paired over test images)"
     rule = "> 0"
     if conv_regression is None:
-        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE, _not_run("results/infinite/conv_regression-*.nc"))]
+        return [Evaluation(stat, np.nan, rule, INCONCLUSIVE,
+                           _not_run("results/infinite/conv_regression-*.nc"))]
     n, n_test = int(conv_regression["n_train"].max()), int(conv_regression.sizes["example"])
     out = []
     for kernel in conv_regression["kernel"].values:
@@ -481,7 +490,8 @@ _MITOSIS_UNTESTABLE = {
 def _mitosis_column(column: str, statistic: str, rule: str):
     def evaluate(summary=None) -> list[Evaluation]:
         if summary is None:
-            return [Evaluation(statistic, np.nan, rule, INCONCLUSIVE, _not_run("results/mitosis/summary.csv"))]
+            return [Evaluation(statistic, np.nan, rule, INCONCLUSIVE,
+                               _not_run("results/mitosis/summary.csv"))]
         out = []
         conv = summary[summary["regime"] == "converged"]
         for arch, rows in conv.groupby("arch", sort=True):
@@ -496,14 +506,16 @@ def _mitosis_column(column: str, statistic: str, rule: str):
             if not len(values):
                 verdict, reason = INCONCLUSIVE, _MITOSIS_UNTESTABLE[column]
             elif worst > MITOSIS_ZERO_ERROR:
-                verdict, reason = INCONCLUSIVE, (f"models not trained to zero training error, the paper's condition "
+                verdict, reason = INCONCLUSIVE, (f"models not trained to zero training error, "
+                                                 f"the paper's condition "
                                                  f"(highest {worst:.3f} > {MITOSIS_ZERO_ERROR})")
             elif (values == 0).any():
                 verdict, reason = FAILS, ""
             else:
                 verdict, reason = HOLDS, ""
             widths = sorted(int(w) for w in rows["width"].unique())
-            out.append(Evaluation(statistic, value, rule, verdict, reason, seeds=int(rows["model_seed"].nunique()),
+            out.append(Evaluation(statistic, value, rule, verdict, reason,
+                                  seeds=int(rows["model_seed"].nunique()),
                                   measure="in-sample R² critical chunk (repatlas.mitosis)",
                                   test_accuracy=float(rows["test_accuracy"].min()),
                                   scope=f"{arch}, widths {widths[0]}–{widths[-1]}"))
@@ -531,7 +543,8 @@ def _ensembles_untrained(summary, row) -> str:
         return ""
     error, mu = float(single["test_error_mean"].iloc[0]), float(row["mu"])
     if np.isfinite(mu) and error > mu:
-        return f"models not trained: single-model test error {error:.3f} > μ = {mu:g} (errs on multi-view examples)"
+        return (f"models not trained: single-model test error {error:.3f} > μ = {mu:g} "
+                "(errs on multi-view examples)")
     if not np.isfinite(mu) and 1 - error < MIN_TEST_ACCURACY:
         return (f"models not trained to the required accuracy (single-model test accuracy {1 - error:.3f} "
                 f"< {MIN_TEST_ACCURACY})")
@@ -571,8 +584,10 @@ def _ensembles_rows(regime: str, method: str, multiview: bool):
 # ----------------------------------------------------------------------------- registry
 REGISTRY: dict[str, list[Claim]] = {
     "wide_deep": [
-        Claim("blocks_with_width", "Block structure appears as width grows.", ("blocks",), blocks_grow_with_width),
-        Claim("blocks_with_depth", "Block structure appears as depth grows.", ("blocks",), blocks_grow_with_depth),
+        Claim("blocks_with_width", "Block structure appears as width grows.", ("blocks",),
+              blocks_grow_with_width),
+        Claim("blocks_with_depth", "Block structure appears as depth grows.", ("blocks",),
+              blocks_grow_with_depth),
         Claim("blocks_unique_to_seed", "Inside the block structure representations are unique to each seed; "
               "outside it they are shared.", ("blocks",), blocks_unique_to_seed),
         Claim("blocks_are_first_pc", "A block is its first principal component: without PC1 the block's CKA "
@@ -582,9 +597,10 @@ REGISTRY: dict[str, list[Claim]] = {
     ],
     "redshift": [
         Claim("relu_low_frequency", "ReLU-family MLPs stay low-frequency (Fourier complexity ≤ 0.25, paper "
-              "convention) at every weight magnitude A ≤ 100 and depth.", ("scale",), relu_family_stays_simple),
-        Claim("sin_white_noise", "sin MLPs reach white-noise complexity at large weight magnitude.", ("scale",),
-              sin_reaches_white_noise),
+              "convention) at every weight magnitude A ≤ 100 and depth.", ("scale",),
+              relu_family_stays_simple),
+        Claim("sin_white_noise", "sin MLPs reach white-noise complexity at large weight magnitude.",
+              ("scale",), sin_reaches_white_noise),
         Claim("residual_lowers", "Residual connections lower complexity.", ("variant_sweep",),
               _variant_effect("residual", lowers=True)),
         Claim("layernorm_lowers", "LayerNorm lowers complexity.", ("variant_sweep",),
@@ -600,23 +616,28 @@ REGISTRY: dict[str, list[Claim]] = {
               "1/√width.", ("ntk_convergence",), ntk_converges_as_inverse_sqrt_width),
         Claim("finite_approaches_ntk", "Centred finite networks' predictions approach the NTK prediction as "
               "width grows.", ("regression",), finite_approaches_ntk),
-        Claim("conv_beats_fc", "Conv kernels with global average pooling beat fully-connected kernels on images "
-              "(Neural Tangents paper).", ("conv_regression",), conv_beats_fc),
+        Claim("conv_beats_fc", "Conv kernels with global average pooling beat fully-connected kernels "
+              "on images (Neural Tangents paper).", ("conv_regression",), conv_beats_fc),
     ],
     "mitosis": [
-        Claim("constant_critical_chunk", "Above an onset width the critical chunk size is constant.", ("summary",),
-              _mitosis_column("claim_constant_critical_chunk", "onset width (critical chunk within 1.5× above it)",
+        Claim("constant_critical_chunk", "Above an onset width the critical chunk size is constant.",
+              ("summary",),
+              _mitosis_column("claim_constant_critical_chunk",
+                              "onset width (critical chunk within 1.5× above it)",
                               "an onset exists")),
         Claim("clones_proportional_to_width", "The number of clones grows linearly with width.", ("summary",),
-              _mitosis_column("claim_clones_proportional_to_width", "log-log slope of clones vs width above the onset",
+              _mitosis_column("claim_clones_proportional_to_width",
+                              "log-log slope of clones vs width above the onset",
                               "onset exists and slope 1 ± 0.25")),
         Claim("clones_differ_by_noise", "Clones differ by independent noise (low residual correlation).",
               ("summary",), _mitosis_column("claim_low_residual_corr",
-                                            "share of models above the onset with low residual correlation at 2c*",
+                                            "share of models above the onset with low residual correlation "
+                                            "at 2c*",
                                             "every model ≤ 0.15")),
         Claim("chunk_matches_full_layer", "A critical-size chunk classifies as well as the whole layer.",
               ("summary",), _mitosis_column("claim_chunk_accuracy_matches_full",
-                                            "share of models above the onset whose chunk accuracy is within 0.02",
+                                            "share of models above the onset whose chunk accuracy "
+                                            "is within 0.02",
                                             "every model")),
         Claim("needs_zero_error", "Mitosis needs training to zero training error.", ("summary",),
               _mitosis_column("claim_mitosis_needs_zero_error",
@@ -628,8 +649,8 @@ REGISTRY: dict[str, list[Claim]] = {
               _ensembles_rows("ntk", "ensemble", multiview=False)),
         Claim("ntk_kd_does_not_help", "In the NTK regime distillation does not transfer the ensemble's gain.",
               ("summary",), _ensembles_rows("ntk", "kd", multiview=False)),
-        Claim("ensemble_helps", "With only the seed differing, an ensemble beats a single model.", ("summary",),
-              _ensembles_rows("feature", "ensemble", multiview=False)),
+        Claim("ensemble_helps", "With only the seed differing, an ensemble beats a single model.",
+              ("summary",), _ensembles_rows("feature", "ensemble", multiview=False)),
         Claim("kd_keeps_gain", "Distilling the ensemble keeps most of its gain.", ("summary",),
               _ensembles_rows("feature", "kd", multiview=False)),
         Claim("self_kd_helps", "Self-distillation helps, less than distilling the ensemble.", ("summary",),
@@ -664,8 +685,8 @@ def ledger(study: str, results: dict, *, config_hash: str = "", artifacts: dict 
     for claim in REGISTRY[study]:
         paths = ";".join(str(artifacts[k]) for k in claim.inputs if k in artifacts)
         for e in claim.evaluate(**{k: results.get(k) for k in claim.inputs}):
-            rows.append({"study": study, "claim": claim.id, "sentence": claim.sentence, **dataclasses.asdict(e),
-                         "config_hash": config_hash, "artifacts": paths})
+            rows.append({"study": study, "claim": claim.id, "sentence": claim.sentence,
+                         **dataclasses.asdict(e), "config_hash": config_hash, "artifacts": paths})
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -678,7 +699,8 @@ def _cell(value, se) -> str:
 def what_reproduces(table, *, config: str, hardware: str) -> str:
     """The README's "What reproduces" table (markdown) from the concatenated ledgers."""
     lines = [f"What reproduces with `{config}` on {hardware} (config hash "
-             f"{', '.join(sorted(set(map(str, table['config_hash']))))}; generated from results/claims/*.csv):", "",
+             f"{', '.join(sorted(set(map(str, table['config_hash']))))}; "
+             "generated from results/claims/*.csv):", "",
              "| study | claim | scope | statistic | value ± SE | rule | verdict | seeds |",
              "|---|---|---|---|---|---|---|---|"]
     def text(value) -> str:  # an empty CSV cell reads back as NaN; "|" would end the cell

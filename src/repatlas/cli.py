@@ -46,7 +46,8 @@ def _describe_netcdf(path: Path, verify: bool) -> dict:
         if len(ds.data_vars) == 1:
             (name, da), = ds.data_vars.items()
             return {"kind": "DataArray", "name": name, "dims": dict(da.sizes), "dtype": str(da.dtype),
-                    "attrs": dict(da.attrs) or dict(ds.attrs), **{f"{d} coords": coords[d] for d in da.dims if d in coords}}
+                    "attrs": dict(da.attrs) or dict(ds.attrs),
+                    **{f"{d} coords": coords[d] for d in da.dims if d in coords}}
         return {
             "kind": "Dataset",
             "dims": dict(ds.sizes),
@@ -85,14 +86,16 @@ def describe(path: Path, *, verify: bool = False) -> dict:
         from repatlas.data import load_npz
 
         arrays, meta = load_npz(path)
-        return {"kind": "dataset arrays", "arrays": {k: [list(v.shape), str(v.dtype)] for k, v in arrays.items()},
+        return {"kind": "dataset arrays",
+                "arrays": {k: [list(v.shape), str(v.dtype)] for k, v in arrays.items()},
                 "meta": meta}
     if path.suffix == ".pt":
         # lazy: a command imports only what its artifact needs (torch, zarr, dask import slowly)
         from repatlas.checkpoints import load_checkpoint
 
         model, spec, meta = load_checkpoint(path)
-        return {"kind": "model checkpoint", "spec": spec, "parameters": sum(p.numel() for p in model.parameters()),
+        return {"kind": "model checkpoint", "spec": spec,
+                "parameters": sum(p.numel() for p in model.parameters()),
                 "meta": meta}
     if path.suffix == ".json":
         return json.loads(path.read_text())
@@ -115,9 +118,9 @@ def _cmd_info(args) -> int:
     print(json.dumps(info, indent=2, default=_plain))
     damaged = info.get("verify", {}).get("damaged", [])
     if damaged:
-        print(f"repatlas info: {args.artifact}: {len(damaged)} of {info['verify']['chunks']} chunks cannot be "
-              f"read (listed under verify.damaged); delete the store (rm -r {args.artifact}) and rerun "
-              "snakemake, which writes it again", file=sys.stderr)
+        print(f"repatlas info: {args.artifact}: {len(damaged)} of {info['verify']['chunks']} chunks "
+              "cannot be read (listed under verify.damaged); delete the store "
+              f"(rm -r {args.artifact}) and rerun snakemake, which writes it again", file=sys.stderr)
         return 1
     return 0
 

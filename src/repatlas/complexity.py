@@ -370,7 +370,8 @@ def _neighbour_lcp(sa, levels, code, b, w) -> np.ndarray:
     hi = (x >> np.uint64(32)).astype(np.float64)
     lo = (x & np.uint64(0xFFFFFFFF)).astype(np.float64)
     # leading zero bits of the 64-bit XOR, exact via its two 32-bit halves
-    lead = np.where(hi > 0, 31 - np.floor(np.log2(np.maximum(hi, 1))), 63 - np.floor(np.log2(np.maximum(lo, 1))))
+    lead = np.where(hi > 0, 31 - np.floor(np.log2(np.maximum(hi, 1))),
+                    63 - np.floor(np.log2(np.maximum(lo, 1))))
     same = np.where(x == 0, w, (lead.astype(np.int64) - (64 - w * b)) // b)
     return np.minimum(acc + np.where(ok, same, 0), np.minimum(n - a, n - c))
 
@@ -507,9 +508,11 @@ class MeasureSettings:
         if unknown:
             raise ValueError(f"unknown measures {sorted(unknown)}; choose from {list(MEASURES)}")
         if self.fourier_convention not in FOURIER_CONVENTIONS:
-            raise ValueError(f"unknown Fourier convention {self.fourier_convention!r}; choose from {FOURIER_CONVENTIONS}")
+            raise ValueError(f"unknown Fourier convention {self.fourier_convention!r}; "
+                             f"choose from {FOURIER_CONVENTIONS}")
         if not 0 <= self.chebyshev_degree < self.chebyshev_nodes:
-            raise ValueError(f"chebyshev_degree must be < chebyshev_nodes ({self.chebyshev_nodes}), got {self.chebyshev_degree}")
+            raise ValueError(f"chebyshev_degree must be < chebyshev_nodes ({self.chebyshev_nodes}), "
+                             f"got {self.chebyshev_degree}")
 
     def sample_set(self, measure: str) -> str:
         """Name of the sample set a measure reads: "grid", "chebyshev" or "lz_grid"."""
@@ -541,10 +544,12 @@ class MeasureSettings:
             out[name] = values[..., start : start + side * side].reshape(values.shape[:-1] + (side, side))
             start += side * side
         if start != values.shape[-1]:
-            raise ValueError(f"expected {start} values per function (the sample points), got {values.shape[-1]}")
+            raise ValueError(f"expected {start} values per function (the sample points), "
+                             f"got {values.shape[-1]}")
         return out
 
-    def compute(self, samples: dict[str, np.ndarray], measures: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    def compute(self, samples: dict[str, np.ndarray],
+                measures: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """``{measure: values}`` from ``samples[set name]`` of shape ``(..., R, R)``, for the
         selected measures (or the named subset of them)."""
         out = {}
@@ -563,7 +568,8 @@ class MeasureSettings:
         """One line naming the measure and its samples, for attrs and captions."""
         end = "with endpoints" if self.grid_endpoint else "endpoint 1 excluded"
         if measure == "fourier":
-            return f"Fourier ({self.fourier_convention} convention), {self.grid_size}x{self.grid_size} grid on [-1, 1]^2, {end}"
+            return (f"Fourier ({self.fourier_convention} convention), "
+                    f"{self.grid_size}x{self.grid_size} grid on [-1, 1]^2, {end}")
         if measure == "chebyshev":
             M = self.chebyshev_nodes
             return f"Chebyshev, degree <= {self.chebyshev_degree}, interpolated at {M}x{M} Chebyshev points"

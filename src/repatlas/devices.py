@@ -29,7 +29,8 @@ def _why_no_cuda(index: int | None) -> str | None:
     count = torch.cuda.device_count()
     if count == 0:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        return "no CUDA device is visible" + (f" (CUDA_VISIBLE_DEVICES={visible!r})" if visible is not None else "")
+        return "no CUDA device is visible" + (f" (CUDA_VISIBLE_DEVICES={visible!r})"
+                                              if visible is not None else "")
     if index is not None and index >= count:
         return f"only {count} CUDA device(s) are visible (cuda:0 to cuda:{count - 1})"
     return None
@@ -46,7 +47,8 @@ def resolve_device(device="auto") -> torch.device:
     if dev.type == "cuda":
         reason = _why_no_cuda(dev.index)
         if reason is not None:
-            raise DeviceUnavailable(f"device {str(device)!r} is not available on host {socket.gethostname()}: {reason}")
+            raise DeviceUnavailable(f"device {str(device)!r} is not available on host "
+                                    f"{socket.gethostname()}: {reason}")
     return dev
 
 

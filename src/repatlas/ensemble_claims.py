@@ -115,13 +115,15 @@ def _real_feature(method: str, rows: dict) -> tuple[str, str]:
     gain = _ensemble_gain(rows) == "holds"
     if method == "kd":
         claim = "keeps ≥ half the ensemble's gain"
-        return claim, verdict(*_combo(rows, {"single": 0.5, "ensemble": 0.5, "kd": -1}), lo=0) if gain else NO_GAIN
+        return claim, verdict(*_combo(rows, {"single": 0.5, "ensemble": 0.5, "kd": -1}),
+                              lo=0) if gain else NO_GAIN
     if method == "self_kd":
         claim = "< single (helps, less than KD)"
         return claim, verdict(*_combo(rows, {"single": 1, "self_kd": -1}), lo=0) if gain else NO_GAIN
     if method == "average":
         claim = "keeps < half the ensemble's gain (does not help)"
-        return claim, verdict(*_combo(rows, {"average": 1, "single": -0.5, "ensemble": -0.5}), lo=0) if gain else NO_GAIN
+        return claim, verdict(*_combo(rows, {"average": 1, "single": -0.5, "ensemble": -0.5}),
+                              lo=0) if gain else NO_GAIN
     return "", ""
 
 

@@ -74,7 +74,8 @@ def _as_logit_stack(logits_list) -> np.ndarray:
     else:
         arr = np.stack(
             [
-                a.detach().cpu().double().numpy() if isinstance(a, torch.Tensor) else np.asarray(a, np.float64)
+                a.detach().cpu().double().numpy() if isinstance(a, torch.Tensor)
+                else np.asarray(a, np.float64)
                 for a in logits_list
             ]
         )
@@ -283,9 +284,10 @@ def train_classifier(
 
     Optimiser: SGD (momentum, weight decay on every trainable parameter) with a per-step cosine
     schedule from `lr` to 0 over all `epochs`; batches from a seeded permutation each epoch (the
-    last batch may be smaller; batch_size None: the whole set, i.e. gradient descent). The model's initialisation is the caller's business (seed it
-    before building the model); `seed` fixes the batch order and any randomness inside the
-    model (dropout), without disturbing the global torch RNG. Deterministic on CPU per seed.
+    last batch may be smaller; batch_size None: the whole set, i.e. gradient descent). The model's
+    initialisation is the caller's business (seed it before building the model); `seed` fixes the
+    batch order and any randomness inside the model (dropout), without disturbing the global torch
+    RNG. Deterministic on CPU per seed.
     Parameters with requires_grad=False are not trained (see `RandomFeatures`).
 
     Loss: cross-entropy, or with KD targets `kd_loss(out, targets, y, temperature, alpha)`:
@@ -327,18 +329,21 @@ def train_classifier(
     full = batch_size >= n  # one batch: no shuffle, and no copy from indexing the whole set
     has_t = targets is not None
     history = []
-    cuda_ids = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    cuda_ids = ([dev.index if dev.index is not None else torch.cuda.current_device()]
+                if dev.type == "cuda" else [])
     with torch.random.fork_rng(devices=cuda_ids):
         torch.manual_seed(seed)
         for epoch in range(1, epochs + 1):
             model.train()
-            order = torch.arange(n, device=dev) if full else torch.randperm(n, generator=gen, device="cpu").to(dev)
+            order = (torch.arange(n, device=dev) if full
+                     else torch.randperm(n, generator=gen, device="cpu").to(dev))
             # summed on the device and read once per epoch: no step waits for the device
             loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
             correct = torch.zeros((), dtype=torch.long, device=dev)
             for i in range(0, n, batch_size):
                 idx = order[i : i + batch_size]
-                xb, yb, tb = (x_t, y_t, targets) if full else (x_t[idx], y_t[idx], targets[idx] if has_t else None)
+                xb, yb, tb = ((x_t, y_t, targets) if full
+                              else (x_t[idx], y_t[idx], targets[idx] if has_t else None))
                 out = model(xb)
                 if loss_fn is not None:
                     loss = loss_fn(out, yb, idx)
@@ -672,7 +677,8 @@ def compare_methods(
     def fit(init_seed, n_epochs, build=None, lr_scale=1, **kw):
         t0 = time.perf_counter()
         model = (build() if build else _build(model_factory, init_seed, regime)).to(dev)
-        train_classifier(model, x_tr, y_tr, epochs=n_epochs, seed=init_seed, **{**opt, "lr": lr * lr_scale}, **kw)
+        train_classifier(model, x_tr, y_tr, epochs=n_epochs, seed=init_seed, **{**opt, "lr": lr * lr_scale},
+                         **kw)
         z_tr, z_te = predict_logits(model, x_tr), predict_logits(model, x_te)
         return model, z_tr, z_te, time.perf_counter() - t0
 
@@ -684,7 +690,8 @@ def compare_methods(
             "train_acc": ensemble_accuracy(z_tr, y_tr), "test_acc": float(hit.mean()),
             "test_loss": float(-np.log(np.clip(p_te[np.arange(len(y_te)), y_te], 1e-300, None)).mean()),
             "seconds": seconds,
-            **{f"{name}_acc": float(hit[mask].mean()) if mask.any() else np.nan for name, mask in subsets.items()},
+            **{f"{name}_acc": float(hit[mask].mean()) if mask.any() else np.nan
+               for name, mask in subsets.items()},
             **(describe(model) if describe is not None and model is not None else {}),
         })
         log(f"{regime} {method} member={member} test_acc={rows[-1]['test_acc']:.4f}")
@@ -699,12 +706,14 @@ def compare_methods(
     ens_targets = teacher_distribution(np.stack(members_tr), temperature)
     for i in range(students):
         s = seed + 1000 + i
-        model, z_tr, z_te, sec = fit(s, kd_epochs, teacher_probs=ens_targets, temperature=temperature, alpha=alpha)
+        model, z_tr, z_te, sec = fit(s, kd_epochs, teacher_probs=ens_targets, temperature=temperature,
+                                     alpha=alpha)
         row("kd", i, s, 1, z_tr, z_te, sec, model)
     for i in range(students):
         s = seed + 2000 + i
         targets = teacher_distribution(members_tr[i], temperature)
-        model, z_tr, z_te, sec = fit(s, kd_epochs, teacher_probs=targets, temperature=temperature, alpha=alpha)
+        model, z_tr, z_te, sec = fit(s, kd_epochs, teacher_probs=targets, temperature=temperature,
+                                     alpha=alpha)
         row("self_kd", i, s, 1, z_tr, z_te, sec, model)
     for j in range(n_average):
         seeds = [seed + 3000 + j * n_seeds + i for i in range(n_seeds)]
@@ -750,7 +759,8 @@ def methods_study(x_train, y_train, x_test, y_test, model_factory: Callable[[], 
                              seed=seed + 10000 * t, test_subsets=test_subsets, describe=describe, **options)
         frames.append(df.assign(trial=t))
         orders = "all" if n_seeds <= 10 else 200
-        curves.append(1 - ensemble_accuracy_curve(df.attrs["member_test_logits"], y_test, orders=orders, seed=seed).values)
+        curves.append(1 - ensemble_accuracy_curve(df.attrs["member_test_logits"], y_test, orders=orders,
+                                                  seed=seed).values)
     methods = [m for m in METHODS if any(m in set(f["method"]) for f in frames)]
     columns = ["test_acc", "train_acc", *(f"{k}_acc" for k in (test_subsets or {}))]
     extra = [c for c in frames[0].columns if c not in {*columns, "method", "member", "init_seed", "n_members",
@@ -871,8 +881,8 @@ def run_methods(data, settings: dict, regime: str):
     s = study_setup(data, settings, regime)
     ds = methods_study(s.x_train, s.y_train, s.x_test, s.y_test, s.factory, regime=regime,
                        n_seeds=settings["seeds"], trials=settings["trials"], students=settings["students"],
-                       temperature=settings["temperature"], alpha=settings["alpha"], test_subsets=s.test_subsets,
-                       describe=s.describe, **s.train)
+                       temperature=settings["temperature"], alpha=settings["alpha"],
+                       test_subsets=s.test_subsets, describe=s.describe, **s.train)
     return ds.assign_attrs(s.attrs)
 
 
@@ -880,8 +890,8 @@ def run_dropping(data, settings: dict, fractions):
     """One dropping job: `dropping_study` on the feature-regime setup of `settings`."""
     s = study_setup(data, settings, "feature")
     train = {k: v for k, v in s.train.items() if k != "kd_epochs"}
-    ds = dropping_study(s.x_train, s.y_train, s.x_test, s.y_test, s.factory, layer=s.layer, fractions=fractions,
-                        n_seeds=settings["seeds"], **train)
+    ds = dropping_study(s.x_train, s.y_train, s.x_test, s.y_test, s.factory, layer=s.layer,
+                        fractions=fractions, n_seeds=settings["seeds"], **train)
     return ds.assign_attrs(s.attrs)
 
 
@@ -924,7 +934,8 @@ def summary_table(datasets: dict) -> pd.DataFrame:
         for method in ds["method"].values:
             sel = ds.sel({"method": method})  # not sel(method=): a keyword of sel
             count, mean, se = stats(sel["test_error"].values)
-            row = {**base, "method": str(method), "count": count, "test_error_mean": mean, "test_error_se": se}
+            row = {**base, "method": str(method), "count": count, "test_error_mean": mean,
+                   "test_error_se": se}
             if "single_view_error" in ds:
                 row["single_view_error_mean"] = stats(sel["single_view_error"].values)[1]
             if "views_learned" in ds:

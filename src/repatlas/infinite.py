@@ -5,7 +5,8 @@ Conventions follow neural-tangents (references.md section 4), NTK parameterisati
 * Input kernel ``K0(x, x') = x.x'/d`` (inputs flattened after the first axis), ``Theta0 = 0``.
 * Dense(w, b): ``K <- w^2 K + b^2``; ``Theta <- K_new + w^2 Theta``.
 * Nonlinearity phi, with ``q11 = K(x,x)``, ``q22 = K(x',x')``, ``q12 = K(x,x')``:
-  ``K <- E[phi(u) phi(v)]``, ``Theta <- Theta * E[phi'(u) phi'(v)]``, ``(u, v) ~ N(0, [[q11,q12],[q12,q22]])``.
+  ``K <- E[phi(u) phi(v)]``, ``Theta <- Theta * E[phi'(u) phi'(v)]``,
+  ``(u, v) ~ N(0, [[q11,q12],[q12,q22]])``.
 
 Architectures (``depth`` counts hidden layers / residual blocks; every Dense uses the same w_std, b_std):
 
@@ -508,7 +509,8 @@ def _forward(weights, biases, x, *, activation, w_std, b_std, architecture):
     return out.squeeze(-1) if out.shape[-1] == 1 else out
 
 
-def _layer_sizes(in_dim: int, width: int, depth: int, architecture: str, out_dim: int = 1) -> list[tuple[int, int]]:
+def _layer_sizes(in_dim: int, width: int, depth: int, architecture: str,
+                 out_dim: int = 1) -> list[tuple[int, int]]:
     if architecture == "mlp":
         dims = [in_dim] + [width] * depth + [out_dim]
     else:  # input projection, depth residual Dense(width, width), readout
@@ -532,9 +534,11 @@ class NTKMLP(nn.Module):
         self.activation, self.w_std, self.b_std, self.architecture = activation, w_std, b_std, architecture
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
-        dev = generator.device if generator is not None else torch.device("cpu")  # drawn where the generator is
+        # drawn where the generator is
+        dev = generator.device if generator is not None else torch.device("cpu")
         for fi, fo in _layer_sizes(in_dim, width, depth, architecture, out_dim):
-            self.weights.append(nn.Parameter(torch.randn(fi, fo, generator=generator, dtype=dtype, device=dev)))
+            self.weights.append(nn.Parameter(torch.randn(fi, fo, generator=generator, dtype=dtype,
+                                                         device=dev)))
             self.biases.append(nn.Parameter(torch.randn(fo, generator=generator, dtype=dtype, device=dev)))
 
     def forward(self, x):
@@ -545,7 +549,8 @@ class NTKMLP(nn.Module):
 
 def ntk_mlp(in_dim: int, width: int, depth: int, *, activation: str, w_std: float, b_std: float,
             seed: int, architecture: str = "mlp", dtype=torch.float32, out_dim: int = 1) -> NTKMLP:
-    """A freshly initialised :class:`NTKMLP` (parameters drawn from ``torch.Generator().manual_seed(seed)``)."""
+    """A freshly initialised :class:`NTKMLP` (parameters drawn from
+    ``torch.Generator().manual_seed(seed)``)."""
     gen = torch.Generator().manual_seed(int(seed))
     return NTKMLP(in_dim, width, depth, activation=activation, w_std=w_std, b_std=b_std,
                   architecture=architecture, generator=gen, dtype=dtype, out_dim=out_dim)
@@ -858,9 +863,10 @@ def cookbook_gap(*, width, pairs, architecture="mlp", depth=2, activation="erf",
          **{k: ((), v) for k, v in stats.items()}},
         coords={"pair": np.arange(int(pairs)), "x": x_test[:, 0]},
         attrs=dict(architecture=architecture, width=int(width), pairs=int(pairs), depth=depth,
-                   activation=activation, w_std=w_std, b_std=b_std, lr=lr, steps=steps, t=t, diag_reg=diag_reg,
-                   seed=seed, width_seed=width_seed, data_seed=data_seed,
-                   def_gap="rms over the test points x of (mean over pairs of the pair means - NTK mean at t), "
+                   activation=activation, w_std=w_std, b_std=b_std, lr=lr, steps=steps, t=t,
+                   diag_reg=diag_reg, seed=seed, width_seed=width_seed, data_seed=data_seed,
+                   def_gap="rms over the test points x of "
+                           "(mean over pairs of the pair means - NTK mean at t), "
                            "its square debiased by the sampling variance of the mean"),
     )
 
@@ -935,7 +941,8 @@ def cookbook_gap_table(datasets) -> xr.Dataset:
     out = xr.Dataset({k: ("width", [float(ds[k]) for ds in rows]) for k in names}
                      | {"pairs": ("width", [int(ds.attrs["pairs"]) for ds in rows])},
                      coords={"width": widths})
-    keep = ("architecture", "depth", "activation", "w_std", "b_std", "lr", "steps", "t", "diag_reg", "def_gap")
+    keep = ("architecture", "depth", "activation", "w_std", "b_std", "lr", "steps", "t", "diag_reg",
+            "def_gap")
     out.attrs = {k: rows[0].attrs[k] for k in keep if k in rows[0].attrs}
     if len(widths) >= 3:
         fit = fit_gap_exponent(widths, out["gap2"].values, out["gap2_se"].values)
@@ -1066,7 +1073,8 @@ def conv_regression(x_train, labels_train, x_test, labels_test, *, n_trains, dep
     labels_train, labels_test = np.asarray(labels_train), np.asarray(labels_test)
     n_trains = sorted({int(n) for n in n_trains})
     if n_trains[0] < 2 or n_trains[-1] > len(x_train):
-        raise ValueError(f"n_trains must lie in [2, {len(x_train)}] (the training images given); got {n_trains}")
+        raise ValueError(f"n_trains must lie in [2, {len(x_train)}] (the training images given); "
+                         f"got {n_trains}")
     order = balanced_order(labels_train, order_seed)[: n_trains[-1]]
     xs, ys = x_train[order], labels_train[order]
     n_classes = int(max(labels_train.max(), labels_test.max()) + 1)

@@ -36,9 +36,9 @@ same critical chunk (≈ d): a clone count is width ÷ the layer's effective dim
 below by the rank floor ``pca_chunk_size``.
 
 The pipeline steps (``repatlas.steps.mitosis``: last-layer features, :func:`clone_metrics` of
-them, :func:`clones_table` of all) work on any ``repatlas.models`` classifier: the representation is the input of the final linear
-layer, i.e. an MLP's last hidden layer (``width`` units) or a ResNet's globally pooled features
-(64·k units for width multiplier k, :func:`last_layer_units`).
+them, :func:`clones_table` of all) work on any ``repatlas.models`` classifier: the representation is
+the input of the final linear layer, i.e. an MLP's last hidden layer (``width`` units) or a ResNet's
+globally pooled features (64·k units for width multiplier k, :func:`last_layer_units`).
 """
 
 from __future__ import annotations
@@ -133,7 +133,8 @@ def draw_subsets(width: int, chunk_size: int, repeats: int, seed: int = 0) -> np
         raise ValueError(f"chunk_size must lie in [1, width={width}]; got {chunk_size}")
     rng = np.random.default_rng([seed, chunk_size])
     keys = rng.random((repeats, width))
-    idx = np.argpartition(keys, chunk_size - 1, axis=1)[:, :chunk_size] if chunk_size < width else np.argsort(keys, axis=1)
+    idx = (np.argpartition(keys, chunk_size - 1, axis=1)[:, :chunk_size] if chunk_size < width
+           else np.argsort(keys, axis=1))
     return np.sort(idx, axis=1)
 
 
@@ -224,9 +225,11 @@ class _RegressionStats:
 
 
 _DEFS = {
-    "def_accuracy": "mean over examples of argmax((width / chunk_size) * features[:, S] @ weight[:, S].T + bias) "
+    "def_accuracy": "mean over examples of "
+    "argmax((width / chunk_size) * features[:, S] @ weight[:, S].T + bias) "
     "== label (the factor is 1 when rescale is off), S a uniform random subset of chunk_size neurons",
-    "def_r2": "variance-weighted R^2 = 1 - sum_ij (F - Fhat)^2 / sum_ij (F - mean_j F)^2 of a ridge regression "
+    "def_r2": "variance-weighted R^2 = 1 - sum_ij (F - Fhat)^2 / sum_ij (F - mean_j F)^2 "
+    "of a ridge regression "
     "(intercept unpenalised, penalty `ridge` on unnormalised sums of squares, as sklearn Ridge) from "
     "features[:, S] to all features",
     "def_residual_corr": "mean |Pearson correlation| over ordered pairs i != j of active residual columns; "
@@ -320,7 +323,8 @@ def chunk_metrics(
             if keep_repeats:
                 np.put_along_axis(subset[ci], idx, True, axis=1)
             # batch size from the larger of (r, n, classes) logits and (r, width, width) Grams
-            per = 8 * max(n * (n_classes + 1) + n_classes * width, 5 * width * width if compute_regression else 0)
+            per = 8 * max(n * (n_classes + 1) + n_classes * width,
+                          5 * width * width if compute_regression else 0)
             bs = int(max(1, min(repeats, _BATCH_BYTES // max(per, 1))))
             if c == width:  # every subset is the whole layer: compute once (acc == full_acc)
                 acc[ci] = full_acc if compute_accuracy else np.nan
@@ -359,12 +363,14 @@ def chunk_metrics(
     ds = xr.Dataset(data, coords={"chunk_size": cs})
     ds.attrs = {
         **_DEFS,
-        "reference": "Doimo, Glielmo, Goldt, Laio, Representation mitosis in wide neural networks, arXiv 2106.03485",
+        "reference": "Doimo, Glielmo, Goldt, Laio, Representation mitosis in wide neural networks, "
+                     "arXiv 2106.03485",
         "repeats": repeats,
         "seed": int(seed),
         "ridge": float(ridge),
         "var_tol": float(var_tol),
-        "regression_rows": "in-sample (all rows)" if heldout is None else f"fit on {1 - heldout:g}, scored on held-out {heldout:g} of rows",
+        "regression_rows": ("in-sample (all rows)" if heldout is None
+                            else f"fit on {1 - heldout:g}, scored on held-out {heldout:g} of rows"),
         "heldout": 0.0 if heldout is None else float(heldout),
         "rescale": int(rescale),
         "width": int(width),
@@ -473,7 +479,8 @@ def estimate_clones(
                        threads=threads)
     c_star = critical_chunk_size(ds, threshold)
     if not np.isfinite(c_star):
-        warnings.warn(f"no chunk size reached mean R² ≥ {threshold}; returning NaN", RuntimeWarning, stacklevel=2)
+        warnings.warn(f"no chunk size reached mean R² ≥ {threshold}; returning NaN", RuntimeWarning,
+                      stacklevel=2)
     return width / c_star
 
 
@@ -627,7 +634,8 @@ def clone_metrics(arrays: dict, info: dict, *, repeats: int = 50, seed: int = 0,
         ds[name.replace("_mean", "_heldout_mean").replace("_std", "_heldout_std")] = held[name]
     kinds = {"in_sample": "r2_mean", "heldout": "r2_heldout_mean"}
     c_star = np.array([[critical_chunk_size(ds, t, variable=v) for t in thresholds] for v in kinds.values()])
-    ds["critical_chunk"] = (("r2", "threshold"), c_star, {"long_name": "chunk size where mean R^2 first reaches the threshold"})
+    ds["critical_chunk"] = (("r2", "threshold"), c_star,
+                            {"long_name": "chunk size where mean R^2 first reaches the threshold"})
     ds["clones"] = (("r2", "threshold"), width / c_star, {"long_name": "width / critical_chunk"})
     ds = ds.assign_coords(r2=list(kinds), threshold=thresholds)
     primary = float(ds["critical_chunk"].sel(r2="in_sample", threshold=float(threshold)))
@@ -709,7 +717,8 @@ def chunk_summary(ds: xr.Dataset) -> dict:
         row["residual_corr_heldout_at_2critical"] = _at_critical(ds, "residual_corr_heldout_mean", 2 * c_star)
     row["chunk_accuracy_at_critical"] = _at_critical(ds, "accuracy_mean", c_star)
     row["accuracy_gap_at_critical"] = float(row["test_accuracy"]) - row["chunk_accuracy_at_critical"]
-    row["accuracy_gap_at_2critical"] = float(row["test_accuracy"]) - _at_critical(ds, "accuracy_mean", 2 * c_star)
+    row["accuracy_gap_at_2critical"] = (float(row["test_accuracy"])
+                                        - _at_critical(ds, "accuracy_mean", 2 * c_star))
     return row
 
 
@@ -751,8 +760,8 @@ def mitosis_claims(table, tolerances: dict | None = None):
     tol = {**CLAIM_TOLERANCES, **(tolerances or {})}
     out = table.copy()
     cols = ["onset_width", "above_onset", "clones_width_slope", "claim_constant_critical_chunk",
-            "claim_clones_proportional_to_width", "claim_low_residual_corr", "claim_chunk_accuracy_matches_full",
-            "clones_before_zero_error", "claim_mitosis_needs_zero_error"]
+            "claim_clones_proportional_to_width", "claim_low_residual_corr",
+            "claim_chunk_accuracy_matches_full", "clones_before_zero_error", "claim_mitosis_needs_zero_error"]
     for c in cols:
         out[c] = pd.Series(np.nan, index=out.index, dtype=float)
     conv = out["regime"] == "converged"
@@ -767,7 +776,8 @@ def mitosis_claims(table, tolerances: dict | None = None):
         tail = widths >= onset if onset is not None else np.arange(len(widths)) >= len(widths) - 3
         slope = float(np.polyfit(np.log(widths[tail]), np.log(widths[tail] / c_star[tail]), 1)[0])
         out.loc[rows, "onset_width"] = np.nan if onset is None else onset
-        out.loc[rows, "above_onset"] = (out.loc[rows, "width"] >= onset).astype(float) if onset is not None else 0.0
+        out.loc[rows, "above_onset"] = ((out.loc[rows, "width"] >= onset).astype(float) if onset is not None
+                                        else 0.0)
         out.loc[rows, "clones_width_slope"] = slope
         out.loc[rows, "claim_constant_critical_chunk"] = float(onset is not None)
         out.loc[rows, "claim_clones_proportional_to_width"] = float(
@@ -780,7 +790,8 @@ def mitosis_claims(table, tolerances: dict | None = None):
                 (out.loc[above, "accuracy_gap_at_critical"] <= tol["accuracy"]).all())
         for i in out.index[above]:
             r = out.loc[i]
-            run = ((out["arch"] == arch) & (out["width"] == r["width"]) & (out["model_seed"] == r["model_seed"])
+            run = ((out["arch"] == arch) & (out["width"] == r["width"])
+                   & (out["model_seed"] == r["model_seed"])
                    & ~conv & (out["train_error"] > tol["zero_error"]))
             if run.any():
                 before = float(out.loc[run, "clones"].max())

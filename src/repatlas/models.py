@@ -43,7 +43,8 @@ class BasicBlock(nn.Module):
         if stride == 1 and c_in == c_out:
             self.shortcut = nn.Identity()
         elif shortcut_bn:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, 0, bias=False), nn.BatchNorm2d(c_out))
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, 0, bias=False),
+                                          nn.BatchNorm2d(c_out))
         else:
             self.shortcut = nn.Conv2d(c_in, c_out, 1, stride, 0, bias=True)
 
@@ -62,8 +63,9 @@ RESIDUAL_BN_INITS = {
 }
 
 
-def resnet(depth: int, width: int, *, in_channels: int, n_classes: int, residual_bn_init: str = "inv_sqrt_blocks",
-           shortcut_bn: bool = False, init_mode: str = "fan_in") -> nn.Sequential:
+def resnet(depth: int, width: int, *, in_channels: int, n_classes: int,
+           residual_bn_init: str = "inv_sqrt_blocks", shortcut_bn: bool = False,
+           init_mode: str = "fan_in") -> nn.Sequential:
     """CIFAR ResNet v1: depth 6n+2, stage widths 16k/32k/64k for width multiplier k.
 
     Works for any input size and channel count (global average pooling before the classifier).
@@ -94,7 +96,8 @@ def resnet(depth: int, width: int, *, in_channels: int, n_classes: int, residual
     if init_mode not in INIT_MODES:
         raise ValueError(f"unknown init_mode {init_mode!r}; expected one of {', '.join(INIT_MODES)}")
     if residual_bn_init not in RESIDUAL_BN_INITS:
-        raise ValueError(f"unknown residual_bn_init {residual_bn_init!r}; expected one of {', '.join(RESIDUAL_BN_INITS)}")
+        raise ValueError(f"unknown residual_bn_init {residual_bn_init!r}; "
+                         f"expected one of {', '.join(RESIDUAL_BN_INITS)}")
     widths = [16 * width, 32 * width, 64 * width]
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     layers["stem"] = nn.Sequential(

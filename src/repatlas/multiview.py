@@ -71,7 +71,8 @@ def multiview_features(n_classes: int, views_per_class: int, dim: int, seed: int
     """
     k = n_classes * views_per_class
     if dim < k:
-        raise ValueError(f"dim must be at least n_classes · views_per_class = {k} for orthonormal views; got {dim}")
+        raise ValueError(f"dim must be at least n_classes · views_per_class = {k} for orthonormal views; "
+                         f"got {dim}")
     g = np.random.default_rng(seed).standard_normal((dim, k))
     q, r = np.linalg.qr(g)
     return (q * np.sign(np.diag(r))).T.reshape(n_classes, views_per_class, dim)
@@ -134,7 +135,8 @@ def multiview_patches(
     if n < 1 or k < 2 or v_count < 1 or c_p < 1:
         raise ValueError("need n >= 1, n_classes >= 2, views_per_class >= 1 and patches_per_view >= 1")
     if not 0 <= other_views <= (k - 1) * v_count:
-        raise ValueError(f"other_views must be between 0 and (n_classes − 1) · views_per_class = {(k - 1) * v_count}")
+        raise ValueError(f"other_views must be between 0 and (n_classes − 1) · views_per_class = "
+                         f"{(k - 1) * v_count}")
     if c_p * (v_count + other_views) > patches:
         raise ValueError(
             f"patches = {patches} cannot hold {v_count + other_views} features of {c_p} patches each; "

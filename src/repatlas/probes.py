@@ -23,9 +23,9 @@ steps; ≥ 1024 left SGD noise in narrow layers trained for many steps.
 **Ceiling.** Probes say something about a network only where the input itself is not already
 linearly separable: on digits a probe on the raw pixels scores 0.91 (n = 500, 10 epochs), so
 every layer sits near the ceiling and the curve through the network is flat noise.
-`repatlas.steps.widedeep.probes_to_file` first fits the same probe on the standardised input (`input_probe`) and probes
-the layers only when that scores below `input_ceiling` (0.9); otherwise the result says
-"ceiling" (status attr) and holds no layer accuracies (NaN). Fashion-MNIST's pixels give
+`repatlas.steps.widedeep.probes_to_file` first fits the same probe on the standardised input
+(`input_probe`) and probes the layers only when that scores below `input_ceiling` (0.9); otherwise
+the result says "ceiling" (status attr) and holds no layer accuracies (NaN). Fashion-MNIST's pixels give
 0.76–0.81 (n = 1,000–4,000, 5–10 epochs).
 
 **Pruning.** `prune` replaces residual blocks with identities; `pruning_experiment` removes each
@@ -56,7 +56,8 @@ from repatlas.models import BasicBlock, representation_layers
 from repatlas.train import evaluate
 
 FEATURE_NORM2 = 256.0  # E‖x − μ‖² of a standardised training example, in every layer
-_NO_FINE_TUNING = "none: blocks removed from the trained model, BatchNorm in eval mode with its running statistics"
+_NO_FINE_TUNING = ("none: blocks removed from the trained model, BatchNorm in eval mode "
+                   "with its running statistics")
 
 
 # ----------------------------------------------------------------------------- input checks
@@ -65,7 +66,8 @@ _NO_FINE_TUNING = "none: blocks removed from the trained model, BatchNorm in eva
 def _as_inputs(x, name: str, device) -> torch.Tensor:
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
     if x.ndim < 2 or len(x) == 0:
-        raise ValueError(f"{name} must have shape (examples, ...) with at least one example; got {tuple(x.shape)}")
+        raise ValueError(f"{name} must have shape (examples, ...) with at least one example; "
+                         f"got {tuple(x.shape)}")
     return x.to(device=device, dtype=torch.float32)
 
 
@@ -233,7 +235,8 @@ def linear_probes(
                     # Each probe sees only its own layer, so summing the losses trains them
                     # independently from one backward pass.
                     loss = sum(
-                        F.cross_entropy(by_name[name]((a.float() - stats[name][0]) / stats[name][1]), y_train[idx])
+                        F.cross_entropy(by_name[name]((a.float() - stats[name][0]) / stats[name][1]),
+                                        y_train[idx])
                         for name, a in acts.items()
                     )
                     opt.zero_grad(set_to_none=True)
@@ -333,7 +336,8 @@ def pruning_experiment(model: nn.Module, x_test, y_test, layers, blocks=None, *,
         raise ValueError("the model has no removable residual blocks (stride 1, identity shortcut)")
     absent = [b for b in candidates if b not in layers]
     if absent:
-        raise ValueError(f"removable block(s) {absent} are not in layers {layers}; cannot tell their input layer")
+        raise ValueError(f"removable block(s) {absent} are not in layers {layers}; "
+                         "cannot tell their input layer")
     dev = resolve_device(device)
     x = _as_inputs(x_test, "x_test", dev)
     y = _as_labels(y_test, "y_test", len(x), "x_test", dev)
@@ -349,7 +353,8 @@ def pruning_experiment(model: nn.Module, x_test, y_test, layers, blocks=None, *,
     ds = xr.Dataset(
         {"accuracy": ("removed", accuracy), "accuracy_change": ("removed", accuracy - base)},
         coords={"removed": candidates, "input_layer": ("removed", inputs)},
-        attrs={"base_accuracy": base, "fine_tuning": _NO_FINE_TUNING, "layers": json.dumps(layers), "n_test": len(x)},
+        attrs={"base_accuracy": base, "fine_tuning": _NO_FINE_TUNING, "layers": json.dumps(layers),
+               "n_test": len(x)},
     )
     return ds if blocks is None else label_pruning(ds, blocks)
 
@@ -357,8 +362,8 @@ def pruning_experiment(model: nn.Module, x_test, y_test, layers, blocks=None, *,
 # ----------------------------------------------------------------------------- tables
 
 
-def input_probe(x_train, y_train, x_test, y_test, *, epochs: int = 10, lr: float = 0.01, batch_size: int = 128,
-                seed: int = 0, device: str = "cpu") -> xr.Dataset:
+def input_probe(x_train, y_train, x_test, y_test, *, epochs: int = 10, lr: float = 0.01,
+                batch_size: int = 128, seed: int = 0, device: str = "cpu") -> xr.Dataset:
     """`linear_probes` on the network's input itself (layer "input": the flattened standardised
     images), with the same standardisation and SGD: the accuracy a layer probe must beat."""
     identity = nn.Sequential(OrderedDict(input=nn.Identity()))

@@ -107,8 +107,10 @@ def _check(activation: str, variant: str, depth: int, width: int) -> None:
         raise ValueError(f"depth and width must be >= 1, got {depth}, {width}")
 
 
-def _layer_draws(seed: int, index: int, width: int, variant: str, kind: int, layer: int, fan_in: int, fan_out: int):
-    ss = np.random.SeedSequence([int(seed), int(index), int(width), zlib.crc32(variant.encode()), kind, int(layer)])
+def _layer_draws(seed: int, index: int, width: int, variant: str, kind: int, layer: int, fan_in: int,
+                 fan_out: int):
+    ss = np.random.SeedSequence([int(seed), int(index), int(width), zlib.crc32(variant.encode()), kind,
+                                 int(layer)])
     rng = np.random.default_rng(ss)
     W = rng.uniform(-1.0, 1.0, size=(fan_in, fan_out)).astype(np.float32)
     b = rng.uniform(-1.0, 1.0, size=fan_out).astype(np.float32)
@@ -219,7 +221,8 @@ def random_mlp_outputs(
     _check(activation, variant, min(depths), width)
     base = _base_params(seed, index, max(depths), width, variant)
     with pinned_threads(torch_threads), torch.no_grad():
-        return _evaluate(base, scale, np.asarray(points, dtype=np.float64), activation, variant, depths, device)
+        return _evaluate(base, scale, np.asarray(points, dtype=np.float64), activation, variant, depths,
+                         device)
 
 
 def random_mlp_values(
@@ -236,7 +239,8 @@ def random_mlp_values(
     torch_threads: int | None = 1,
     device=None,
 ) -> np.ndarray:
-    """Values ``(n_functions, R, R)`` of random MLPs on ``grid(R, endpoint)`` (``values[:, i, j] = f(x_i, y_j)``).
+    """Values ``(n_functions, R, R)`` of random MLPs on ``grid(R, endpoint)``
+    (``values[:, i, j] = f(x_i, y_j)``).
 
     MLP ``2 -> width (x depth hidden layers) -> 1`` with weights and biases ``U(-scale, scale)``.
     Variants: "plain" ``h <- phi(W h + b)``; "layernorm" ``h <- phi(LN(W h + b))`` (LN without
@@ -249,8 +253,9 @@ def random_mlp_values(
     _check(activation, variant, depth, width)
     pts = grid(R, endpoint)
     return np.stack([
-        random_mlp_outputs(pts, activation=activation, scale=scale, depths=[depth], width=width, variant=variant,
-                           seed=seed, index=j, torch_threads=torch_threads, device=device)[0].reshape(R, R)
+        random_mlp_outputs(pts, activation=activation, scale=scale, depths=[depth], width=width,
+                           variant=variant, seed=seed, index=j, torch_threads=torch_threads,
+                           device=device)[0].reshape(R, R)
         for j in range(n_functions)
     ])
 
@@ -271,15 +276,18 @@ def unbiased_values(R: int, seed: int = 0, n_functions: int = 1) -> np.ndarray:
     return rng.uniform(-1.0, 1.0, size=(n_functions, R, R))
 
 
-def unbiased_reference(settings: MeasureSettings | None = None, *, n_functions: int = 32, seed: int = 0) -> dict[str, float]:
+def unbiased_reference(settings: MeasureSettings | None = None, *, n_functions: int = 32,
+                       seed: int = 0) -> dict[str, float]:
     """Mean of each measure over ``n_functions`` unbiased (white-noise) functions, each measure
     sampled as ``settings`` says (white noise on each sample set)."""
     settings = settings or MeasureSettings()
-    samples = {name: unbiased_values(side, seed, n_functions) for name, side in settings.sample_sides().items()}
+    samples = {name: unbiased_values(side, seed, n_functions)
+               for name, side in settings.sample_sides().items()}
     return {m: float(v.mean()) for m, v in settings.compute(samples).items()}
 
 
-_SETTING_ATTRS = ("grid_size", "grid_endpoint", "fourier_convention", "chebyshev_nodes", "chebyshev_degree", "lz_grid_size")
+_SETTING_ATTRS = ("grid_size", "grid_endpoint", "fourier_convention", "chebyshev_nodes", "chebyshev_degree",
+                  "lz_grid_size")
 
 
 def _settings_attrs(settings: MeasureSettings) -> dict:
@@ -295,11 +303,13 @@ def settings_from_attrs(attrs: dict, measures: Sequence[str] | None = None) -> M
     kw = {k: attrs[f"settings_{k}"] for k in _SETTING_ATTRS}
     kw["grid_endpoint"] = bool(kw["grid_endpoint"])
     kw["lz_grid_size"] = int(kw["lz_grid_size"]) or None
-    kw["grid_size"], kw["chebyshev_nodes"], kw["chebyshev_degree"] = (int(kw[k]) for k in ("grid_size", "chebyshev_nodes", "chebyshev_degree"))
+    kw["grid_size"], kw["chebyshev_nodes"], kw["chebyshev_degree"] = (
+        int(kw[k]) for k in ("grid_size", "chebyshev_nodes", "chebyshev_degree"))
     return MeasureSettings(measures=tuple(measures or MEASURES), **kw)
 
 
-def normalise_by_unbiased(ds: xr.Dataset, reference: dict[str, float] | None = None, *, n_functions: int = 32, seed: int = 0) -> xr.Dataset:
+def normalise_by_unbiased(ds: xr.Dataset, reference: dict[str, float] | None = None, *,
+                          n_functions: int = 32, seed: int = 0) -> xr.Dataset:
     """Divide every measure of a sweep by the unbiased model's mean value (unbiased -> 1).
 
     ``reference`` defaults to the measures' stored ``unbiased_reference`` attrs, else to
@@ -309,11 +319,13 @@ def normalise_by_unbiased(ds: xr.Dataset, reference: dict[str, float] | None = N
     if reference is None and all("unbiased_reference" in ds[m].attrs for m in measures):
         reference = {m: ds[m].attrs["unbiased_reference"] for m in measures}
     if reference is None:
-        reference = unbiased_reference(settings_from_attrs(ds.attrs, measures), n_functions=n_functions, seed=seed)
+        reference = unbiased_reference(settings_from_attrs(ds.attrs, measures), n_functions=n_functions,
+                                       seed=seed)
     out = ds.copy()
     for m in measures:
         out[m] = ds[m] / reference[m]
-        out[m].attrs = {**ds[m].attrs, "normalised_by": "unbiased (white-noise) reference", "reference_value": reference[m]}
+        out[m].attrs = {**ds[m].attrs, "normalised_by": "unbiased (white-noise) reference",
+                        "reference_value": reference[m]}
     out.attrs = {**ds.attrs, "normalised": 1}
     return out
 
@@ -413,7 +425,8 @@ def complexity_sweep(
         for k, t in timings.items():
             stage[k] += t
     dims = ("activation", "scale", "depth", "width", "variant", "seed")
-    coords = {"activation": activations, "scale": scales, "depth": depths, "width": widths, "variant": variants, "seed": seeds}
+    coords = {"activation": activations, "scale": scales, "depth": depths, "width": widths,
+              "variant": variants, "seed": seeds}
     ds = xr.Dataset({m: (dims, data[m]) for m in settings.measures}, coords=coords)
     reference = unbiased_reference(settings, n_functions=n_unbiased) if n_unbiased else {}
     for m in settings.measures:
@@ -469,7 +482,8 @@ def chebyshev_degree_sweep(
         coords={"activation": list(activations), "scale": [float(A) for A in scales], "degree": degrees,
                 "seed": [int(s) for s in seeds]},
         attrs={"description": "Chebyshev complexity vs maximum degree D (interpolation at Chebyshev points)",
-               "depth": int(depth), "width": int(width), "chebyshev_nodes": int(nodes), "n_unbiased": int(n_unbiased)},
+               "depth": int(depth), "width": int(width), "chebyshev_nodes": int(nodes),
+               "n_unbiased": int(n_unbiased)},
     )
 
 
@@ -495,7 +509,8 @@ def scale_inputs(x_int, N: int = 16) -> np.ndarray:
     return (-1.0 + 2.0 * np.asarray(x_int, dtype=np.float64) / (N - 1)).astype(np.float32)
 
 
-def summod_dataset(n: int, *, d: int = 2, N: int = 16, M: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def summod_dataset(n: int, *, d: int = 2, N: int = 16, M: int,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` integer inputs ``(n, d)`` in ``[0, N-1]`` and their sum-mod-M labels ``(n,)``.
 
     Points are drawn uniformly *without replacement* from the ``N**d`` lattice when ``n`` fits
@@ -589,10 +604,12 @@ def train_summod(
         raise ValueError(f"unknown activation {activation!r}")
     settings = dataclasses.replace(settings or MeasureSettings(), **({"grid_size": R} if R else {}))
     with pinned_threads(torch_threads):
-        return _train_summod(M, activation, alpha, d, N, width, depth, train_fraction, steps, lr, seed, settings)
+        return _train_summod(M, activation, alpha, d, N, width, depth, train_fraction, steps, lr, seed,
+                             settings)
 
 
-def _train_summod(M, activation, alpha, d, N, width, depth, train_fraction, steps, lr, seed, settings) -> dict:
+def _train_summod(M, activation, alpha, d, N, width, depth, train_fraction, steps, lr, seed,
+                  settings) -> dict:
     n_total = min(N**d, 2048)
     x_int, y = summod_dataset(n_total, d=d, N=N, M=M, seed=seed)
     n_train = int(round(train_fraction * n_total))
@@ -666,15 +683,18 @@ def summod_sweep(
     data["target_fourier_complexity"] = (("M",), target)
     scalars = {k: v for k, v in options.items() if isinstance(v, (int, float, str))}
     return xr.Dataset(data, coords=coords,
-                      attrs={"task": "sum-mod-M, label = (sum x_i mod M) < M/2, x_i in [0, N); smaller M = higher frequency",
+                      attrs={"task": "sum-mod-M, label = (sum x_i mod M) < M/2, x_i in [0, N); "
+                                     "smaller M = higher frequency",
                              "d": int(options.get("d", 2)), "N": int(options.get("N", 16)),
                              "network_complexity": settings.describe("fourier"),
-                             "target_complexity": f"Fourier ({settings.fourier_convention} convention) of the labels on the N x N lattice",
+                             "target_complexity": f"Fourier ({settings.fourier_convention} convention) "
+                                                  "of the labels on the N x N lattice",
                              **scalars, **_settings_attrs(settings)})
 
 
 def function_images(R: int, *, activations: Sequence[str], scales: Sequence[float], depth: int,
-                    width: int = 64, variant: str = "plain", seed: int = 0, endpoint: bool = False) -> xr.DataArray:
+                    width: int = 64, variant: str = "plain", seed: int = 0,
+                    endpoint: bool = False) -> xr.DataArray:
     """Values of one random MLP per (activation, scale): DataArray (activation, scale, x, y)."""
     data = np.stack([
         np.stack([random_mlp_values(R, activation=a, scale=float(s), depth=depth, width=width,
@@ -685,4 +705,5 @@ def function_images(R: int, *, activations: Sequence[str], scales: Sequence[floa
     return xr.DataArray(data, dims=("activation", "scale", "x", "y"),
                         coords={"activation": list(activations), "scale": [float(s) for s in scales],
                                 "x": axis, "y": axis},
-                        attrs={"depth": depth, "width": width, "variant": variant, "seed": seed, "grid_endpoint": int(endpoint)})
+                        attrs={"depth": depth, "width": width, "variant": variant, "seed": seed,
+                               "grid_endpoint": int(endpoint)})

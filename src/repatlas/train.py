@@ -11,9 +11,9 @@ Training is resumable. Given a `checkpoint` path, `train` saves its whole state 
 epoch (weights, optimizer, schedule, the generator behind batch order and augmentation, the global
 RNG, the history so far) atomically, and when it starts again for the same job it continues from
 there. A resumed run on CPU ends with the same weights and metrics, bit for bit, as one that was
-never interrupted. `repatlas.steps.train.train_to_files` keeps that state in `checkpoint.pt` next to `model.pt` and
-deletes it once `model.pt` and `metrics.json` are written. docs/reliability.md lists what is
-guaranteed and which test shows it.
+never interrupted. `repatlas.steps.train.train_to_files` keeps that state in `checkpoint.pt` next to
+`model.pt` and deletes it once `model.pt` and `metrics.json` are written. docs/reliability.md lists
+what is guaranteed and which test shows it.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def augment(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator, index: torch.Tensor | None = None) -> torch.Tensor:
+def augment(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator,
+            index: torch.Tensor | None = None) -> torch.Tensor:
     """Random crop (of an already reflect-padded batch) and random horizontal flip, on-device.
 
     With `index`, the samples `x[index]` are augmented (e.g. a whole epoch in its shuffled
@@ -135,7 +136,8 @@ def warmup_steps(config: TrainConfig, steps_per_epoch: int, total_steps: int) ->
     return min(max(1, round(config.warmup_epochs * steps_per_epoch)), total_steps)
 
 
-def sgd_optimiser(params, *, lr: float, momentum: float, weight_decay: float, total_steps: int, warmup: int = 0):
+def sgd_optimiser(params, *, lr: float, momentum: float, weight_decay: float, total_steps: int,
+                  warmup: int = 0):
     """(optimiser, scheduler) of every classifier the project trains: SGD with momentum and weight
     decay, and a per-step schedule of `lr_factor`: `warmup` linear steps, then cosine to 0 at
     `total_steps`. Shared by `train` and `repatlas.ensembles.train_classifier`: one recipe."""

@@ -16,7 +16,8 @@ def ensembles_methods_figure(table: pd.DataFrame, *, title: str | None = None):
     """Test error (mean ± SE) per method, regime (hue) and data (columns), from the summary table."""
     table = table[table["method"] != "ensemble_of_2"]
     grid = sns.catplot(data=table, x="method", y="test_error_mean", hue="regime", col="data", kind="bar",
-                       height=3.2, aspect=1.2, sharey=False, errorbar=None, col_wrap=min(3, table["data"].nunique()))
+                       height=3.2, aspect=1.2, sharey=False, errorbar=None,
+                       col_wrap=min(3, table["data"].nunique()))
     for ax, (_, sub) in zip(grid.axes.flat, table.groupby("data", sort=False)):
         # seaborn orders bars method-major, regime-minor: place error bars on the bar centres
         for bar, (_, r) in zip(ax.patches, sub.sort_values(["regime", "method"], key=_order(sub)).iterrows()):
@@ -50,7 +51,8 @@ def ensembles_size_figure(datasets: dict, *, title: str | None = None):
     return grid.figure
 
 
-_MU_METHODS = {"single": "C0", "ensemble": "C1", "kd": "C2", "self_kd": "C3", "average": "C4", "ensemble_of_2": "0.5"}
+_MU_METHODS = {"single": "C0", "ensemble": "C1", "kd": "C2", "self_kd": "C3", "average": "C4",
+               "ensemble_of_2": "0.5"}
 
 
 def ensembles_mu_figure(table: pd.DataFrame, *, title: str | None = None):
@@ -82,10 +84,13 @@ def ensembles_mu_figure(table: pd.DataFrame, *, title: str | None = None):
                         marker="o" if method != "ensemble_of_2" else "x", ls="-", lw=0.8, ms=4, capsize=2,
                         label=f"{method}{held}")
         if regime == "feature":
-            ax.plot(grid, miss * grid, "--", color="C0", lw=1, label=f"paper: single ≈ μ(1−1/V) = {miss:.2g}μ")
-            ax.plot(grid, miss**2 * grid, "--", color="C3", lw=1, label=f"paper: self-KD ≈ ens. of 2 = {miss**2:.2g}μ")
+            ax.plot(grid, miss * grid, "--", color="C0", lw=1,
+                    label=f"paper: single ≈ μ(1−1/V) = {miss:.2g}μ")
+            ax.plot(grid, miss**2 * grid, "--", color="C3", lw=1,
+                    label=f"paper: self-KD ≈ ens. of 2 = {miss**2:.2g}μ")
             ax.plot(grid, 0.01 * grid, ":", color="C1", lw=1.2, label="paper: ensemble, KD ≤ 0.01μ")
-            ax.plot(grid, TOLERANCE * grid, ":", color="0.6", lw=1, label=f"verdict limit for ≪ μ: {TOLERANCE:g}μ")
+            ax.plot(grid, TOLERANCE * grid, ":", color="0.6", lw=1,
+                    label=f"verdict limit for ≪ μ: {TOLERANCE:g}μ")
         ax.set_title(f"{regime} regime", fontsize=10)
         ax.set_xlabel("single-view fraction μ")
         ax.set_xticks(mus)
@@ -104,7 +109,8 @@ def ensembles_dropping_figure(datasets: dict, *, title: str | None = None):
     rows = []
     for data, ds in datasets.items():
         for f in ds["fraction"].values:
-            rows += [{"data": data, "fraction": float(f), "model": "single (each member)", "test_acc": float(a)}
+            rows += [{"data": data, "fraction": float(f), "model": "single (each member)",
+                      "test_acc": float(a)}
                      for a in ds["single"].sel(fraction=f).values]
             rows.append({"data": data, "fraction": float(f), "model": "ensemble of the dropped members",
                          "test_acc": float(ds["ensemble"].sel(fraction=f))})

@@ -94,7 +94,8 @@ def cookbook_gap_figure(ds, *, title: str | None = None):
         a, p, se = ds.attrs["amplitude"], ds.attrs["exponent"], ds.attrs["exponent_se"]
         grid = np.geomspace(w.min(), w.max(), 50)
         ax.plot(grid, np.sqrt(a) * grid**-p, color="C0", lw=1, label=f"fit: width^-({p:.2f} ± {se:.2f})")
-        ax.plot(grid, np.sqrt(a) * w.min() ** -p * (w.min() / grid), ls=":", color="k", lw=1, label="∝ 1/width")
+        ax.plot(grid, np.sqrt(a) * w.min() ** -p * (w.min() / grid), ls=":", color="k", lw=1,
+                label="∝ 1/width")
     ax.set(xscale="log", yscale="log", xlabel="hidden width", ylabel="rms(ensemble mean − NTK mean)")
     ax.set_xticks(w)
     ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
@@ -113,13 +114,14 @@ def conv_regression_figure(ds, *, title: str | None = None):
     n = ds["n_train"].values
     for arch, color in (("fc", "C0"), ("conv", "C3")):
         for kind, style in (("nngp", "--"), ("ntk", "-")):
-            ax_a.plot(n, ds["accuracy"].sel(architecture=arch, kernel=kind), ls=style, marker="o", color=color,
-                      label=f"{arch}, {kind.upper()}")
+            ax_a.plot(n, ds["accuracy"].sel(architecture=arch, kernel=kind), ls=style, marker="o",
+                      color=color, label=f"{arch}, {kind.upper()}")
     ax_a.set(xscale="log", xlabel="training images", ylabel="test accuracy")
     ax_a.legend(fontsize=7)
     for kind, style, shift in (("nngp", "--", 0.97), ("ntk", "-", 1.03)):
         d, se = ds["conv_minus_fc"].sel(kernel=kind), ds["conv_minus_fc_se"].sel(kernel=kind)
-        ax_d.errorbar(n * shift, d, yerr=2 * se, ls=style, marker="o", capsize=3, color="k", label=kind.upper())
+        ax_d.errorbar(n * shift, d, yerr=2 * se, ls=style, marker="o", capsize=3, color="k",
+                      label=kind.upper())
     ax_d.axhline(0, color="grey", lw=0.8)
     ax_d.set(xscale="log", xlabel="training images", ylabel="accuracy(conv) − accuracy(FC), ± 2 SE")
     ax_d.legend(fontsize=7)

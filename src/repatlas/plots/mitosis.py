@@ -70,7 +70,8 @@ def mitosis_clones_figure(datasets, cells, *, title: str | None = None):
     """Estimated clones (width ÷ critical chunk size) against last-hidden-layer width (units);
     colour = architecture, line style = regime, mean ± sd over seeds, with a grey ∝ width guide;
     shaded: the range over the stored R² thresholds, dashed: the held-out R² estimate."""
-    df = pd.DataFrame([{"arch": "mlp", **cell, "units": int(ds.attrs["width"]), "clones": float(ds.attrs["clones"])}
+    df = pd.DataFrame([{"arch": "mlp", **cell, "units": int(ds.attrs["width"]),
+                        "clones": float(ds.attrs["clones"])}
                        for ds, cell in zip(datasets, cells, strict=True)])
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
     sns.lineplot(data=df, x="units", y="clones", hue="arch", style="regime", marker="o", errorbar="sd", ax=ax)
@@ -111,7 +112,8 @@ def _threshold_band(ax, datasets, cells) -> None:
             continue
         c = ds["clones"].sel(r2="in_sample").values
         rows.append({"arch": cell.get("arch", "mlp"), "units": int(ds.attrs["width"]), "lo": np.nanmin(c),
-                     "hi": np.nanmax(c), "heldout": _clones_at(ds, "heldout", float(ds.attrs["r2_threshold"]))})
+                     "hi": np.nanmax(c),
+                     "heldout": _clones_at(ds, "heldout", float(ds.attrs["r2_threshold"]))})
     if not rows:
         return
     df = pd.DataFrame(rows).groupby(["arch", "units"]).mean().reset_index()
@@ -142,7 +144,8 @@ def mitosis_training_figure(datasets, cells, *, title: str | None = None):
         ax.set_xscale("symlog", linthresh=1e-3)
         ax.set_xlim(left=-1e-4)
         ax.invert_xaxis()  # training runs left to right
-        ax.set(yscale="log", xlabel="training error (eval mode; ★ = converged)", ylabel="clones (width / critical chunk)")
+        ax.set(yscale="log", xlabel="training error (eval mode; ★ = converged)",
+               ylabel="clones (width / critical chunk)")
         ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title(arch, fontsize=9, loc="left")

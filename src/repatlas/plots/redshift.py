@@ -38,7 +38,8 @@ def complexity_lines(ds, *, x: str, hue: str, select: dict | None = None, col: s
     ds = _select(ds, select)
     measures = [m for m in ("fourier", "chebyshev", "lz") if m in ds.data_vars]
     if reference is None:
-        reference = {m: ds[m].attrs["unbiased_reference"] for m in measures if "unbiased_reference" in ds[m].attrs}
+        reference = {m: ds[m].attrs["unbiased_reference"] for m in measures
+                     if "unbiased_reference" in ds[m].attrs}
     long = (
         ds[measures].to_dataframe().reset_index()
         .melt(id_vars=[d for d in ds[measures[0]].dims], value_vars=measures, var_name="measure",
@@ -57,14 +58,17 @@ def complexity_lines(ds, *, x: str, hue: str, select: dict | None = None, col: s
         m = key if col == "measure" else key[0]
         if m in reference:
             ax.axhline(reference[m], linestyle=":", color="grey")
-        label = _MEASURE_LABELS[m] + (" (paper)" if m == "fourier" and "paper" in ds[m].attrs.get("description", "") else "")
+        label = _MEASURE_LABELS[m] + (" (paper)"
+                                      if m == "fourier" and "paper" in ds[m].attrs.get("description", "")
+                                      else "")
         ax.set_ylabel(label)
         if col == "measure":
             ax.set_title(textwrap.fill(ds[m].attrs.get("description", m), 45), fontsize=7)
     if ds.attrs.get("normalised"):
         grid.set_ylabels("complexity / unbiased")
     if title:
-        figure_title(grid.figure, title + ("   (dotted: unbiased white-noise model)" if reference else ""), above=True)
+        figure_title(grid.figure, title + ("   (dotted: unbiased white-noise model)" if reference else ""),
+                     above=True)
     return grid.figure
 
 
@@ -85,11 +89,11 @@ def complexity_heatmaps(ds, *, measure: str = "fourier", select: dict | None = N
     acts = list(da.activation.values)
     ncol = min(4, len(acts))
     nrow = -(-len(acts) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, squeeze=False, figsize=(2.2 * ncol + 1.2, 3.0 * nrow + 0.6), sharex=True,
-                             sharey=True, layout="constrained")
+    fig, axes = plt.subplots(nrow, ncol, squeeze=False, figsize=(2.2 * ncol + 1.2, 3.0 * nrow + 0.6),
+                             sharex=True, sharey=True, layout="constrained")
     for ax, a in zip(axes.flat, acts):
-        img = ax.imshow(da.sel(activation=a).transpose("scale", "depth").values, cmap="Spectral", vmin=0, vmax=vmax,
-                        aspect="auto", interpolation="none")
+        img = ax.imshow(da.sel(activation=a).transpose("scale", "depth").values, cmap="Spectral", vmin=0,
+                        vmax=vmax, aspect="auto", interpolation="none")
         ax.set_title(a, fontsize=9)
         ax.set_xticks(range(da.sizes["depth"]), [str(d) for d in da.depth.values], fontsize=7)
         ax.set_yticks(range(da.sizes["scale"]), [f"{A:.3g}" for A in da.scale.values], fontsize=6)

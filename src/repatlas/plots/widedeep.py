@@ -90,7 +90,8 @@ def blocks_figure(table: pd.DataFrame, *, title: str | None = None):
     seed_cols = ("seed_cka_inside", "seed_cka_outside")
     with_seeds = all(c in df for c in seed_cols) and np.isfinite(df[list(seed_cols)].to_numpy(float)).any()
 
-    fig = plt.figure(figsize=(max(4.0 * len(panels), 6.5), 3.6 * (2 if with_seeds else 1)), layout="constrained")
+    fig = plt.figure(figsize=(max(4.0 * len(panels), 6.5), 3.6 * (2 if with_seeds else 1)),
+                     layout="constrained")
     grid = fig.add_gridspec(2 if with_seeds else 1, len(panels))
     axes = []
     for j, (dataset, n) in enumerate(panels):
@@ -111,8 +112,8 @@ def blocks_figure(table: pd.DataFrame, *, title: str | None = None):
         _log2_width_axis(ax, sub["width"])
         ax.set_ylim(-0.04, 1.04)
         ax.set_xlabel("width w (channel multiplier / units)")
-        ax.set_title(f"{dataset}, n = {n} training examples" if several_data else f"n = {n} training examples",
-                     fontsize=9)
+        ax.set_title(f"{dataset}, n = {n} training examples" if several_data
+                     else f"n = {n} training examples", fontsize=9)
         if j == 0:
             ax.set_ylabel("largest block / layers")
         else:
@@ -157,7 +158,8 @@ def _seed_similarity_panel(ax, df: pd.DataFrame, *, several_n: bool, several_arc
     names = [(f"{a} " if several_arch else "") + _model_label(d, w)
              for a, d, w in zip(first["arch"], first["depth"], first["width"])]
     many = len(names) > 10
-    ax.set_xticks(range(len(names)), names, fontsize=7, rotation=40 if many else 0, ha="right" if many else "center")
+    ax.set_xticks(range(len(names)), names, fontsize=7, rotation=40 if many else 0,
+                  ha="right" if many else "center")
     if several_n:  # one group of architectures per training-set size, labelled at the top
         groups = list(zip(first["dataset"], first["n"]))
         edges = [i for i in range(1, len(groups)) if groups[i] != groups[i - 1]]
@@ -243,13 +245,15 @@ def pca_figure(datasets: list, blocks: list, cells: list, *, title: str | None =
         r, c = depths.index(depth), widths.index(width)
         for var in ("cka", "cka_without_pc1"):
             if ds[var].shape != (n, n):
-                raise ValueError(f"datasets[{i}][{var!r}] must be ({n}, {n}) like pc1_ratio; got {ds[var].shape}")
+                raise ValueError(f"datasets[{i}][{var!r}] must be ({n}, {n}) like pc1_ratio; "
+                                 f"got {ds[var].shape}")
         ax = heatmaps[r, c]
         ax.axis("on")
         names = layer_names(ds, "layer", n)
         if len(names) >= len(row_names[r]):
             row_names[r] = names
-        layer_heatmap(ax, split_cka(ds["cka"].values, ds["cka_without_pc1"].values), x_names=names, y_names=names)
+        layer_heatmap(ax, split_cka(ds["cka"].values, ds["cka_without_pc1"].values), x_names=names,
+                      y_names=names)
         ax.plot([0, n], [n, 0], color="white", linewidth=0.6)  # the diagonal splits the two matrices
         outline_blocks(ax, spans, n)
         ax.set_title(f"depth {depth}, width {width}", fontsize=8)
@@ -260,11 +264,13 @@ def pca_figure(datasets: list, blocks: list, cells: list, *, title: str | None =
         inside = np.zeros(n, dtype=bool)
         for start, end in spans:
             inside[start : end + 1] = True
-        share = (f"{ratio[inside].mean():.2f} in / {ratio[~inside].mean():.2f} out" if inside.any() and (~inside).any()
+        share = (f"{ratio[inside].mean():.2f} in / {ratio[~inside].mean():.2f} out"
+                 if inside.any() and (~inside).any()
                  else "no block" if not inside.any() else f"{ratio.mean():.2f}, all in blocks")
         line_ax = axes[r, -1]
         line_ax.plot(np.arange(n), ratio, color=colours[width], linewidth=1, label=f"w{width}: {share}")
-        line_ax.scatter(np.flatnonzero(inside), ratio[inside], color=colours[width], s=14, zorder=3, gid="block")
+        line_ax.scatter(np.flatnonzero(inside), ratio[inside], color=colours[width], s=14, zorder=3,
+                        gid="block")
         line_ax.scatter(np.flatnonzero(~inside), ratio[~inside], s=14, zorder=3, facecolors="white",
                         edgecolors=colours[width], linewidths=0.8)
     for r, depth in enumerate(depths):
@@ -282,8 +288,8 @@ def pca_figure(datasets: list, blocks: list, cells: list, *, title: str | None =
                        loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     colour_bar(fig, heatmaps, label=f"{CKA_LABEL}: above the diagonal as measured, on and below it with PC1 "
                "projected out", shrink=0.9, location="bottom")
-    fig.suptitle(wrap(title or "Block structure and the first principal component", title_width(fig_width, 11)),
-                 fontsize=11)
+    fig.suptitle(wrap(title or "Block structure and the first principal component",
+                      title_width(fig_width, 11)), fontsize=11)
     return fig
 
 
@@ -381,11 +387,13 @@ def pruning_figure(datasets: list, cells: list, *, title: str | None = None):
     rows = []
     for i, (ds, cell) in enumerate(zip(datasets, cells)):
         if "base_accuracy" not in ds.attrs:
-            raise KeyError(f"datasets[{i}] lacks attrs['base_accuracy'] (from repatlas.probes.pruning_experiment)")
+            raise KeyError(f"datasets[{i}] lacks attrs['base_accuracy'] "
+                           "(from repatlas.probes.pruning_experiment)")
         for change, inside in zip(np.asarray(ds["accuracy_change"].values, dtype=float),
                                   np.asarray(ds["inside"].values, dtype=bool)):
             rows.append({**{k: cell[k] for k in _CELL_KEYS}, "change": change,
-                         "where": "inside" if inside else "outside", "base": float(ds.attrs["base_accuracy"])})
+                         "where": "inside" if inside else "outside",
+                         "base": float(ds.attrs["base_accuracy"])})
     df = pd.DataFrame(rows, columns=[*_CELL_KEYS, "change", "where", "base"])
     ns = sorted({c["n"] for c in cells})
     models_per_n = {n: sorted({(c["depth"], c["width"]) for c in cells if c["n"] == n}) for n in ns}
@@ -412,15 +420,18 @@ def pruning_figure(datasets: list, cells: list, *, title: str | None = None):
         ax.axhline(0.0, color="grey", linewidth=0.8)
         base = [sub.loc[(sub["depth"] == d) & (sub["width"] == w), "base"].drop_duplicates().mean()
                 for d, w in models]
-        ax.set_xticks(range(len(models)), [f"{_model_label(d, w)}\nfull {b:.3f}" for (d, w), b in zip(models, base)],
+        ax.set_xticks(range(len(models)),
+                      [f"{_model_label(d, w)}\nfull {b:.3f}" for (d, w), b in zip(models, base)],
                       fontsize=7)
         ax.set_xlim(-0.6, len(models) - 0.4)
         ax.set_xlabel("architecture (d = depth, w = width)")
         if len(ns) > 1:
             ax.set_title(f"n = {n} training examples", fontsize=9)
     axes[0, 0].set_ylabel("test accuracy change\n(block removed − full model)")
-    handles = [plt.Line2D([], [], color=_SIDE_COLOURS["inside"], marker="o", linestyle="none", label="inside a block"),
-               plt.Line2D([], [], color=_SIDE_COLOURS["outside"], marker="o", linestyle="none", label="outside blocks"),
+    handles = [plt.Line2D([], [], color=_SIDE_COLOURS["inside"], marker="o", linestyle="none",
+                          label="inside a block"),
+               plt.Line2D([], [], color=_SIDE_COLOURS["outside"], marker="o", linestyle="none",
+                          label="outside blocks"),
                plt.Line2D([], [], color="k", marker="_", markersize=10, linestyle="none", label="mean"),
                plt.Line2D([], [], color="grey", linewidth=0.8, label="no change")]
     fig.legend(handles=handles, title="removed residual block", fontsize=7, title_fontsize=7,
@@ -494,8 +505,10 @@ def errors_figure(ds, *, label_a: str, label_b: str, title: str | None = None):
     kind = "all" if int(a["exact"]) else "random"
     fig.suptitle(
         f"{title or f'{label_a} vs {label_b}: per-example errors'}\n"
-        f"T = mean (error_A − error_B)² = {float(a['statistic']):.4g}, permutation p = {float(a['p_value']):.3g} "
-        f"({int(a['n_permutations'])} {kind} reassignments of seeds; smallest attainable p = {float(a['min_p']):.2g})\n"
+        f"T = mean (error_A − error_B)² = {float(a['statistic']):.4g}, "
+        f"permutation p = {float(a['p_value']):.3g} "
+        f"({int(a['n_permutations'])} {kind} reassignments of seeds; "
+        f"smallest attainable p = {float(a['min_p']):.2g})\n"
         f"{s_a} seeds of {label_a}, {s_b} of {label_b}; mean accuracy {float(ds['mean_accuracy_a']):.3f} vs "
         f"{float(ds['mean_accuracy_b']):.3f}; disagreement between architectures "
         f"{float(ds['disagreement_between']):.3f}, within {within}",

@@ -22,7 +22,8 @@ def dump_from_checkpoint(model_path, full_path, store_path, *, probe_size: int,
                      device=device, dtype=dtype, compressor=compressor)
 
 
-def _dump(model_path, full_path, store_path, *, probe_size, batch_size, device, dtype, compressor) -> list[str]:
+def _dump(model_path, full_path, store_path, *, probe_size, batch_size, device, dtype,
+          compressor) -> list[str]:
     model, spec, meta = load_checkpoint(model_path)
     full, full_meta = load_npz(full_path)
     images, labels, index = probe_set(full, probe_size)
@@ -41,7 +42,8 @@ def dump_activations_job(model_path, full_path, store_path, *, probe_size: int, 
     """The activations job: `device` checked first (`repatlas.devices.job_device`: one line in
     `log_path` and exit 1 if absent here), then `dump_from_checkpoint`; the stored layers go to the log."""
     device = job_device(device, log_path)
-    layers = dump_from_checkpoint(model_path, full_path, store_path, probe_size=probe_size, batch_size=batch_size,
-                                  dtype=dtype, compressor=compressor, device=device, threads=threads)
+    layers = dump_from_checkpoint(model_path, full_path, store_path, probe_size=probe_size,
+                                  batch_size=batch_size, dtype=dtype, compressor=compressor, device=device,
+                                  threads=threads)
     print(f"stored layers: {layers}", file=sys.stderr)
     return layers

@@ -38,7 +38,8 @@ def what_reproduces_to_file(ledger_paths, out_md, *, config: str, hardware: str)
 def claims_ledger(study: str, inputs: dict, out_csv, *, config: dict) -> None:
     """The ledger job: `ledger_to_file` of the study's inputs ({name: path}; the rule's `lib` input,
     the library files, is not a result and is left out), tagged with the config's `config_hash`."""
-    ledger_to_file(study, {k: v for k, v in inputs.items() if k != "lib"}, out_csv, config_hash=config_hash(config))
+    ledger_to_file(study, {k: v for k, v in inputs.items() if k != "lib"}, out_csv,
+                   config_hash=config_hash(config))
 
 
 def claims_table(ledger_paths, out_md, *, device: str) -> None:
@@ -47,4 +48,5 @@ def claims_table(ledger_paths, out_md, *, device: str) -> None:
     trained elsewhere)."""
     hardware = f"{platform.machine()}, {os.cpu_count()} CPU cores, device: {device}"
     what_reproduces_to_file(ledger_paths, out_md,
-                            config=os.environ.get("REPATLAS_CONFIGFILES", "an unnamed config"), hardware=hardware)
+                            config=os.environ.get("REPATLAS_CONFIGFILES", "an unnamed config"),
+                           hardware=hardware)

@@ -27,7 +27,8 @@ def sweep_to_file(sweep: dict, settings: dict, out_path, *, n_jobs: int) -> None
 
 
 def chebyshev_degrees_to_file(sensitivity: dict, out_path, *, depth: int, nodes: int) -> None:
-    """`chebyshev_degree_sweep` over the config's sensitivity axes (activation, scale, degree, seed) → netCDF."""
+    """`chebyshev_degree_sweep` over the config's sensitivity axes (activation, scale, degree, seed)
+    → netCDF."""
     _write(chebyshev_degree_sweep(
         activations=sensitivity["activation"], scales=sensitivity["scale"], depth=depth,
         degrees=sensitivity["degree"], seeds=sensitivity["seed"], nodes=nodes,

@@ -29,5 +29,6 @@ def ensembles_figure(figure: str, out_paths, *, summary_csv=None, data_paths=(),
         datasets = {key: xr.load_dataset(path) for key, path in zip(keys, data_paths, strict=True)}
         fig = FROM_DATA[figure](datasets, title=title)
     else:
-        raise ValueError(f"unknown ensembles figure {figure!r}; expected one of {sorted(FROM_SUMMARY | FROM_DATA)}")
+        raise ValueError(f"unknown ensembles figure {figure!r}; "
+                         f"expected one of {sorted(FROM_SUMMARY | FROM_DATA)}")
     save_figure(fig, *out_paths)

@@ -33,7 +33,8 @@ def infinite_cookbook(architecture: str, cookbook: dict, out_path, *, threads: i
     _write(ds, out_path)
 
 
-def infinite_cookbook_gap(width: int, pairs, diag_reg: float, cookbook: dict, out_path, *, threads: int) -> None:
+def infinite_cookbook_gap(width: int, pairs, diag_reg: float, cookbook: dict, out_path, *,
+                          threads: int) -> None:
     """`cookbook_gap` at one width → netCDF."""
     with pinned_threads(threads):
         ds = cookbook_gap(width=int(width), pairs=pairs, diag_reg=diag_reg, **cookbook)
@@ -52,7 +53,8 @@ def infinite_ntk_convergence(ntk: dict, out_path, *, threads: int) -> None:
     _write(ds, out_path)
 
 
-def infinite_regression(full_path, subset_path, out_path, *, probe_size: int, regression: dict, threads: int) -> None:
+def infinite_regression(full_path, subset_path, out_path, *, probe_size: int, regression: dict,
+                        threads: int) -> None:
     """`regression_experiment`: trained on the subset, tested on the probe set; pixels in [0, 1],
     flattened (the kernels' input layer is x·x'/d) → netCDF."""
     with pinned_threads(threads):

@@ -29,7 +29,8 @@ def features_to_file(model_path, full_path, subset_path, out_path, *, epoch: int
     Features are taken in eval mode (BatchNorm running statistics), without augmentation, on
     `device`; the rest is float64 numpy on the host."""
     dev = resolve_device(device)
-    model, spec, ckpt_meta = load_checkpoint(model_path if epoch is None else snapshot_path(model_path, epoch))
+    model, spec, ckpt_meta = load_checkpoint(model_path if epoch is None
+                                             else snapshot_path(model_path, epoch))
     model.to(dev)
     full, meta = load_npz(full_path)
     sub, _ = load_npz(subset_path)

@@ -20,14 +20,15 @@ def ensemble_accuracies(wide_path, member_paths, *, arch: str, wide_width: int, 
     labels = wide["labels_test"]
 
     def name(width):
-        return f"{arch} width {width}" + (f" ({last_layer_units(arch, width)} units)" if arch != "mlp" else "")
+        return f"{arch} width {width}" + (f" ({last_layer_units(arch, width)} units)" if arch != "mlp"
+                                          else "")
 
     return {
         name(wide_width): ensemble_accuracy([wide["logits_test"]], labels),
         f"{name(narrow_width)} (mean)": sum(ensemble_accuracy([m["logits_test"]], labels) for m in members)
         / len(members),
-        f"ensemble of {len(members)} × width {narrow_width}": ensemble_accuracy([m["logits_test"] for m in members],
-                                                                                labels),
+        f"ensemble of {len(members)} × width {narrow_width}": ensemble_accuracy(
+            [m["logits_test"] for m in members], labels),
     }
 
 

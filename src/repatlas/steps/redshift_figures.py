@@ -50,5 +50,6 @@ def functions_figure(out_paths, *, grid_size: int, activations, scales, depth: i
                      title: str | None = None) -> None:
     """Random MLPs' functions on a `grid_size`² grid (`repatlas.redshift.function_images`, one per
     activation × weight magnitude) → `function_panel` at each out path. Reads no file."""
-    images = function_images(grid_size, activations=activations, scales=scales, depth=depth, endpoint=endpoint)
+    images = function_images(grid_size, activations=activations, scales=scales, depth=depth,
+                             endpoint=endpoint)
     save_figure(function_panel(images, title=title), *out_paths)

@@ -57,7 +57,8 @@ def _snapshot_saver(snapshots_dir, epochs, spec: dict, meta: dict, state_path: P
 
     def save(epoch, model, record):
         if epoch in epochs:
-            save_checkpoint(snapshot_path(staged, epoch), model, spec, {**meta, "epoch": epoch, "record": dict(record)})
+            save_checkpoint(snapshot_path(staged, epoch), model, spec,
+                            {**meta, "epoch": epoch, "record": dict(record)})
 
     return save, resumable
 
@@ -110,7 +111,8 @@ def train_to_files(
         }
         model_path, metrics_path = Path(model_path), Path(metrics_path)
         state_path = resume_path(model_path)
-        job = {"spec": spec, "dataset_checksum": full_meta["checksum"], "subset_checksum": sub_meta["checksum"]}
+        job = {"spec": spec, "dataset_checksum": full_meta["checksum"],
+               "subset_checksum": sub_meta["checksum"]}
         seed_everything(config.seed)
         model = build_model(**spec)
         snaps = sorted({int(e) for e in snapshot_epochs})
@@ -128,7 +130,8 @@ def train_to_files(
             if snapshots_dir is not None:
                 snapshot_meta = {"dataset": {"name": full_meta["dataset"], "checksum": full_meta["checksum"],
                                              "subset_checksum": sub_meta["checksum"], "n": len(sub["y"])}}
-                after_epoch, resumable = _snapshot_saver(snapshots_dir, snaps, spec, snapshot_meta, state_path, log)
+                after_epoch, resumable = _snapshot_saver(snapshots_dir, snaps, spec, snapshot_meta,
+                                                         state_path, log)
                 resume = resume and resumable
 
             log(f"model {spec} seed={config.seed} device={resolve_device(device)} threads={threads}")
@@ -142,7 +145,8 @@ def train_to_files(
                     after_epoch=after_epoch,
                 )
             except TrainingDiverged as exc:
-                message = (f"{ARCH_NAME.format(arch=arch, depth=depth, width=width)} seed={config.seed} ({model_path}) diverged: {exc}; "
+                message = (f"{ARCH_NAME.format(arch=arch, depth=depth, width=width)} seed={config.seed} "
+                           f"({model_path}) diverged: {exc}; "
                            f"model spec {spec}")
                 log(message)
                 state_path.unlink(missing_ok=True)
@@ -176,9 +180,9 @@ def train_to_files(
         return metrics
 
 
-def train_model(subset_path, full_path, model_path, metrics_path, log_path, *, arch: str, depth: int, width: int,
-                seed: int, train_settings: dict, device: str, threads: int, model_options: dict | None = None,
-                snapshot_epochs=(), snapshots_dir=None) -> dict:
+def train_model(subset_path, full_path, model_path, metrics_path, log_path, *, arch: str, depth: int,
+                width: int, seed: int, train_settings: dict, device: str, threads: int,
+                model_options: dict | None = None, snapshot_epochs=(), snapshots_dir=None) -> dict:
     """The training job of both training rules (the grid's models and the mitosis runs): builds the
     `TrainConfig` from the config's `train_settings` and the model's `seed`, checks that `device` is
     there (one log line and exit 1 if not, `repatlas.devices.job_device`) and runs `train_to_files`

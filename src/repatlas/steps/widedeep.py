@@ -32,8 +32,8 @@ def block_table_to_file(within_paths: dict, out_csv, *, threshold: float, min_le
     accuracy = None
     if metrics_paths is not None:
         accuracy = {m: json.loads(Path(p).read_text())["final"]["test_acc"] for m, p in metrics_paths.items()}
-    table = block_table(within, threshold=threshold, min_length=min_length, seed_pairs=pairs, first_pc=first_pc,
-                        min_pc1_share=min_pc1_share, test_accuracy=accuracy)
+    table = block_table(within, threshold=threshold, min_length=min_length, seed_pairs=pairs,
+                        first_pc=first_pc, min_pc1_share=min_pc1_share, test_accuracy=accuracy)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
 
@@ -156,7 +156,8 @@ def pruning_to_file(model_path, full_path, out_path, *, examples: int | None = N
     with pinned_threads(threads):
         model, spec, _ = load_checkpoint(model_path)
         full, meta = load_npz(full_path)
-        images, labels = (full["x_test"], full["y_test"]) if examples is None else probe_set(full, examples)[:2]
+        images, labels = ((full["x_test"], full["y_test"]) if examples is None
+                          else probe_set(full, examples)[:2])
         x_test = standardise(images, meta["mean"], meta["std"])
         ds = pruning_experiment(model, x_test, labels, representation_layers(model), device=device)
     ds.attrs.update({"model": json.dumps(spec), "checkpoint": str(model_path),

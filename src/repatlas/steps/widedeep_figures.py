@@ -54,7 +54,8 @@ def pruning_figure_to_file(paths, within_paths, cells, out_paths, *, threshold: 
 
 def errors_figure_to_file(path, out_paths, *, label_a: str, label_b: str, title: str | None = None) -> None:
     """Error-analysis .nc (repatlas.errors.error_analysis_to_file) → `errors_figure`."""
-    save_figure(errors_figure(xr.load_dataset(path), label_a=label_a, label_b=label_b, title=title), *out_paths)
+    save_figure(errors_figure(xr.load_dataset(path), label_a=label_a, label_b=label_b, title=title),
+                *out_paths)
 
 
 def widedeep_figure(figure: str, data, out_paths, *, cells, within=None, first_pc=None, threshold: float,
