@@ -312,7 +312,7 @@ def probes_figure(datasets: list, cells: list, *, title: str | None = None):
     `datasets[i]` is a `repatlas.probes.linear_probes` Dataset of the model `cells[i]` =
     {"depth", "width", "n", "seed"}. A dotted line marks chance (1 / n_classes) when the
     Datasets agree on n_classes. A dashed line marks the probe on the input itself (attrs
-    input_test_accuracy of `repatlas.probes.probes_to_file`, mean over the facet's models); a
+    input_test_accuracy of `repatlas.steps.widedeep.probes_to_file`, mean over the facet's models); a
     facet whose models were not probed because the input probe reached the ceiling (status
     "ceiling") says so instead of drawing curves. The shared y axis spans the curves, bands and
     input probes (a 0–1 axis flattened Nguyen et al.'s 0.92–0.97 differences); chance is named

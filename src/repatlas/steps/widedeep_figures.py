@@ -12,7 +12,7 @@ from repatlas.plots.widedeep import blocks_figure, errors_figure, pca_figure, pr
 
 
 def blocks_figure_to_file(table_csv, out_paths, *, title: str | None = None) -> None:
-    """`block_table` CSV (repatlas.blocks.block_table_to_file) → `blocks_figure` at each out path."""
+    """`block_table` CSV (repatlas.steps.widedeep.block_table_to_file) → `blocks_figure` at each out path."""
     save_figure(blocks_figure(pd.read_csv(table_csv), title=title), *out_paths)
 
 
@@ -35,13 +35,13 @@ def pca_figure_to_file(first_pc_paths, within_paths, cells, out_paths, *, thresh
 
 
 def probes_figure_to_file(paths, cells, out_paths, *, title: str | None = None) -> None:
-    """Probe .nc files (repatlas.probes.probes_to_file) + one cell dict each → `probes_figure`."""
+    """Probe .nc files (repatlas.steps.widedeep.probes_to_file) + one cell dict each → `probes_figure`."""
     save_figure(probes_figure([xr.load_dataset(p) for p in paths], list(cells), title=title), *out_paths)
 
 
 def pruning_figure_to_file(paths, within_paths, cells, out_paths, *, threshold: float, min_length: int,
                            first_pc_paths=None, min_pc1_share: float = 0.5, title: str | None = None) -> None:
-    """Pruning .nc files (repatlas.probes.pruning_to_file), each labelled inside / outside the
+    """Pruning .nc files (repatlas.steps.widedeep.pruning_to_file), each labelled inside / outside the
     blocks of its model's within-model CKA file (`repatlas.blocks.label_pruning_with_cka`; with
     `first_pc_paths`, one first-PC .nc per model, only PC1-dominated runs are blocks), + one
     cell dict each → `pruning_figure`."""
@@ -53,7 +53,7 @@ def pruning_figure_to_file(paths, within_paths, cells, out_paths, *, threshold: 
 
 
 def errors_figure_to_file(path, out_paths, *, label_a: str, label_b: str, title: str | None = None) -> None:
-    """Error-analysis .nc (repatlas.errors.error_analysis_to_file) → `errors_figure`."""
+    """Error-analysis .nc (repatlas.steps.widedeep.error_analysis_to_file) → `errors_figure`."""
     save_figure(errors_figure(xr.load_dataset(path), label_a=label_a, label_b=label_b, title=title),
                 *out_paths)
 
