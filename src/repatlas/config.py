@@ -18,6 +18,7 @@ import jsonschema
 import yaml
 
 from repatlas.data import DATASET_SIZES
+from repatlas.formats import default_data_dir
 
 
 def resnet_blocks_per_stage(depth: int) -> int:
@@ -122,8 +123,6 @@ def check_semantics(config: dict) -> None:
             except ValueError as exc:
                 raise ConfigError(f"config key 'grid.depth': {exc}") from None
     if config["dataset"] != "digits":
-        from repatlas.formats import default_data_dir
-
         data_dir = config["data_dir"] or default_data_dir(config["dataset"])
         if data_dir is None or not Path(data_dir).is_dir():
             raise ConfigError(
