@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from repatlas.blocks import check_blocks
 from repatlas.plots.common import (
     CKA_LABEL,
     MAX_INCHES,
@@ -178,23 +179,6 @@ def _seed_similarity_panel(ax, df: pd.DataFrame, *, several_n: bool, several_arc
     ax.legend(title="layers", fontsize=7, title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
 
 
-def _block_spans(blocks, n: int, name: str) -> list[tuple[int, int]]:
-    """`blocks` as validated (start, end) pairs: in order, non-overlapping, inside [0, n − 1] (the
-    rule of `repatlas.blocks.block_summary`, checked here so a figure names the bad entry)."""
-    out, previous_end = [], -1
-    for block in blocks:
-        try:
-            start, end = (int(v) for v in block)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be (start, end) index pairs; got {block!r}") from None
-        if not previous_end < start <= end < n:
-            raise ValueError(f"{name}: block {block!r} is not an in-order, non-overlapping (start, end) "
-                             f"pair of layer indices in [0, {n - 1}]")
-        out.append((start, end))
-        previous_end = end
-    return out
-
-
 def split_cka(cka, cka_without_pc1) -> np.ndarray:
     """One square from two symmetric CKA matrices: entry (i, j) is `cka` where i > j (layer_a deeper
     than layer_b: above the diagonal once layer 0 is drawn bottom left) and `cka_without_pc1` on
@@ -241,7 +225,7 @@ def pca_figure(datasets: list, blocks: list, cells: list, *, title: str | None =
     for i, (ds, spans, (depth, width)) in enumerate(zip(datasets, blocks, keys)):
         _require(("cka", "cka_without_pc1", "pc1_ratio"), ds, f"datasets[{i}] (from first_pc_analysis)")
         n = ds.sizes["layer"]
-        spans = _block_spans(spans, n, f"blocks[{i}]")
+        spans = check_blocks(spans, n, f"blocks[{i}]")
         r, c = depths.index(depth), widths.index(width)
         for var in ("cka", "cka_without_pc1"):
             if ds[var].shape != (n, n):
