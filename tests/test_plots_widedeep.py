@@ -292,6 +292,26 @@ def test_probes_figure_input_line_and_ceiling():
     assert not np.isfinite(lines_by_label(right)["width 2"].get_ydata()).any()  # no curve drawn
 
 
+def test_probes_figure_where_every_model_hit_the_ceiling():
+    """Nothing probed (the default digits study): the axes still span relative depth [0, 1] and
+    reach up to 1 above the input probes, and the legend lists no widths it did not draw."""
+    datasets, cells = [], []
+    for depth, accuracy in ((1, 0.91), (2, 0.93)):
+        ds = probe_ds([np.nan] * (depth + 2))
+        ds.attrs.update(status="ceiling", input_test_accuracy=accuracy)
+        datasets.append(ds)
+        cells.append({"depth": depth, "width": 2, "n": 10, "seed": 0})
+    fig = plots.probes_figure(datasets, cells)
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        assert lo < 0 and hi > 1 and hi - lo < 1.2
+        lo, hi = ax.get_ylim()
+        assert lo < 0.91 and 1.0 <= hi <= 1.02
+    (legend,) = fig.legends
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert "input probe" in texts and "2" not in texts and "± 1 sd over seeds" not in texts
+
+
 def test_probes_figure_bad_input():
     datasets, cells, _ = probe_inputs()
     with pytest.raises(ValueError, match="pair up"):

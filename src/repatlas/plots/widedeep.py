@@ -310,6 +310,7 @@ def probes_figure(datasets: list, cells: list, *, title: str | None = None):
     fig, axes = plt.subplots(len(ns), len(depths), figsize=(3.4 * len(depths) + 1.5, 3.0 * len(ns)),
                              squeeze=False, sharex=True, sharey=True, layout="constrained")
     shown = []  # every y value drawn, for the axis range
+    drawn = set()  # widths with curves (none where every facet hit the ceiling)
     for i, n in enumerate(ns):
         for j, depth in enumerate(depths):
             ax = axes[i, j]
@@ -321,6 +322,8 @@ def probes_figure(datasets: list, cells: list, *, title: str | None = None):
                 stats = part.groupby("relative_depth")["test_accuracy"].agg(["mean", "std", "count"])
                 ax.plot(stats.index, stats["mean"], color=colours[width], marker="o", markersize=3,
                         label=f"width {width}")
+                if np.isfinite(stats["mean"]).any():
+                    drawn.add(width)
                 shown.extend(stats["mean"])
                 if (stats["count"] > 1).all():
                     shown.extend(stats["mean"] - stats["std"])
@@ -340,21 +343,26 @@ def probes_figure(datasets: list, cells: list, *, title: str | None = None):
                 ax.set_xlabel("relative depth (layer / (layers − 1))")
             if j == 0:
                 ax.set_ylabel("probe test accuracy")
+    if not drawn:  # input probes only: show them against the top of the scale
+        shown.append(1.0)
     shown = np.asarray(shown, dtype=float)
     shown = shown[np.isfinite(shown)]
     lo, hi = headroom(shown.min(), shown.max(), bounds=(0.0, 1.02)) if len(shown) else (0.0, 1.02)
     if chance is not None and lo - (hi - lo) * 0.25 <= chance < lo:  # chance just below: show it too
         lo = headroom(chance, hi, bounds=(0.0, 1.02))[0]
     axes[0, 0].set_ylim(lo, hi)  # shared by every facet
-    handles = [plt.Line2D([], [], color=colours[w], marker="o", markersize=3, label=f"{w}") for w in widths]
-    handles.append(plt.Rectangle((0, 0), 1, 1, color="grey", alpha=0.2, label="± 1 sd over seeds"))
+    axes[0, 0].set_xlim(-0.03, 1.03)  # relative depth is in [0, 1], drawn or not
+    handles = [plt.Line2D([], [], color=colours[w], marker="o", markersize=3, label=f"{w}")
+               for w in widths if w in drawn]
+    if drawn:
+        handles.append(plt.Rectangle((0, 0), 1, 1, color="grey", alpha=0.2, label="± 1 sd over seeds"))
     if chance is not None:
         below = f" = {chance:.2g}, below the axis" if chance < lo else ""
         handles.append(plt.Line2D([], [], color="grey", linestyle=":", label=f"chance{below}"))
     if np.isfinite(df["input"]).any():
         handles.append(plt.Line2D([], [], color="k", linestyle="--", linewidth=0.8, label="input probe"))
-    fig.legend(handles=handles, title="width (mean over seeds)", fontsize=7, title_fontsize=7,
-               loc="outside right upper")
+    fig.legend(handles=handles, title="width (mean over seeds)" if drawn else None, fontsize=7,
+               title_fontsize=7, loc="outside right upper")
     fig.suptitle(title or "Linear probes on every layer")
     return fig
 
