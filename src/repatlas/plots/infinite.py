@@ -117,14 +117,14 @@ def conv_regression_figure(ds, *, title: str | None = None):
             ax_a.plot(n, ds["accuracy"].sel(architecture=arch, kernel=kind), ls=style, marker="o",
                       color=color, label=f"{arch}, {kind.upper()}")
     ax_a.set(xscale="log", xlabel="training images", ylabel="test accuracy")
-    ax_a.legend(fontsize=7)
+    ax_a.legend(fontsize=7, handlelength=4)  # long enough to show NNGP dashed, NTK solid
     for kind, style, shift in (("nngp", "--", 0.97), ("ntk", "-", 1.03)):
         d, se = ds["conv_minus_fc"].sel(kernel=kind), ds["conv_minus_fc_se"].sel(kernel=kind)
         ax_d.errorbar(n * shift, d, yerr=2 * se, ls=style, marker="o", capsize=3, color="k",
                       label=kind.upper())
     ax_d.axhline(0, color="grey", lw=0.8)
     ax_d.set(xscale="log", xlabel="training images", ylabel="accuracy(conv) − accuracy(FC), ± 2 SE")
-    ax_d.legend(fontsize=7)
+    ax_d.legend(fontsize=7, handlelength=4)
     if title:
         figure_title(fig, title, fontsize=9)
     fig.tight_layout()
