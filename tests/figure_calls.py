@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from repatlas.model_ids import arch_label, model_path, parse_model_id
+from repatlas.model_ids import arch_label, arch_name_of, model_path, parse_model_id
 from repatlas.steps import (
     cka_figures,
     ensembles_figures,
@@ -102,8 +102,8 @@ def figure_calls(workdir: Path, config_path: Path = TINY) -> dict:
     for path in sorted((res / "widedeep/errors").glob("*.nc")):
         ga, gb = path.stem.split("__")
         calls[f"widedeep_errors_{path.stem}"] = lambda out, path=path, ga=ga, gb=gb: \
-            widedeep_figures.errors_figure_to_file(path, out, label_a=ga.split("-", 2)[-1],
-                                                   label_b=gb.split("-", 2)[-1],
+            widedeep_figures.errors_figure_to_file(path, out, label_a=arch_name_of(ga),
+                                                   label_b=arch_name_of(gb),
                                                    title=f"per-example errors, {ga} vs {gb}")
 
     rs = config["redshift"]

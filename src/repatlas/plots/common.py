@@ -135,6 +135,12 @@ def headroom(lo: float, hi: float, *, fraction: float = 0.08, minimum: float = 0
     return max(bounds[0], lo - pad), min(bounds[1], hi + pad)
 
 
+def axes_title(ax, title: str | None, *, fontsize: float = 9) -> None:
+    """Set `title` on the single axes `ax`, wrapped to its figure's width (nothing when empty)."""
+    if title:
+        ax.set_title(wrap(title, title_width(ax.figure.get_figwidth(), fontsize)), fontsize=fontsize)
+
+
 def figure_title(fig, title: str | None, *, fontsize: float = 10, above: bool = False) -> None:
     """Set `title` as the figure's title, wrapped to the figure's width. `above=True` for a figure
     already laid out (seaborn grids run tight_layout when built): the title then sits above the

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from repatlas.plots.common import figure_title, title_width, wrap
+from repatlas.plots.common import axes_title, figure_title
 
 
 def cookbook_figure(ds, *, title: str | None = None):
@@ -52,8 +52,7 @@ def ntk_convergence_figure(ds, *, title: str | None = None):
     ax.plot(widths, c / np.sqrt(widths), ls=":", color="grey", label="∝ 1/√width")
     ax.set(xscale="log", yscale="log", xlabel="width", ylabel="relative Frobenius error")
     ax.legend(fontsize=8)
-    if title:
-        ax.set_title(wrap(title, title_width(fig.get_figwidth(), 9)), fontsize=9)
+    axes_title(ax, title)
     fig.tight_layout()
     return fig
 
@@ -69,8 +68,7 @@ def regression_figure(ds, *, title: str | None = None):
         ax.axhline(float(ds[key]), color="k", ls=style, lw=1, label=label)
     ax.set(xscale="log", xlabel="width", ylabel="test accuracy")
     ax.legend(fontsize=7)
-    if title:
-        ax.set_title(wrap(title, title_width(fig.get_figwidth(), 9)), fontsize=9)
+    axes_title(ax, title)
     fig.tight_layout()
     return fig
 
@@ -101,8 +99,7 @@ def cookbook_gap_figure(ds, *, title: str | None = None):
     ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.legend(fontsize=7)
-    if title:
-        ax.set_title(wrap(title, title_width(fig.get_figwidth(), 9)), fontsize=9)
+    axes_title(ax, title)
     fig.tight_layout()
     return fig
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from repatlas.plots.common import figure_title, title_width, wrap
+from repatlas.plots.common import axes_title, figure_title
 
 
 def _chunk_frame(datasets, cells) -> pd.DataFrame:
@@ -87,8 +87,7 @@ def mitosis_clones_figure(datasets, cells, *, title: str | None = None):
     ax.set_xticks(sorted(set(df["units"])))  # label the swept widths, not log-scale minor ticks
     ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    if title:
-        ax.set_title(wrap(title, title_width(fig.get_figwidth(), 9)), fontsize=9)
+    axes_title(ax, title)
     fig.tight_layout()
     return fig
 
@@ -167,8 +166,7 @@ def mitosis_ensemble_figure(accuracies: dict, *, title: str | None = None):
         ax.text(i, accuracies[k] + 0.003, f"{accuracies[k]:.3f}", ha="center", fontsize=8)
     ax.set_ylabel("test accuracy")
     ax.tick_params(axis="x", labelsize=8)
-    if title:
-        ax.set_title(wrap(title, title_width(fig.get_figwidth(), 9)), fontsize=9)
+    axes_title(ax, title)
     fig.tight_layout()
     return fig
 
