@@ -17,6 +17,7 @@ from matplotlib.image import imread
 
 from repatlas.plots.cka import cka_heatmap_grid
 from repatlas.plots.common import DPI, layer_heatmap, layer_ticks, save_figure, tick_text
+from repatlas.plots.infinite import cookbook_gap_figure
 from repatlas.steps import (
     cka_figures,
     ensembles_figures,
@@ -112,6 +113,21 @@ def test_cka_grid_facets_fit_the_size_limit():
     assert max(fig.get_size_inches()) * DPI <= MAX_PX
     assert len(heatmap_axes(fig)) == 12
     assert "\n" in fig.get_suptitle()  # a long title is wrapped, not cut off
+
+
+def test_cookbook_gap_bound_marker_is_in_the_legend():
+    """A width whose debiased gap² came out ≤ 0 is drawn as a +1 SE upper bound, and the legend says so
+    (configs/infinite.yaml at width 2048 is such a case)."""
+    w = np.array([128, 256, 512])
+    g2, g2_se = np.array([1e-4, 2.5e-5, -1e-6]), np.array([2e-5, 1e-5, 4e-6])
+    ds = xr.Dataset({"gap": ("width", np.sqrt(np.clip(g2, 0, None))), "gap2": ("width", g2),
+                     "gap2_se": ("width", g2_se), "noise_rms": ("width", [3e-3, 2e-3, 1e-3])},
+                    coords={"width": w})
+    ax = cookbook_gap_figure(ds).axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert any("upper" in t or "bound" in t for t in labels)
+    (bound,) = [ln for ln in ax.get_lines() if ln.get_marker() == "v"]
+    np.testing.assert_allclose(bound.get_xydata(), [[512, np.sqrt(3e-6)]])  # sqrt(gap² + SE)
 
 
 # ----------------------------------------------------------------------------- the ci-tiny run

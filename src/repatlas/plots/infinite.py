@@ -85,8 +85,8 @@ def cookbook_gap_figure(ds, *, title: str | None = None):
     ok = g > 0
     ax.errorbar(w[ok], g[ok], yerr=[g[ok] - lo[ok], hi[ok] - g[ok]], fmt="o", color="C0", capsize=3,
                 label="gap (debiased) ± 1 SE")
-    for wi, h in zip(w[~ok], hi[~ok]):  # debiased gap² ≤ 0: only an upper bound
-        ax.plot([wi], [h], marker="v", color="C0", ls="none")
+    if (~ok).any():  # debiased gap² ≤ 0: only an upper bound
+        ax.plot(w[~ok], hi[~ok], marker="v", color="C0", ls="none", label="debiased gap² ≤ 0: +1 SE bound")
     ax.plot(w, ds["noise_rms"].values, "x", color="grey", label="rms SE of the ensemble mean")
     if "exponent" in ds.attrs:
         a, p, se = ds.attrs["amplitude"], ds.attrs["exponent"], ds.attrs["exponent_se"]
