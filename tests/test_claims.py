@@ -292,6 +292,7 @@ def ensembles_summary(errors, *, data="digits", regime="feature", mu=np.nan, se=
 
 
 MV = {"data": "multiview-mu0.2", "mu": 0.2}
+NTK_MV = MV | {"regime": "ntk"}
 CASES |= {
     ("ensembles", "ntk_ensemble_helps"): {
         HOLDS: {"summary": ensembles_summary({"single": 0.3, "ensemble": 0.2}, regime="ntk")},
@@ -347,6 +348,16 @@ CASES |= {
         HOLDS: {"summary": ensembles_summary({"single": 0.1, "ensemble": 0.005, "kd": 0.004}, **MV)},
         FAILS: {"summary": ensembles_summary({"single": 0.1, "ensemble": 0.005, "kd": 0.09}, **MV)},
         INCONCLUSIVE: {"summary": ensembles_summary({"single": 0.1, "ensemble": 0.1, "kd": 0.004}, **MV)},
+    },
+    ("ensembles", "multiview_ntk_ensemble_helps"): {
+        HOLDS: {"summary": ensembles_summary({"single": 0.4, "ensemble": 0.1}, **NTK_MV)},
+        FAILS: {"summary": ensembles_summary({"single": 0.4, "ensemble": 0.5}, **NTK_MV)},
+        INCONCLUSIVE: {"summary": ensembles_summary({"single": 0.4, "ensemble": 0.39}, **NTK_MV, se=0.02)},
+    },
+    ("ensembles", "multiview_ntk_kd_does_not_help"): {
+        HOLDS: {"summary": ensembles_summary({"single": 0.4, "ensemble": 0.1, "kd": 0.5}, **NTK_MV)},
+        FAILS: {"summary": ensembles_summary({"single": 0.4, "ensemble": 0.1, "kd": 0.1}, **NTK_MV)},
+        INCONCLUSIVE: {"summary": ensembles_summary({"single": 0.4, "ensemble": 0.4, "kd": 0.4}, **NTK_MV)},
     },
 }
 
@@ -484,6 +495,12 @@ def test_preconditions_turn_a_verdict_inconclusive_and_say_which():
     mv = ensembles_summary({"single": 0.87, "ensemble": 0.875}, **MV)
     row = _row("ensembles", "multiview_single", {"summary": mv})
     assert row["verdict"] == INCONCLUSIVE and "> μ = 0.2" in row["reason"]
+    # NTK regime on multi-view data: error above μ is the regime's prediction; only the accuracy floor applies
+    ntk = ensembles_summary({"single": 0.4, "ensemble": 0.1}, **NTK_MV)
+    assert _row("ensembles", "multiview_ntk_ensemble_helps", {"summary": ntk})["verdict"] == HOLDS
+    ntk = ensembles_summary({"single": 0.6, "ensemble": 0.1}, **NTK_MV)
+    row = _row("ensembles", "multiview_ntk_ensemble_helps", {"summary": ntk})
+    assert row["verdict"] == INCONCLUSIVE and "accuracy 0.400 < 0.5" in row["reason"]
 
     few = conv_regression(-0.1, 0.02).isel(example=slice(0, 20))
     rows = _rows("infinite", "conv_beats_fc", {"conv_regression": few})
