@@ -17,7 +17,7 @@ from matplotlib.image import imread
 
 from repatlas.plots.cka import cka_heatmap_grid
 from repatlas.plots.common import DPI, layer_heatmap, layer_ticks, save_figure, tick_text
-from repatlas.plots.infinite import cookbook_gap_figure
+from repatlas.plots.infinite import conv_regression_figure, cookbook_gap_figure
 from repatlas.steps import (
     cka_figures,
     ensembles_figures,
@@ -128,6 +128,19 @@ def test_cookbook_gap_bound_marker_is_in_the_legend():
     assert any("upper" in t or "bound" in t for t in labels)
     (bound,) = [ln for ln in ax.get_lines() if ln.get_marker() == "v"]
     np.testing.assert_allclose(bound.get_xydata(), [[512, np.sqrt(3e-6)]])  # sqrt(gap² + SE)
+
+
+def test_conv_regression_axes_label_the_training_sizes():
+    """Log-scaled size axes are labelled at the swept sizes in plain numbers (they read 6×10¹)."""
+    n = [50, 100, 200, 300]
+    acc = xr.DataArray(np.full((2, 2, 4), 0.7), dims=("architecture", "kernel", "n_train"),
+                       coords={"architecture": ["fc", "conv"], "kernel": ["nngp", "ntk"], "n_train": n})
+    diff = acc.isel(architecture=0, drop=True) * 0
+    ds = xr.Dataset({"accuracy": acc, "conv_minus_fc": diff, "conv_minus_fc_se": diff + 0.01})
+    fig = conv_regression_figure(ds)
+    fig.canvas.draw()
+    for ax in fig.axes:
+        assert tick_texts(ax, "x") == ["50", "100", "200", "300"]
 
 
 # ----------------------------------------------------------------------------- the ci-tiny run

@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")  # figures are files; never needs a display
 
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.cm import ScalarMappable  # noqa: E402
@@ -133,6 +134,13 @@ def headroom(lo: float, hi: float, *, fraction: float = 0.08, minimum: float = 0
     clipped to `bounds` (e.g. an accuracy never leaves [0, 1])."""
     pad = max((hi - lo) * fraction, minimum)
     return max(bounds[0], lo - pad), min(bounds[1], hi + pad)
+
+
+def log_x_ticks(ax, values) -> None:
+    """Label a log-scaled x axis at the swept `values` in plain numbers (not 6×10¹ or minor ticks)."""
+    ax.set_xticks(sorted(set(values)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def axes_title(ax, title: str | None, *, fontsize: float = 9) -> None:

@@ -3,12 +3,11 @@ kernel regression vs finite networks, the debiased cookbook gap and conv vs FC k
 
 from __future__ import annotations
 
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from repatlas.plots.common import axes_title, figure_title
+from repatlas.plots.common import axes_title, figure_title, log_x_ticks
 
 
 def cookbook_figure(ds, *, title: str | None = None):
@@ -95,9 +94,7 @@ def cookbook_gap_figure(ds, *, title: str | None = None):
         ax.plot(grid, np.sqrt(a) * w.min() ** -p * (w.min() / grid), ls=":", color="k", lw=1,
                 label="∝ 1/width")
     ax.set(xscale="log", yscale="log", xlabel="hidden width", ylabel="rms(ensemble mean − NTK mean)")
-    ax.set_xticks(w)
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    log_x_ticks(ax, w)
     ax.legend(fontsize=7)
     axes_title(ax, title)
     fig.tight_layout()
@@ -121,6 +118,8 @@ def conv_regression_figure(ds, *, title: str | None = None):
                       label=kind.upper())
     ax_d.axhline(0, color="grey", lw=0.8)
     ax_d.set(xscale="log", xlabel="training images", ylabel="accuracy(conv) − accuracy(FC), ± 2 SE")
+    for ax in (ax_a, ax_d):
+        log_x_ticks(ax, n)
     ax_d.legend(fontsize=7, handlelength=4)
     if title:
         figure_title(fig, title, fontsize=9)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from repatlas.plots.common import axes_title, figure_title
+from repatlas.plots.common import axes_title, figure_title, log_x_ticks
 
 
 def _chunk_frame(datasets, cells) -> pd.DataFrame:
@@ -84,9 +84,7 @@ def mitosis_clones_figure(datasets, cells, *, title: str | None = None):
         ax.legend(fontsize=7)
     ax.set(xscale="log", yscale="log", xlabel="last hidden layer width (units)",
            ylabel="clones (width / critical chunk)")
-    ax.set_xticks(sorted(set(df["units"])))  # label the swept widths, not log-scale minor ticks
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    log_x_ticks(ax, df["units"])
     axes_title(ax, title)
     fig.tight_layout()
     return fig
