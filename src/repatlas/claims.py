@@ -572,8 +572,8 @@ def _ensembles_rows(regime: str, method: str, multiview: bool):
             untrained = _ensembles_untrained(summary, r)
             if untrained and verdict != INCONCLUSIVE:
                 verdict, reason = INCONCLUSIVE, untrained
-            tolerance = multiview and "μ" in str(r["prediction"])  # the NTK rows are judged without it
-            rule = str(r["prediction"]) + (f" [judged with tolerance {TOLERANCE:g}μ]" if tolerance else "")
+            judged_in_mu = multiview and regime == "feature"  # the theorems' rows; NTK rows have no μ bound
+            rule = str(r["prediction"]) + (f" [judged with tolerance {TOLERANCE:g}μ]" if judged_in_mu else "")
             out.append(Evaluation(stat, float(r["test_error_mean"]), rule, verdict, reason,
                                   se=se, seeds=int(r["count"]), scope=str(r["data"]),
                                   measure="test error", test_accuracy=1 - float(r["test_error_mean"])))
